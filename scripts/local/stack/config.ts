@@ -1,0 +1,104 @@
+// Where a local stack lives and which ports it uses. Two profiles exist so `npm test` never
+// collides with a stack the user runs with `npm start`: "dev" (Supabase's local defaults) and
+// "test" (everything shifted by +1000, separate data directory).
+import { fromFileUrl, join } from "./paths.ts";
+
+export const PROVIDERS = [
+  "google_oauth",
+  "instagram_graph",
+  "tiktok",
+  "twilio",
+  "resend",
+  "unipile",
+  "stripe",
+] as const;
+export type ProviderName = typeof PROVIDERS[number];
+
+export type Profile = "dev" | "test";
+
+export interface StackConfig {
+  profile: Profile;
+  projectRoot: string;
+  /** Git-ignored directory holding the cluster, keys, logs and stack.json. */
+  stateDir: string;
+  pgData: string;
+  /** Unix socket directory, inside stateDir so we never need /var/run/postgresql. */
+  socketDir: string;
+  logDir: string;
+  stackJson: string;
+  supervisorPidFile: string;
+  dbPort: number;
+  apiPort: number;
+  sandboxPort: number;
+  providerPorts: Record<ProviderName, number>;
+}
+
+const DEFAULTS: Record<Profile, { db: number; api: number; sandbox: number; dir: string }> = {
+  dev: { db: 54322, api: 54321, sandbox: 54330, dir: ".duework" },
+  test: { db: 55322, api: 55321, sandbox: 55330, dir: ".duework/test" },
+};
+
+/** Environment variables that move a profile's ports; named in every "port in use" error. */
+export const PORT_ENV = {
+  db: "DUEWORK_DB_PORT",
+  api: "DUEWORK_API_PORT",
+  sandbox: "DUEWORK_SANDBOX_PORT",
+} as const;
+
+function portFromEnv(name: string, fallback: number): number {
+  const raw = Deno.env.get(name);
+  if (raw === undefined || raw === "") return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`${name}=${raw} is not a valid TCP port (1-65535)`);
+  }
+  return port;
+}
+
+export const PROJECT_ROOT = fromFileUrl(new URL("../../../", import.meta.url));
+
+export function stackConfig(profile: Profile): StackConfig {
+  const d = DEFAULTS[profile];
+  // The test profile ignores the dev overrides unless its own are set, so a user who moved
+  // their dev ports does not accidentally point the test suite at their running stack.
+  const prefix = profile === "test" ? "DUEWORK_TEST_" : "DUEWORK_";
+  const envName = (key: keyof typeof PORT_ENV) => PORT_ENV[key].replace("DUEWORK_", prefix);
+  const dbPort = portFromEnv(envName("db"), d.db);
+  const apiPort = portFromEnv(envName("api"), d.api);
+  const sandboxPort = portFromEnv(envName("sandbox"), d.sandbox);
+  const providerPorts = Object.fromEntries(
+    PROVIDERS.map((name, i) => [name, sandboxPort + 1 + i]),
+  ) as Record<ProviderName, number>;
+  const stateDir = join(PROJECT_ROOT, d.dir);
+  return {
+    profile,
+    projectRoot: PROJECT_ROOT,
+    stateDir,
+    pgData: join(stateDir, "pgdata"),
+    socketDir: join(stateDir, "run"),
+    logDir: join(stateDir, "logs"),
+    stackJson: join(stateDir, "stack.json"),
+    supervisorPidFile: join(stateDir, "run", "supervisor.pid"),
+    dbPort,
+    apiPort,
+    sandboxPort,
+    providerPorts,
+  };
+}
+
+export function portEnvName(profile: Profile, key: keyof typeof PORT_ENV): string {
+  return profile === "test" ? PORT_ENV[key].replace("DUEWORK_", "DUEWORK_TEST_") : PORT_ENV[key];
+}
+
+export function dbUrl(cfg: StackConfig, user = "postgres"): string {
+  return `postgresql://${user}:postgres@127.0.0.1:${cfg.dbPort}/postgres`;
+}
+
+export function parseProfile(args: string[]): Profile {
+  const i = args.indexOf("--profile");
+  const value = i >= 0 ? args[i + 1] : "dev";
+  if (value !== "dev" && value !== "test") {
+    throw new Error(`--profile must be "dev" or "test", got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
