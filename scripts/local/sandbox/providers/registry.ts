@@ -1,0 +1,18 @@
+// The one list of fake providers. To add a real fake: write providers/<name>.ts
+// exporting a ProviderModule (handler + fixture loader) and replace its
+// notImplemented(...) entry here.
+
+import type { ProviderModule, ProviderName } from "../types.ts";
+import { googleOAuth } from "./google_oauth.ts";
+import { notImplemented } from "./not_implemented.ts";
+
+// Typed as a full Record so the compiler flags a provider missing from the list.
+export const PROVIDERS: Record<ProviderName, ProviderModule<unknown>> = {
+  google_oauth: googleOAuth as ProviderModule<unknown>,
+  instagram_graph: notImplemented("instagram_graph"),
+  tiktok: notImplemented("tiktok"),
+  twilio: notImplemented("twilio"),
+  resend: notImplemented("resend"),
+  unipile: notImplemented("unipile"),
+  stripe: notImplemented("stripe"),
+};

@@ -1,0 +1,89 @@
+// Shared types of the provider sandbox. Kept dependency-free so every provider
+// module, the control API and the server can import them without cycles.
+
+/** Every third-party API the stack talks to. Order = order of the registry. */
+export const PROVIDER_NAMES = [
+  "google_oauth",
+  "instagram_graph",
+  "tiktok",
+  "twilio",
+  "resend",
+  "unipile",
+  "stripe",
+] as const;
+
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+export function isProviderName(value: unknown): value is ProviderName {
+  return typeof value === "string" &&
+    (PROVIDER_NAMES as readonly string[]).includes(value);
+}
+
+/** Parsed request body: JSON value, form fields, multipart fields, raw text, or null (no body). */
+export type ParsedBody =
+  | null
+  | string
+  | Record<string, unknown>
+  | unknown[]
+  | number
+  | boolean;
+
+/**
+ * A provider request, read once by the server (the body can only be consumed
+ * once and both the handler and the request log need it).
+ */
+export interface SandboxRequest {
+  method: string; // upper-case
+  path: string; // URL pathname, no query
+  url: URL;
+  query: URLSearchParams;
+  headers: Headers;
+  /** Media type without parameters, lower-case ("" if none). */
+  contentType: string;
+  /** Parsed body (see ParsedBody). */
+  body: ParsedBody;
+  /** Raw body text ("" if none); handy for signature checks in later providers. */
+  rawText: string;
+}
+
+/** What a provider handler may use besides the request. */
+export interface ProviderContext<S> {
+  state: S;
+  /** Public origin of this provider's listener, e.g. http://127.0.0.1:54331. */
+  origin: string;
+}
+
+/**
+ * One fake provider. Adding a provider = one file exporting one of these,
+ * registered in providers/registry.ts.
+ */
+export interface ProviderModule<S = unknown> {
+  name: ProviderName;
+  /**
+   * Builds fresh in-memory state from this provider's section of the fixture
+   * file (undefined when the section is absent). Throw on invalid fixtures.
+   */
+  loadState(fixture: unknown): S;
+  /** Answers one request. Must not do file I/O (hot path). */
+  handle(req: SandboxRequest, ctx: ProviderContext<S>): Response | Promise<Response>;
+  /** Default body of an injected fault with this status, in the provider's error envelope. */
+  faultBody(status: number): unknown;
+  /** JSON-able view of the state for GET /__state/<provider>. */
+  snapshot(state: S): unknown;
+}
+
+/** One entry of the request log (GET /__requests). */
+export interface RecordedRequest {
+  id: string;
+  provider: ProviderName;
+  method: string;
+  path: string;
+  query: Record<string, string | string[]>;
+  headers: Record<string, string>;
+  body: ParsedBody;
+  status: number;
+  /** Set when an injected fault produced the answer. */
+  fault_id?: string;
+  time: string;
+  duration_ms: number;
+}

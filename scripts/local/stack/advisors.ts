@@ -1,0 +1,56 @@
+// `supabase db advisors` (Supabase's splinter lints) against a local database. Any finding at any
+// level, or a failure to run the lints at all, counts as a failure.
+import { dbUrl, type StackConfig } from "./config.ts";
+import { supabaseCli } from "./bootstrap.ts";
+
+export interface AdvisorsResult {
+  ok: boolean;
+  report: string;
+}
+
+export async function runAdvisors(cfg: StackConfig): Promise<AdvisorsResult> {
+  const out = await new Deno.Command(supabaseCli(cfg), {
+    args: ["db", "advisors", `--remote=${dbUrl(cfg)}`, "--type", "all", "--level", "info", "--output-format", "json", "--workdir", cfg.projectRoot],
+    cwd: cfg.projectRoot,
+    env: { PGSSLMODE: "disable", SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  // The CLI prints a "Target: …" line before the JSON document.
+  const jsonStart = stdout.indexOf("{");
+  let parsed: Record<string, unknown> | undefined;
+  try {
+    parsed = JSON.parse(stdout.slice(jsonStart));
+  } catch {
+    return { ok: false, report: `could not read advisors output:\n${stdout}\n${stderr}` };
+  }
+  if (parsed?._tag === "Error" || "error" in (parsed ?? {})) {
+    return { ok: false, report: `advisors failed to run: ${JSON.stringify(parsed)}` };
+  }
+  const lints = findLints(parsed);
+  if (lints === undefined) return { ok: false, report: `unexpected advisors output: ${stdout}` };
+  return {
+    ok: lints.length === 0,
+    report: lints.length === 0
+      ? "0 findings (security + performance, all levels)"
+      : `${lints.length} finding(s):\n` + lints.map((l) => `  [${l.level}] ${l.name}: ${l.detail}`).join("\n"),
+  };
+}
+
+type Lint = { name: string; level: string; detail: string };
+
+/** The lints array wherever the CLI's JSON envelope puts it. */
+function findLints(doc: unknown): Lint[] | undefined {
+  if (Array.isArray(doc)) return doc as Lint[];
+  if (doc && typeof doc === "object") {
+    for (const key of ["lints", "issues", "results", "data"]) {
+      const v = (doc as Record<string, unknown>)[key];
+      if (Array.isArray(v)) return v as Lint[];
+      const nested = findLints(v);
+      if (nested) return nested;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,43 @@
+// Access to the stack the test runner started: its stack.json, a Postgres client, the sandbox.
+import { readFileSync } from "node:fs";
+import postgres from "postgres";
+
+export interface StackInfo {
+  db_url: string;
+  functions_url: string;
+  secret_key: string;
+  sandbox_url: string;
+  providers: Record<string, string>;
+  api_url: string;
+  anon_key: string;
+  service_role_key: string;
+  jwt_secret: string;
+}
+
+export function stackInfo(): StackInfo {
+  const path = process.env.DUEWORK_STACK_JSON;
+  if (!path) throw new Error("DUEWORK_STACK_JSON is not set: run the end-to-end tests through `npm test`");
+  return JSON.parse(readFileSync(path, "utf8")) as StackInfo;
+}
+
+export function db(info: StackInfo = stackInfo()) {
+  return postgres(info.db_url, { max: 4, onnotice: () => {} });
+}
+
+/** Polls `check` until it returns a truthy value or the timeout passes (then throws). */
+export async function eventually<T>(check: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function sandboxRequests(info: StackInfo, filter: Record<string, string> = {}) {
+  const q = new URLSearchParams(filter).toString();
+  const res = await fetch(`${info.sandbox_url}/__requests${q ? `?${q}` : ""}`);
+  if (!res.ok) throw new Error(`GET /__requests → ${res.status}`);
+  return ((await res.json()) as { requests: Array<Record<string, any>> }).requests;
+}
