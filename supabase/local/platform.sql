@@ -34,7 +34,7 @@ alter database postgres set search_path = "$user", public, extensions;
 
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists "uuid-ossp" with schema extensions;
-create extension if not exists supabase_vault with schema vault;
+create extension if not exists supabase_vault; -- its control file pins schema vault
 
 create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
