@@ -5,8 +5,22 @@ import assert from "node:assert/strict";
 import postgres from "npm:postgres@^3.4.9";
 import { APPLICATION_NAME, type NetWorker, type NetWorkerOptions, startNetWorker } from "./worker.ts";
 
-const DB_URL = Deno.env.get("DUEWORK_TEST_DB_URL");
-const ignore = !DB_URL;
+const STACK_DB_URL = Deno.env.get("DUEWORK_TEST_DB_URL");
+const ignore = !STACK_DB_URL;
+// The stack's own worker serves the stack's database. These tests start and stop workers of
+// their own, so they use a database of their own on the same server, as pg_net's one-database
+// worker would require too.
+const TEST_DATABASE = "duework_net_worker_test";
+let DB_URL: string | undefined;
+if (STACK_DB_URL) {
+  const admin = postgres(STACK_DB_URL, { max: 1, onnotice: () => {} });
+  const [exists] = await admin`select 1 from pg_database where datname = ${TEST_DATABASE}`;
+  if (!exists) await admin.unsafe(`create database ${TEST_DATABASE}`);
+  await admin.end();
+  const url = new URL(STACK_DB_URL);
+  url.pathname = `/${TEST_DATABASE}`;
+  DB_URL = url.toString();
+}
 if (ignore) console.warn("net-worker tests skipped: DUEWORK_TEST_DB_URL is not set (the project's test runner sets it)");
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -75,6 +89,7 @@ async function withSetup(
   const workers: NetWorker[] = [];
   const logs: string[] = [];
   try {
+    await sql`create schema if not exists extensions`;
     await sql`create extension if not exists pg_net with schema extensions`;
     const start = async (o: Partial<NetWorkerOptions> = {}) => {
       const w = await startNetWorker({ dbUrl: DB_URL!, log: (l) => logs.push(l), ...o });

@@ -18,7 +18,8 @@ async function sameContent(a: string, b: string): Promise<boolean> {
   return x.equals(y);
 }
 
-export async function installStandInExtensions(projectRoot: string, log: (line: string) => void): Promise<void> {
+/** Copies changed files; returns their names (empty when everything was up to date). */
+export async function installStandInExtensions(projectRoot: string, log: (line: string) => void): Promise<string[]> {
   const source = join(projectRoot, "supabase", "local", "extensions");
   const target = await extensionDir();
   const files = (await readdir(source)).filter((f) => f.endsWith(".control") || f.endsWith(".sql"));
@@ -26,7 +27,7 @@ export async function installStandInExtensions(projectRoot: string, log: (line: 
   for (const f of files) {
     if (!(await sameContent(join(source, f), join(target, f)))) stale.push(f);
   }
-  if (stale.length === 0) return;
+  if (stale.length === 0) return [];
   if (!isRoot()) {
     throw new PrerequisiteError(
       `The local pg_net/supabase_vault stand-ins must be installed into ${target}. Run:\n\n  sudo cp ${stale.map((f) => join(source, f)).join(" ")} ${target}/\n\nthen run the command again.`,
@@ -34,4 +35,5 @@ export async function installStandInExtensions(projectRoot: string, log: (line: 
   }
   for (const f of stale) await copyFile(join(source, f), join(target, f));
   log(`installed stand-in extension files into ${target}: ${stale.join(", ")}`);
+  return stale;
 }

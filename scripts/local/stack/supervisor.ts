@@ -34,6 +34,8 @@ export interface StackOptions {
   extraFunctionRoots?: string[];
   /** Apply supabase/seed.sql (dev demo data). */
   seed?: boolean;
+  /** Start from an empty cluster (the test runner: every run sees exactly the migrations). */
+  freshCluster?: boolean;
   sink: LineSink;
 }
 
@@ -103,6 +105,7 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
         await stopChild(child, child.name === "postgres" ? "SIGINT" : "SIGTERM");
       }
       await rm(childrenFile(cfg), { force: true });
+      await rm(join(cfg.socketDir, "functions-env.json"), { force: true });
       await rm(cfg.stackJson, { force: true });
     })();
     return stopped;
@@ -116,7 +119,14 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
     await killLeftoverChildren(cfg, say);
     await stopLeftoverPostmaster(cfg, say);
     assertPortsFree(cfg);
-    await installStandInExtensions(cfg.projectRoot, say);
+    if (opts.freshCluster) await rm(cfg.pgData, { recursive: true, force: true });
+    const updated = await installStandInExtensions(cfg.projectRoot, say);
+    if (updated.length && existsSync(join(cfg.pgData, "PG_VERSION"))) {
+      say(
+        `the local pg_net/vault stand-ins changed (${updated.join(", ")}); this cluster still has the old ` +
+          `versions installed. To pick them up: npm run stack:down && rm -rf ${cfg.pgData}`,
+      );
+    }
     const cluster = await ensureCluster(cfg, say);
     const keys: StackKeys = await loadOrCreateKeys(cfg.stateDir);
     checkpoint();

@@ -27,7 +27,8 @@
 --         original needs no privilege to restart the worker and pg_terminate_backend does.
 --       - net.wait_until_running(): polls every 50 ms for the worker's backend and raises after
 --         30 s instead of waiting forever.
---   * net.check_worker_is_up() looks for application_name = 'pg_net 0.20.4 worker' (the worker
+--   * net.check_worker_is_up() looks for application_name = 'pg_net 0.20.4 worker' in the current
+--     database, because each local database may have its own worker (the
 --     is an ordinary client backend here, not a background worker), with pg_net's message.
 --   * Settings pg_net.batch_size (default 200) and pg_net.ttl (default '6 hours') are read by
 --     the worker with current_setting(name, true); set them with ALTER SYSTEM / ALTER DATABASE
@@ -63,7 +64,8 @@ create or replace function net.check_worker_is_up() returns void as $$
 begin
   if not exists (
     select pid from pg_catalog.pg_stat_activity
-    where application_name = 'pg_net 0.20.4 worker' or backend_type ilike '%pg_net%'
+    where (application_name = 'pg_net 0.20.4 worker' and datname = pg_catalog.current_database())
+       or backend_type ilike '%pg_net%'
   ) then
     raise exception using
       message = 'the pg_net background worker is not up'
@@ -346,10 +348,14 @@ begin
   -- append the params (CURLU_APPENDQUERY); libcurl lower-cases the %XX of a part it is given
   foreach param in array params_array loop
     continue when param is null;
-    while param ~ '%([A-F][0-9A-Fa-f]|[0-9a-f][A-F])' loop
-      m := pg_catalog.regexp_match(param, '%([A-F][0-9A-Fa-f]|[0-9a-f][A-F])');
-      param := pg_catalog.replace(param, '%' || m[1], '%' || pg_catalog.lower(m[1]));
-    end loop;
+    -- split on '%' and lower-case the two hex digits that follow each one (no loop that
+    -- depends on regex case behaviour under the server's locale)
+    select pg_catalog.string_agg(
+             case when t.i = 1 or pg_catalog.left(t.part, 2) !~ '^[0-9A-Fa-f]{2}$' then t.part
+                  else pg_catalog.lower(pg_catalog.left(t.part, 2)) || pg_catalog.substr(t.part, 3) end,
+             '%' order by t.i)
+      into param
+      from pg_catalog.unnest(pg_catalog.string_to_array(param, '%')) with ordinality as t(part, i);
     if query is not null and query <> '' then
       query := query || case when query like '%&' then '' else '&' end || param;
     else
@@ -379,7 +385,7 @@ begin
   select pg_catalog.count(*) filter (where pg_catalog.pg_terminate_backend(a.pid))
   into signalled
   from pg_catalog.pg_stat_activity a
-  where a.application_name = 'pg_net 0.20.4 worker'
+  where a.application_name = 'pg_net 0.20.4 worker' and a.datname = pg_catalog.current_database()
     and a.pid <> pg_catalog.pg_backend_pid();
   return signalled > 0;
 end
@@ -395,7 +401,8 @@ declare
 begin
   while not exists (
     select 1 from pg_catalog.pg_stat_activity
-    where application_name = 'pg_net 0.20.4 worker' and pid <> pg_catalog.pg_backend_pid()
+    where application_name = 'pg_net 0.20.4 worker' and datname = pg_catalog.current_database()
+      and pid <> pg_catalog.pg_backend_pid()
   ) loop
     if pg_catalog.clock_timestamp() > deadline then
       raise exception using

@@ -81,6 +81,7 @@ if (reuse) {
   console.log(`starting a test stack (Postgres :${cfg.dbPort}, functions :${cfg.apiPort}, sandbox :${cfg.sandboxPort}); logs in ${cfg.logDir}`);
   stack = createStack(cfg, {
     extraFunctionRoots: [`${join(root, "tests/fixtures/supabase/functions")}:${join(root, "tests/fixtures/supabase/config.toml")}`],
+    freshCluster: true,
     sink: () => {}, // the per-process log files under .duework/test/logs keep everything
   });
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
