@@ -3,16 +3,11 @@
 // "test" (everything shifted by +1000, separate data directory).
 import { fromFileUrl, join } from "./paths.ts";
 
-export const PROVIDERS = [
-  "google_oauth",
-  "instagram_graph",
-  "tiktok",
-  "twilio",
-  "resend",
-  "unipile",
-  "stripe",
-] as const;
-export type ProviderName = typeof PROVIDERS[number];
+import { PROVIDER_NAMES, type ProviderName } from "../sandbox/types.ts";
+
+// One list of providers for the sandbox and the stack's port plan.
+export const PROVIDERS = PROVIDER_NAMES;
+export type { ProviderName };
 
 export type Profile = "dev" | "test";
 
