@@ -2,16 +2,12 @@
 // running it only removes stale pid files and any leftovers of a killed supervisor.
 import { parseArgs } from "node:util";
 import { rm } from "node:fs/promises";
-import { stackConfig } from "./local/stack/config.ts";
+import { profileOrExit, stackConfig } from "./local/stack/config.ts";
 import { runningSupervisor } from "./local/stack/lock.ts";
 import { processCmdline } from "./local/stack/processes.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { profile: { type: "string", default: "dev" } } });
-if (values.profile !== "dev" && values.profile !== "test") {
-  console.error(`--profile must be "dev" or "test", got ${JSON.stringify(values.profile)}`);
-  Deno.exit(2);
-}
-const cfg = stackConfig(values.profile);
+const cfg = stackConfig(profileOrExit(values.profile));
 const pid = await runningSupervisor(cfg);
 if (pid === null) {
   await rm(cfg.stackJson, { force: true });

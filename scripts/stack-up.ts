@@ -4,18 +4,14 @@ import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "./local/stack/paths.ts";
-import { stackConfig } from "./local/stack/config.ts";
+import { profileOrExit, stackConfig } from "./local/stack/config.ts";
 import { runningSupervisor } from "./local/stack/lock.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: { profile: { type: "string", default: "dev" }, "no-seed": { type: "boolean", default: false } },
 });
-if (values.profile !== "dev" && values.profile !== "test") {
-  console.error(`--profile must be "dev" or "test", got ${JSON.stringify(values.profile)}`);
-  Deno.exit(2);
-}
-const cfg = stackConfig(values.profile);
+const cfg = stackConfig(profileOrExit(values.profile));
 const running = await runningSupervisor(cfg);
 if (running !== null && existsSync(cfg.stackJson)) {
   console.log(`The Duework stack (profile ${cfg.profile}) is already running (pid ${running}); see ${cfg.stackJson}`);

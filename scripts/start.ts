@@ -1,7 +1,7 @@
 // `npm start`: the whole local stack in the foreground, logs streamed, Ctrl-C stops everything.
 // Also the process `npm run stack:up` runs in the background (--background: quieter banner).
 import { parseArgs } from "node:util";
-import { stackConfig } from "./local/stack/config.ts";
+import { profileOrExit, stackConfig } from "./local/stack/config.ts";
 import { consoleSink } from "./local/stack/console.ts";
 import { claimSupervisor, releaseSupervisor, runningSupervisor } from "./local/stack/lock.ts";
 import { mkdir } from "node:fs/promises";
@@ -17,11 +17,7 @@ const { values } = parseArgs({
     "no-seed": { type: "boolean", default: false },
   },
 });
-if (values.profile !== "dev" && values.profile !== "test") {
-  console.error(`--profile must be "dev" or "test", got ${JSON.stringify(values.profile)}`);
-  Deno.exit(2);
-}
-const cfg = stackConfig(values.profile);
+const cfg = stackConfig(profileOrExit(values.profile));
 const sink = consoleSink();
 
 function banner(info: StackJson): string {

@@ -89,11 +89,9 @@ export function dbUrl(cfg: StackConfig, user = "postgres"): string {
   return `postgresql://${user}:postgres@127.0.0.1:${cfg.dbPort}/postgres`;
 }
 
-export function parseProfile(args: string[]): Profile {
-  const i = args.indexOf("--profile");
-  const value = i >= 0 ? args[i + 1] : "dev";
-  if (value !== "dev" && value !== "test") {
-    throw new Error(`--profile must be "dev" or "test", got ${JSON.stringify(value)}`);
-  }
-  return value;
+/** The --profile value of an entry script; exits with a usage error for anything else. */
+export function profileOrExit(value: string | undefined): Profile {
+  if (value === "dev" || value === "test") return value;
+  console.error(`--profile must be "dev" or "test", got ${JSON.stringify(value)}`);
+  Deno.exit(2);
 }
