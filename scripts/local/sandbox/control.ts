@@ -10,6 +10,8 @@ export interface ControlDeps {
   log: RequestLog;
   faults: FaultStore;
   snapshot(provider: ProviderName): unknown;
+  /** Adds records to a provider's state (POST /__state/<provider>); throws on invalid input. */
+  seed(provider: ProviderName, input: unknown): unknown;
   /** Reloads the fixture file, clears log and faults. */
   reset(): Promise<void>;
 }
@@ -86,12 +88,23 @@ export async function handleControl(req: Request, deps: ControlDeps): Promise<Re
   }
 
   if (path.startsWith("/__state/")) {
-    if (method !== "GET") return methodNotAllowed("GET");
     const name = path.slice("/__state/".length);
     if (!isProviderName(name)) {
       return jsonResponse(404, { error: "not_found", message: `Unknown provider ${name}.` });
     }
-    return jsonResponse(200, { provider: name, state: deps.snapshot(name) });
+    if (method === "GET") return jsonResponse(200, { provider: name, state: deps.snapshot(name) });
+    if (method !== "POST") return methodNotAllowed("GET, POST");
+    let input: unknown;
+    try {
+      input = JSON.parse(await req.text());
+    } catch {
+      return jsonResponse(400, { error: "invalid_request", field: null, message: "body must be valid JSON" });
+    }
+    try {
+      return jsonResponse(200, { provider: name, seeded: deps.seed(name, input) });
+    } catch (e) {
+      return jsonResponse(400, { error: "invalid_request", message: (e as Error).message });
+    }
   }
 
   return jsonResponse(404, { error: "not_found", message: `Unknown control path ${path}.` });

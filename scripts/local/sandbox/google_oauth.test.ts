@@ -256,3 +256,35 @@ Deno.test("google_oauth: access tokens expire after the fixture's expires_in", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("google_oauth: POST /__state adds refresh tokens that the token endpoint then honours", async () => {
+  await withSandbox(async (sb) => {
+    const before = await refresh(sb, refreshParams("1//load-1"));
+    assert.equal(before.status, 400);
+    assert.equal(before.body.error, "invalid_grant");
+
+    const seeded = await postJson(`${sb.controlUrl}/__state/google_oauth`, {
+      refresh_tokens: [{ refresh_token: "1//load-1" }, { refresh_token: "1//load-2", status: "revoked" }],
+    });
+    assert.equal(seeded.status, 200);
+    assert.deepEqual(seeded.body.seeded, { refresh_tokens: 2 });
+
+    const ok = await refresh(sb, refreshParams("1//load-1"));
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.scope, YT_SCOPE);
+    const revoked = await refresh(sb, refreshParams("1//load-2"));
+    assert.equal(revoked.body.error, "invalid_grant");
+
+    const bad = await postJson(`${sb.controlUrl}/__state/google_oauth`, {
+      refresh_tokens: [{ refresh_token: "" }],
+    });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /^refresh_tokens\.0\.refresh_token:/);
+    const unknownClient = await postJson(`${sb.controlUrl}/__state/google_oauth`, {
+      refresh_tokens: [{ refresh_token: "1//x", client_id: "nope" }],
+    });
+    assert.equal(unknownClient.status, 400);
+    const noSeed = await postJson(`${sb.controlUrl}/__state/stripe`, {});
+    assert.equal(noSeed.status, 400);
+  });
+});

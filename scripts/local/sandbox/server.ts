@@ -123,6 +123,11 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     log,
     faults,
     snapshot: (name: ProviderName) => PROVIDERS[name].snapshot(states[name]),
+    seed: (name: ProviderName, input: unknown) => {
+      const seed = PROVIDERS[name].seed;
+      if (seed === undefined) throw new Error(`The ${name} fake has no seedable state.`);
+      return seed(states[name], input);
+    },
     reset: async () => {
       states = await loadFixtures(fixturesPath); // throws before touching anything
       log.clear();

@@ -70,6 +70,11 @@ export interface ProviderModule<S = unknown> {
   faultBody(status: number): unknown;
   /** JSON-able view of the state for GET /__state/<provider>. */
   snapshot(state: S): unknown;
+  /**
+   * Adds records to the live state (POST /__state/<provider>), e.g. thousands of refresh tokens
+   * for a load test. Throws with a message naming the bad field on invalid input.
+   */
+  seed?(state: S, input: unknown): unknown;
 }
 
 /** One entry of the request log (GET /__requests). */

@@ -61,6 +61,16 @@ export function providerEnv(providers: Record<ProviderName, string>): Record<str
   };
 }
 
+/**
+ * Function secrets for the sandbox's OAuth clients (the first client of each provider in
+ * scripts/local/sandbox/fixtures.json). On a hosted project these come from `supabase secrets set`.
+ */
+export function sandboxClientEnv(fixturesPath: string): Record<string, string> {
+  const fixtures = JSON.parse(Deno.readTextFileSync(fixturesPath));
+  const google = fixtures.google_oauth?.clients?.[0];
+  return google ? { GOOGLE_CLIENT_ID: google.client_id, GOOGLE_CLIENT_SECRET: google.client_secret } : {};
+}
+
 function childrenFile(cfg: StackConfig): string {
   return join(cfg.socketDir, "children.json");
 }
@@ -160,6 +170,7 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
       SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: keys.publishable_key }),
       SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.secret_key }),
       ...providerEnv(providers),
+      ...sandboxClientEnv(join(cfg.projectRoot, "scripts", "local", "sandbox", "fixtures.json")),
     };
     const envJson = join(cfg.socketDir, "functions-env.json");
     await writeFile(envJson, JSON.stringify({ env: functionsEnv, jwt_secret: keys.jwt_secret }), { mode: 0o600 });

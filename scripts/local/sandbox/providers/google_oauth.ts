@@ -28,6 +28,16 @@ const FixtureSchema = z.object({
   })).default([]),
 });
 
+const SeedSchema = z.object({
+  refresh_tokens: z.array(z.object({
+    refresh_token: z.string().min(1),
+    /** Defaults to the first client of the fixture. */
+    client_id: z.string().min(1).optional(),
+    scope: z.string().default("https://www.googleapis.com/auth/youtube.readonly"),
+    status: z.enum(["active", "revoked"]).default("active"),
+  })).max(100_000),
+});
+
 export interface GoogleClient {
   client_id: string;
   client_secret: string;
@@ -279,6 +289,33 @@ export const googleOAuth: ProviderModule<GoogleOAuthState> = {
     }
     if (status >= 500) return { error: "internal_failure", error_description: "Backend Error" };
     return { error: "sandbox_fault", error_description: `Injected HTTP ${status}` };
+  },
+
+  seed(state, input) {
+    const parsed = SeedSchema.safeParse(input);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new Error(`${issue.path.join(".") || "body"}: ${issue.message}`);
+    }
+    const defaultClient = state.clients.keys().next().value;
+    for (const t of parsed.data.refresh_tokens) {
+      const clientId = t.client_id ?? defaultClient;
+      if (clientId === undefined || !state.clients.has(clientId)) {
+        throw new Error(`refresh_tokens: unknown client ${clientId}`);
+      }
+    }
+    for (const t of parsed.data.refresh_tokens) {
+      state.refreshTokens.set(t.refresh_token, {
+        refresh_token: t.refresh_token,
+        client_id: t.client_id ?? defaultClient!,
+        scope: t.scope,
+        status: t.status,
+        refresh_count: 0,
+        last_refreshed_at: null,
+        revoked_at: null,
+      });
+    }
+    return { refresh_tokens: parsed.data.refresh_tokens.length };
   },
 
   snapshot(state) {
