@@ -116,8 +116,10 @@ create table jobs.task (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   finished_at timestamptz,
+  -- Running holds all three; any other state holds no lease (batch_id keeps the last batch).
   constraint task_lease_iff_running
-    check ((state = 'running') = (lease_token is not null and lease_until is not null and batch_id is not null)),
+    check ((state = 'running') = (lease_token is not null and lease_until is not null and batch_id is not null)
+           and (state = 'running' or (lease_token is null and lease_until is null))),
   constraint task_finished_iff_terminal
     check ((state in ('succeeded', 'failed', 'dead', 'cancelled')) = (finished_at is not null)),
   constraint task_running_has_attempt check (state <> 'running' or attempts >= 1)
@@ -582,10 +584,21 @@ declare
   v_claimed int;
   v_total int := 0;
 begin
+  if not exists (select 1 from vault.decrypted_secrets where name = 'project_url')
+     or not exists (select 1 from vault.decrypted_secrets where name = 'service_key') then
+    raise warning 'jobs.heartbeat: Vault secrets project_url and service_key are missing; nothing dispatched';
+    return 0;
+  end if;
   for v_job in select * from jobs.job where enabled order by name for update skip locked loop
-    perform jobs.reap(v_job);
-    select c.claimed into v_claimed from jobs.claim_and_dispatch(v_job, null) c;
-    v_total := v_total + v_claimed;
+    -- One job's failure (e.g. a dropped target) must not stop the others' chains.
+    begin
+      perform jobs.reap(v_job);
+      select c.claimed into v_claimed from jobs.claim_and_dispatch(v_job, null) c;
+      v_total := v_total + v_claimed;
+    exception when others then
+      update jobs.job set last_error = left('heartbeat: ' || sqlerrm, 1000), last_error_at = now()
+       where name = v_job.name;
+    end;
   end loop;
   return v_total;
 end;

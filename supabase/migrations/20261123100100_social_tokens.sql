@@ -85,7 +85,8 @@ begin
   loop
     perform jobs.discard(v_moot.id, v_moot.lease_token,
       case when v_moot.account_id is null then 'account no longer exists'
-           else format('account is %s; nothing to refresh', coalesce(v_moot.status, 'without a refresh token')) end);
+           when v_moot.status <> 'active' then format('account is %s; nothing to refresh', v_moot.status)
+           else 'account has no refresh token; nothing to refresh' end);
   end loop;
 
   return query

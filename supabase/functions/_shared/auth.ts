@@ -1,0 +1,68 @@
+// Service-to-service auth for job functions (verify_jwt = false): the caller (pg_net, with the
+// key from Vault) must present one of the project's secret keys, in `apikey` or in
+// `Authorization: Bearer <key>`. Keys are compared as SHA-256 digests with timingSafeEqual, so
+// neither the comparison time nor the key length leaks through timing.
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Env } from "./env.ts";
+
+/**
+ * Every accepted key: each value of SUPABASE_SECRET_KEYS (a JSON object name → key, as the
+ * platform provides it) plus SUPABASE_SERVICE_ROLE_KEY when set. Malformed JSON is ignored.
+ */
+export function acceptedServiceKeys(env: Env): string[] {
+  const keys: string[] = [];
+  const secretKeys = env("SUPABASE_SECRET_KEYS");
+  if (secretKeys) {
+    try {
+      const parsed: unknown = JSON.parse(secretKeys);
+      if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) {
+        for (const value of Object.values(parsed)) {
+          if (typeof value === "string" && value.length > 0) keys.push(value);
+        }
+      }
+    } catch {
+      // A malformed value accepts nothing; the service role key below may still be set.
+    }
+  }
+  const serviceRole = env("SUPABASE_SERVICE_ROLE_KEY");
+  if (serviceRole) keys.push(serviceRole);
+  return keys;
+}
+
+/** Keys the request presents: the `apikey` header and/or an `Authorization: Bearer` token. */
+export function presentedKeys(req: Request): string[] {
+  const out: string[] = [];
+  const apikey = req.headers.get("apikey")?.trim();
+  if (apikey) out.push(apikey);
+  const match = /^Bearer\s+(.+)$/i.exec(req.headers.get("authorization")?.trim() ?? "");
+  if (match) out.push(match[1].trim());
+  return out;
+}
+
+function digest(value: string): Buffer {
+  return createHash("sha256").update(value, "utf8").digest();
+}
+
+/** True when any presented key equals any accepted key (every pair compared, no early exit). */
+export function isAuthorized(req: Request, acceptedKeys: readonly string[]): boolean {
+  const presented = presentedKeys(req).map(digest);
+  const accepted = acceptedKeys.map(digest);
+  let ok = false;
+  for (const p of presented) {
+    for (const a of accepted) {
+      ok = timingSafeEqual(p, a) || ok;
+    }
+  }
+  return ok;
+}
+
+export function unauthorizedResponse(): Response {
+  return Response.json(
+    {
+      error: "unauthorized",
+      message: "a valid secret key is required in the apikey header or as Authorization: Bearer",
+    },
+    { status: 401 },
+  );
+}

@@ -1,0 +1,82 @@
+// In-process TokenStore for handler tests: serves fixed credentials (only for tasks whose lease
+// token matches, like social.leased_refresh_credentials) and records every call.
+
+import type {
+  FailureRecord,
+  LeasedCredential,
+  RefreshRecord,
+  TaskLease,
+  TokenStore,
+} from "../token_store.ts";
+
+export interface FakeCredential extends LeasedCredential {
+  /** The lease the task currently runs under; other tokens get nothing back. */
+  leaseToken: string;
+}
+
+export type StoreMethod = "leasedCredentials" | "recordRefresh" | "recordFailure" | "release";
+
+export interface FakeTokenStoreOptions {
+  credentials?: FakeCredential[];
+  /** State record_token_failure returns; default 'dead' when permanent, else 'queued'. */
+  failureState?: (lease: TaskLease, rec: FailureRecord) => string;
+  /** Throw SQLSTATE DWL01 (lease lost) from this method for these task ids ("all" = always). */
+  leaseLost?: Partial<Record<StoreMethod, number[] | "all">>;
+  /** Throw a generic database error from this method for these task ids. */
+  dbError?: Partial<Record<StoreMethod, number[] | "all">>;
+}
+
+/** Shaped like postgres.js's PostgresError. */
+export function postgresError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { name: "PostgresError", code });
+}
+
+export class FakeTokenStore implements TokenStore {
+  readonly calls: { method: StoreMethod; taskIds: number[] }[] = [];
+  readonly credentialReads: TaskLease[][] = [];
+  readonly refreshes: { lease: TaskLease; record: RefreshRecord }[] = [];
+  readonly failures: { lease: TaskLease; record: FailureRecord }[] = [];
+  readonly releases: { leases: TaskLease[]; reason: string }[] = [];
+
+  constructor(private readonly opts: FakeTokenStoreOptions = {}) {}
+
+  private check(method: StoreMethod, taskIds: number[]): void {
+    this.calls.push({ method, taskIds });
+    const hits = (list: number[] | "all" | undefined) =>
+      list === "all" || (list !== undefined && taskIds.some((id) => list.includes(id)));
+    if (hits(this.opts.leaseLost?.[method])) {
+      throw postgresError("DWL01", `lease lost for task ${taskIds.join(",")}`);
+    }
+    if (hits(this.opts.dbError?.[method])) {
+      throw postgresError("57P01", "terminating connection due to administrator command");
+    }
+  }
+
+  leasedCredentials(leases: readonly TaskLease[]): Promise<LeasedCredential[]> {
+    this.check("leasedCredentials", leases.map((l) => l.taskId));
+    this.credentialReads.push([...leases]);
+    const rows = (this.opts.credentials ?? []).filter((c) =>
+      leases.some((l) => l.taskId === c.taskId && l.leaseToken === c.leaseToken)
+    );
+    return Promise.resolve(rows.map(({ leaseToken: _lt, ...row }) => row));
+  }
+
+  recordRefresh(lease: TaskLease, record: RefreshRecord): Promise<unknown> {
+    this.check("recordRefresh", [lease.taskId]);
+    this.refreshes.push({ lease, record });
+    return Promise.resolve({ ok: true });
+  }
+
+  recordFailure(lease: TaskLease, record: FailureRecord): Promise<string> {
+    this.check("recordFailure", [lease.taskId]);
+    this.failures.push({ lease, record });
+    const state = this.opts.failureState?.(lease, record) ?? (record.permanent ? "dead" : "queued");
+    return Promise.resolve(state);
+  }
+
+  release(leases: readonly TaskLease[], reason: string): Promise<number> {
+    this.check("release", leases.map((l) => l.taskId));
+    this.releases.push({ leases: [...leases], reason });
+    return Promise.resolve(leases.length);
+  }
+}

@@ -1,0 +1,289 @@
+// refresh-token: refreshes the OAuth access tokens of a leased batch of social accounts.
+//
+//   POST {"job","batch_id","tasks":[{"id","lease_token","attempt","payload":{"account_id"}}]}
+//
+// 1. auth (secret key) → 401; body (zod) → 400; nothing touched before both pass.
+// 2. One SQL call reads the credentials of the tasks we still hold a lease on; the others are
+//    skipped (lease lost).
+// 3. Each task's provider is called concurrently (10 s timeout), then ONE SQL call per task
+//    records the outcome: record_token_refresh or record_token_failure. A lease lost at that
+//    point (SQLSTATE DWL01) means someone else owns the task now: skipped, nothing changed.
+// 4. A configuration error (missing client secret, client rejected by the provider) is not the
+//    tasks' fault: they are released without consuming an attempt and the answer is a 500.
+// Tokens and client secrets never appear in responses, stored errors or logs.
+
+import { z } from "npm:zod@4";
+import { acceptedServiceKeys, isAuthorized, unauthorizedResponse } from "../_shared/auth.ts";
+import type { Env } from "../_shared/env.ts";
+import { DEFAULT_TIMEOUT_MS, type FetchFn } from "../_shared/http.ts";
+import {
+  type ProviderContext,
+  type ProviderFactory,
+  type ProviderSetup,
+  type RefreshResult,
+  transientFailure,
+} from "../_shared/providers/token_refresh.ts";
+import { redact } from "../_shared/redact.ts";
+import {
+  batchResponse,
+  type BatchSummary,
+  errorResponse,
+  methodNotAllowedResponse,
+  summarize,
+  type TaskOutcome,
+} from "../_shared/result.ts";
+import { invalidRequestResponse, parseBatch, taskBatchSchema } from "../_shared/task_batch.ts";
+import {
+  describeDatabaseError,
+  type FailureRecord,
+  isLeaseLost,
+  type LeasedCredential,
+  type TaskLease,
+  type TokenStore,
+} from "../_shared/token_store.ts";
+import { REFRESH_PROVIDERS } from "./providers.ts";
+
+export const RefreshTaskPayloadSchema = z.object({
+  account_id: z.number().int().positive(),
+});
+
+export const RefreshBatchSchema = taskBatchSchema(RefreshTaskPayloadSchema);
+export type RefreshBatch = z.output<typeof RefreshBatchSchema>;
+
+export interface HandlerDeps {
+  env: Env;
+  /** Called only once a request is authenticated and valid (so rejects never touch the DB). */
+  store: () => TokenStore;
+  fetch?: FetchFn;
+  /** Provider call deadline; 10 s by default. */
+  timeoutMs?: number;
+  now?: () => number;
+  /** At most one line per request; never receives tokens. */
+  log?: (line: string) => void;
+  providers?: Readonly<Record<string, ProviderFactory>>;
+}
+
+type TaskResult =
+  | { kind: "done"; outcome: TaskOutcome }
+  | { kind: "release"; lease: TaskLease; reason: string };
+
+const LEASE_LOST = "lease lost: the task is no longer running under this lease token";
+
+export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
+  const log = deps.log ?? ((line: string) => console.log(line));
+  const providers = deps.providers ?? REFRESH_PROVIDERS;
+
+  return async function handler(req: Request): Promise<Response> {
+    if (req.method !== "POST") return methodNotAllowedResponse("POST");
+    if (!isAuthorized(req, acceptedServiceKeys(deps.env))) {
+      log("refresh-token: rejected a request without a valid secret key");
+      return unauthorizedResponse();
+    }
+
+    let body: unknown;
+    try {
+      body = await req.json();
+    } catch {
+      return invalidRequestResponse("body", "the request body is not valid JSON");
+    }
+    const parsed = parseBatch(RefreshBatchSchema, body);
+    if (!parsed.ok) return invalidRequestResponse(parsed.field, parsed.message);
+
+    try {
+      return await processBatch(parsed.value);
+    } catch (err) {
+      // Errors reaching here come from setup (e.g. SUPABASE_DB_URL unset) or bugs, not from
+      // provider or SQL calls (those are handled per task), so their text holds no tokens.
+      const reason = redact(err instanceof Error ? err.message : String(err), []);
+      log(`refresh-token: batch ${parsed.value.batch_id} failed: ${reason}`);
+      return errorResponse(
+        500,
+        "internal_error",
+        "unexpected error; unrecorded tasks are retried when their lease expires",
+      );
+    }
+  };
+
+  async function processBatch(batch: RefreshBatch): Promise<Response> {
+    const leases: TaskLease[] = batch.tasks.map((t) => ({ taskId: t.id, leaseToken: t.lease_token }));
+    const store = deps.store();
+
+    let credentials: LeasedCredential[];
+    try {
+      credentials = await store.leasedCredentials(leases);
+    } catch (err) {
+      if (isLeaseLost(err)) {
+        return finish(batch, leases.map((l) => skipped(l.taskId)), []);
+      }
+      log(`refresh-token: job=${JSON.stringify(batch.job)} batch=${batch.batch_id} could not read credentials`);
+      return errorResponse(
+        500,
+        "database_error",
+        `could not read leased credentials: ${redact(describeDatabaseError(err), [])}`,
+      );
+    }
+    const byTask = new Map(credentials.map((c) => [c.taskId, c]));
+
+    const ctx: ProviderContext = {
+      env: deps.env,
+      fetch: deps.fetch ?? fetch,
+      timeoutMs: deps.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      now: deps.now ?? Date.now,
+    };
+    const setups = new Map<string, ProviderSetup | undefined>();
+    const setupFor = (platform: string): ProviderSetup | undefined => {
+      if (!setups.has(platform)) {
+        const factory = Object.hasOwn(providers, platform) ? providers[platform] : undefined;
+        setups.set(platform, factory?.(ctx));
+      }
+      return setups.get(platform);
+    };
+
+    const results = await Promise.all(
+      leases.map((lease) => processTask(store, lease, byTask.get(lease.taskId), setupFor)),
+    );
+
+    const outcomes: TaskOutcome[] = [];
+    const toRelease = new Map<string, TaskLease[]>();
+    for (const r of results) {
+      if (r.kind === "done") outcomes.push(r.outcome);
+      else toRelease.set(r.reason, [...(toRelease.get(r.reason) ?? []), r.lease]);
+    }
+    for (const [reason, group] of toRelease) {
+      outcomes.push(...await release(store, group, reason));
+    }
+    return finish(batch, outcomes, [...toRelease.keys()]);
+  }
+
+  async function processTask(
+    store: TokenStore,
+    lease: TaskLease,
+    credential: LeasedCredential | undefined,
+    setupFor: (platform: string) => ProviderSetup | undefined,
+  ): Promise<TaskResult> {
+    if (credential === undefined) return { kind: "done", outcome: skipped(lease.taskId) };
+
+    const setup = setupFor(credential.platform);
+    const secrets = [credential.refreshToken, ...(setup?.ok ? setup.secrets : [])];
+    const fail = (rec: FailureRecord) => recordFailure(store, lease, rec, secrets);
+
+    if (setup === undefined) {
+      return fail({
+        error: `unsupported platform: ${credential.platform}`,
+        permanent: true,
+        needsReauth: false,
+        retryAfterSeconds: null,
+      });
+    }
+    if (!setup.ok) return { kind: "release", lease, reason: setup.configError };
+    if (!credential.refreshToken) {
+      return fail({
+        error: "no refresh token stored for this account",
+        permanent: true,
+        needsReauth: true,
+        retryAfterSeconds: null,
+      });
+    }
+
+    let result: RefreshResult;
+    try {
+      result = await setup.refresher.refresh(credential.refreshToken);
+    } catch (err) {
+      // Clients return failures rather than throw; this is a bug guard.
+      result = transientFailure(`unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+
+    switch (result.kind) {
+      case "misconfigured":
+        return { kind: "release", lease, reason: redact(result.error, secrets) };
+      case "failed":
+        return fail({
+          error: result.error,
+          permanent: result.permanent,
+          needsReauth: result.needsReauth,
+          retryAfterSeconds: result.retryAfterSeconds,
+        });
+      case "refreshed":
+        try {
+          await store.recordRefresh(lease, {
+            accessToken: result.accessToken,
+            expiresIn: result.expiresIn,
+            refreshToken: result.refreshToken,
+            scope: result.scope,
+          });
+          return { kind: "done", outcome: { task_id: lease.taskId, status: "succeeded" } };
+        } catch (err) {
+          if (isLeaseLost(err)) return { kind: "done", outcome: skipped(lease.taskId) };
+          // Not recorded: the lease expires and the task is claimed again (a new token then).
+          const error = redact(
+            `could not record the refreshed token: ${describeDatabaseError(err)}`,
+            [...secrets, result.accessToken, result.refreshToken],
+          );
+          return { kind: "done", outcome: { task_id: lease.taskId, status: "retried", error } };
+        }
+    }
+  }
+
+  async function recordFailure(
+    store: TokenStore,
+    lease: TaskLease,
+    rec: FailureRecord,
+    secrets: ReadonlyArray<string | null>,
+  ): Promise<TaskResult> {
+    const error = redact(rec.error, secrets);
+    try {
+      const state = await store.recordFailure(lease, { ...rec, error });
+      return {
+        kind: "done",
+        outcome: { task_id: lease.taskId, status: state === "queued" ? "retried" : "failed", error },
+      };
+    } catch (err) {
+      if (isLeaseLost(err)) return { kind: "done", outcome: skipped(lease.taskId) };
+      const dbError = redact(`could not record failure (${error}): ${describeDatabaseError(err)}`, secrets);
+      return { kind: "done", outcome: { task_id: lease.taskId, status: "retried", error: dbError } };
+    }
+  }
+
+  /**
+   * One jobs.release call for the group. If it is refused as a whole because one lease is stale,
+   * the others are released one by one: a configuration error must never use up attempts.
+   */
+  async function release(store: TokenStore, group: TaskLease[], reason: string): Promise<TaskOutcome[]> {
+    const released = (l: TaskLease): TaskOutcome => ({ task_id: l.taskId, status: "released", error: reason });
+    try {
+      await store.release(group, reason);
+      return group.map(released);
+    } catch (err) {
+      if (isLeaseLost(err) && group.length > 1) {
+        const each = await Promise.all(group.map((l) => release(store, [l], reason)));
+        return each.flat();
+      }
+      if (isLeaseLost(err)) return group.map((l) => skipped(l.taskId));
+      const error = `could not release the task (${reason}): ${describeDatabaseError(err)}`;
+      return group.map((l) => ({ task_id: l.taskId, status: "skipped", error }));
+    }
+  }
+
+  function finish(batch: RefreshBatch, outcomes: TaskOutcome[], configErrors: string[]): Response {
+    const summary: BatchSummary = summarize(outcomes);
+    log(
+      `refresh-token: job=${JSON.stringify(batch.job)} batch=${batch.batch_id} processed=${summary.processed} ` +
+        `succeeded=${summary.succeeded} retried=${summary.retried} failed=${summary.failed} ` +
+        `skipped=${summary.skipped} released=${summary.released ?? 0}` +
+        (configErrors.length > 0 ? " configuration_error" : ""),
+    );
+    if (configErrors.length > 0) {
+      return Response.json({
+        ...summary,
+        success: false,
+        error: "configuration_error",
+        message: configErrors.join("; "),
+      }, { status: 500 });
+    }
+    return batchResponse(summary);
+  }
+}
+
+function skipped(taskId: number): TaskOutcome {
+  return { task_id: taskId, status: "skipped", error: LEASE_LOST };
+}
