@@ -5,7 +5,7 @@
 //   npm test -- supabase/tests/database/x.sql  one pgTAP file
 //   npm test -- tests/e2e/platform.test.ts     one vitest file
 //   npm test -- scripts/local/sandbox/         deno tests under a path
-//   npm test -- --suite pgtap                  one suite: pgtap | deno | vitest | advisors
+//   npm test -- --suite pgtap                  one suite: pgtap | deno | vitest | advisors | lint
 //
 // A test stack already running (`npm run stack:up -- --profile test`) is reused and left running.
 import { parseArgs } from "node:util";
@@ -15,9 +15,10 @@ import { dbUrl, stackConfig } from "./local/stack/config.ts";
 import { createStack, type StackJson } from "./local/stack/supervisor.ts";
 import { runningSupervisor } from "./local/stack/lock.ts";
 import { runAdvisors } from "./local/stack/advisors.ts";
+import { runLint } from "./local/stack/lint.ts";
 import { join } from "./local/stack/paths.ts";
 
-const SUITES = ["pgtap", "deno", "vitest", "advisors"] as const;
+const SUITES = ["pgtap", "deno", "vitest", "advisors", "lint"] as const;
 type Suite = typeof SUITES[number];
 
 const { values, positionals } = parseArgs({
@@ -125,6 +126,13 @@ for (const [suite, paths] of suites) {
     case "advisors": {
       const r = await runAdvisors(cfg);
       console.log(`\n$ supabase db advisors (security + performance)\n${r.report}`);
+      ok = r.ok;
+      note = r.ok ? "0 findings" : "findings";
+      break;
+    }
+    case "lint": {
+      const r = await runLint(cfg);
+      console.log(`\n$ supabase db lint (plpgsql_check)\n${r.report}`);
       ok = r.ok;
       note = r.ok ? "0 findings" : "findings";
       break;

@@ -291,7 +291,7 @@ declare
   v_url text;
   v_key text;
   v_claimed int := 0;
-  v_requests bigint[] := '{}';
+  v_requests bigint[] := '{}'::bigint[];
 begin
   if not p_job.enabled or p_job.paused or coalesce(p_job.suspended_until > now(), false) then
     return query select 0, v_requests;
@@ -501,7 +501,7 @@ declare
   v_reaped int := 0;
   v_discovered int := 0;
   v_claimed int := 0;
-  v_requests bigint[] := '{}';
+  v_requests bigint[] := '{}'::bigint[];
   v_error text;
   v_backlog bigint;
   v_in_flight bigint;
