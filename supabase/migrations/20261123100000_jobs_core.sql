@@ -8,8 +8,13 @@
 --   pg_cron ──> jobs.prune() daily: history of tasks, runs, cron.job_run_details, net responses.
 --
 -- Lock order, which keeps overlapping ticks and outcome calls free of deadlocks:
---   outcome calls lock batch → task → job (the job only to dispatch the next batch);
---   ticks lock job, then take batches and tasks with SKIP LOCKED only, never waiting on them.
+--   outcome calls take the job's outcome lock (shared), then batch → task → job row (the job row
+--   only to dispatch the next batch);
+--   ticks take the job's outcome lock (exclusive), then the job row, then batches and tasks with
+--   SKIP LOCKED only, never waiting on them.
+-- The outcome lock (a transaction advisory lock per job) closes a race: without it, a tick's
+-- discover could read a domain row as still due just before a concurrent outcome call commits
+-- its refresh, then find no open task for the key and queue the same item a second time.
 -- Everything runs as the owner (postgres): pg_cron and the Edge Functions (SUPABASE_DB_URL) call
 -- it directly. Nothing here is SECURITY DEFINER; anon and authenticated get no access at all.
 
@@ -242,6 +247,22 @@ begin
 end;
 $$;
 
+-- The per-job outcome lock: outcome calls hold it shared, discovery (jobs.tick) exclusively, so
+-- discovery never reads domain state that an in-flight outcome call is about to change.
+create function jobs.lock_outcomes(p_job_name text, p_exclusive boolean)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_exclusive then
+    perform pg_catalog.pg_advisory_xact_lock(20261123, pg_catalog.hashtext(p_job_name));
+  else
+    perform pg_catalog.pg_advisory_xact_lock_shared(20261123, pg_catalog.hashtext(p_job_name));
+  end if;
+end;
+$$;
+
 -- Locks the batch of a running task, then the task itself (the outcome-side lock order).
 -- Raises DWL01 when the task is not running under p_lease_token: a stale or forged token
 -- changes nothing, and the caller's domain write in the same transaction is rolled back.
@@ -256,6 +277,7 @@ begin
   if p_task_id is null or p_lease_token is null then
     raise exception 'task id and lease token are required' using errcode = 'null_value_not_allowed';
   end if;
+  perform jobs.lock_outcomes(t.job_name, false) from jobs.task t where t.id = p_task_id;
   perform 1 from jobs.batch b
    where b.id = (select t.batch_id from jobs.task t where t.id = p_task_id)
      for update;
@@ -510,6 +532,7 @@ begin
     raise exception 'jobs.tick: trigger must be cron, manual or http, not %', coalesce(p_trigger, 'null')
       using errcode = 'invalid_parameter_value';
   end if;
+  perform jobs.lock_outcomes(p_job_name, true);
   select * into v_job from jobs.job where name = p_job_name for update;
   if not found then
     raise exception 'jobs.tick: no job named %', coalesce(p_job_name, 'null')
