@@ -267,7 +267,7 @@ Deno.test("google_oauth: POST /__state adds refresh tokens that the token endpoi
       refresh_tokens: [{ refresh_token: "1//load-1" }, { refresh_token: "1//load-2", status: "revoked" }],
     });
     assert.equal(seeded.status, 200);
-    assert.deepEqual(seeded.body.seeded, { refresh_tokens: 2 });
+    assert.deepEqual(seeded.body.seeded, { refresh_tokens: 2, latency_ms: 0 });
 
     const ok = await refresh(sb, refreshParams("1//load-1"));
     assert.equal(ok.status, 200);
@@ -286,5 +286,16 @@ Deno.test("google_oauth: POST /__state adds refresh tokens that the token endpoi
     assert.equal(unknownClient.status, 400);
     const noSeed = await postJson(`${sb.controlUrl}/__state/stripe`, {});
     assert.equal(noSeed.status, 400);
+  });
+});
+
+Deno.test("google_oauth: latency_ms set through POST /__state delays /token answers", async () => {
+  await withSandbox(async (sb) => {
+    const set = await postJson(`${sb.controlUrl}/__state/google_oauth`, { latency_ms: 150 });
+    assert.equal(set.body.seeded.latency_ms, 150);
+    const t0 = performance.now();
+    const res = await refresh(sb, refreshParams("1//demo-refresh-youtube-1"));
+    assert.equal(res.status, 200);
+    assert.ok(performance.now() - t0 >= 140, "answered before the configured latency");
   });
 });

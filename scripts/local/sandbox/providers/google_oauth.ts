@@ -14,6 +14,8 @@ import type { ProviderContext, ProviderModule, SandboxRequest } from "../types.t
 const FixtureSchema = z.object({
   /** Lifetime reported as expires_in and used to expire issued access tokens. */
   expires_in: z.number().int().min(1).default(3599),
+  /** Extra time before /token answers, like a real provider's latency (benchmarks set 20 ms). */
+  latency_ms: z.number().int().min(0).max(60_000).default(0),
   /** Cap on remembered access tokens (oldest forgotten first) so load tests stay bounded. */
   max_access_tokens: z.number().int().min(1).default(100_000),
   clients: z.array(z.object({
@@ -29,13 +31,14 @@ const FixtureSchema = z.object({
 });
 
 const SeedSchema = z.object({
+  latency_ms: z.number().int().min(0).max(60_000).optional(),
   refresh_tokens: z.array(z.object({
     refresh_token: z.string().min(1),
     /** Defaults to the first client of the fixture. */
     client_id: z.string().min(1).optional(),
     scope: z.string().default("https://www.googleapis.com/auth/youtube.readonly"),
     status: z.enum(["active", "revoked"]).default("active"),
-  })).max(100_000),
+  })).max(100_000).default([]),
 });
 
 export interface GoogleClient {
@@ -64,6 +67,7 @@ export interface AccessTokenRecord {
 
 export interface GoogleOAuthState {
   expiresIn: number;
+  latencyMs: number;
   maxAccessTokens: number;
   clients: Map<string, GoogleClient>;
   refreshTokens: Map<string, RefreshTokenRecord>;
@@ -261,6 +265,7 @@ export const googleOAuth: ProviderModule<GoogleOAuthState> = {
     }
     return {
       expiresIn: f.expires_in,
+      latencyMs: f.latency_ms,
       maxAccessTokens: f.max_access_tokens,
       clients,
       refreshTokens,
@@ -271,6 +276,9 @@ export const googleOAuth: ProviderModule<GoogleOAuthState> = {
   handle(req, ctx) {
     switch (req.path) {
       case "/token":
+        if (ctx.state.latencyMs > 0) {
+          return new Promise((resolve) => setTimeout(() => resolve(token(req, ctx)), ctx.state.latencyMs));
+        }
         return token(req, ctx);
       case "/revoke":
         return revoke(req, ctx);
@@ -315,13 +323,15 @@ export const googleOAuth: ProviderModule<GoogleOAuthState> = {
         revoked_at: null,
       });
     }
-    return { refresh_tokens: parsed.data.refresh_tokens.length };
+    if (parsed.data.latency_ms !== undefined) state.latencyMs = parsed.data.latency_ms;
+    return { refresh_tokens: parsed.data.refresh_tokens.length, latency_ms: state.latencyMs };
   },
 
   snapshot(state) {
     const now = Date.now();
     return {
       expires_in: state.expiresIn,
+      latency_ms: state.latencyMs,
       clients: [...state.clients.values()],
       refresh_tokens: [...state.refreshTokens.values()],
       access_tokens: [...state.accessTokens.values()].map((a) => ({
