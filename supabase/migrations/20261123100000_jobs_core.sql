@@ -1,17 +1,18 @@
 -- Duework jobs core: the engine every scheduled job runs on (docs/jobs.md has the state diagram).
 --
 --   pg_cron ──> jobs.tick(job)   one transaction: reap → discover → claim → dispatch (net.http_post)
---   function ──> jobs.complete / jobs.fail / jobs.release (or a domain function wrapping them)
---                the call that settles the last task of a batch dispatches the next batch
---                (work-conserving), so a backlog drains at max_in_flight, not one batch per tick.
+--   function ──> jobs.complete / jobs.fail / jobs.release (or a domain function wrapping them),
+--                jobs.claim_into_batch to take the next due task into its batch, and
+--                jobs.finish_batch at the end, which dispatches the next batch (work-conserving):
+--                a backlog drains at max_in_flight, not one batch per tick.
 --   pg_cron ──> jobs.heartbeat() every minute: reaps expired leases and restarts a broken chain.
 --   pg_cron ──> jobs.prune() daily: history of tasks, runs, cron.job_run_details, net responses.
 --
 -- Lock order, which keeps overlapping ticks and outcome calls free of deadlocks:
---   outcome calls take the job's outcome lock (shared), then batch → task → job row (the job row
---   only to dispatch the next batch);
+--   outcome calls take the job's outcome lock (shared), then the task; nothing else;
+--   jobs.finish_batch locks the batch, then the job row (to dispatch the next batch);
 --   ticks take the job's outcome lock (exclusive), then the job row, then batches and tasks with
---   SKIP LOCKED only, never waiting on them.
+--   SKIP LOCKED; the heartbeat takes job rows and batches with SKIP LOCKED.
 -- The outcome lock (a transaction advisory lock per job) closes a race: without it, a tick's
 -- discover could read a domain row as still due just before a concurrent outcome call commits
 -- its refresh, then find no open task for the key and queue the same item a second time.
@@ -85,20 +86,19 @@ comment on table jobs.run is 'One row per tick (cron) or manual run. Batches dis
 create index run_job_started on jobs.run (job_name, started_at desc);
 create index run_started on jobs.run (started_at);
 
--- One HTTP request carrying up to batch_size tasks. open_tasks counts its tasks still running;
--- the outcome call that brings it to 0 settles the batch and dispatches the next one.
+-- One HTTP request: it starts with up to batch_size tasks and the function may claim more into it
+-- (jobs.claim_into_batch). It is in flight until jobs.finish_batch (the function is done) or a
+-- reap (its answer came back, or it outlived the lease) settles it.
 create table jobs.batch (
   id bigint generated always as identity primary key,
   job_name text not null references jobs.job (name) on delete cascade,
   run_id bigint,
   request_id bigint,
   size int not null check (size >= 1),
-  open_tasks int not null check (open_tasks >= 0),
   dispatched_at timestamptz not null default now(),
   settled_at timestamptz,
   http_status int,
-  http_error text,
-  constraint batch_settled_when_empty check (settled_at is not null or open_tasks > 0)
+  http_error text
 );
 comment on table jobs.batch is 'Dispatched requests. Unsettled batches are the ones in flight (max_in_flight).';
 create index batch_in_flight on jobs.batch (job_name) where settled_at is null;
@@ -136,7 +136,8 @@ comment on column jobs.task.key is 'Dedupe key: at most one queued or running ta
 create unique index task_open_key on jobs.task (job_name, key) where state in ('queued', 'running');
 -- Claim and reap read only these small partial indexes, so their cost does not grow with history.
 create index task_claimable on jobs.task (job_name, run_after, id) where state = 'queued';
-create index task_running_by_batch on jobs.task (batch_id) where state = 'running';
+-- Running tasks (few: at most what is in flight), by lease expiry; reap also finds a batch's here.
+create index task_running_lease on jobs.task (job_name, lease_until) where state = 'running';
 create index task_dead on jobs.task (job_name, id) where state = 'dead';
 create index task_finished on jobs.task (finished_at) where finished_at is not null;
 
@@ -160,17 +161,22 @@ language plpgsql
 set search_path = ''
 as $$
 begin
-  if not jobs.task_transition_allowed(old.state, new.state) then
-    raise exception 'jobs.task %: % -> % is not an allowed transition', old.id, old.state, new.state
-      using errcode = 'check_violation', hint = 'See the state diagram in docs/jobs.md.';
-  end if;
-  return new;
+  -- Only reached for transitions the trigger's WHEN clause found not allowed.
+  raise exception 'jobs.task %: % -> % is not an allowed transition', old.id, old.state, new.state
+    using errcode = 'check_violation', hint = 'See the state diagram in docs/jobs.md.';
 end;
 $$;
 
+-- The WHEN clause spells out jobs.task_transition_allowed instead of calling it: a function with
+-- its own search_path is never inlined, and this runs on every state change (hot path).
 create trigger task_guard_transition
   before update of state on jobs.task
-  for each row when (old.state is distinct from new.state)
+  for each row when (not (
+        old.state = new.state
+     or (old.state = 'queued' and new.state in ('running', 'cancelled'))
+     or (old.state = 'running' and new.state in ('queued', 'succeeded', 'failed', 'dead', 'cancelled'))
+     or (old.state in ('failed', 'dead', 'cancelled') and new.state = 'queued')
+     or (old.state = 'dead' and new.state = 'cancelled')))
   execute function jobs.task_guard_transition();
 
 create function jobs.task_guard_insert()
@@ -228,25 +234,6 @@ begin
 end;
 $$;
 
--- A task leaves its batch (outcome, release, cancel). Settles the batch when it was the last one.
--- Returns true when this call settled the batch. The caller must hold the batch row lock.
-create function jobs.leave_batch(p_batch_id bigint, p_count int default 1)
-returns boolean
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_open int;
-begin
-  update jobs.batch
-     set open_tasks = greatest(open_tasks - p_count, 0),
-         settled_at = case when open_tasks - p_count <= 0 then clock_timestamp() end
-   where id = p_batch_id and settled_at is null
-  returning open_tasks into v_open;
-  return found and v_open = 0;
-end;
-$$;
-
 -- The per-job outcome lock: outcome calls hold it shared, discovery (jobs.tick) exclusively, so
 -- discovery never reads domain state that an in-flight outcome call is about to change.
 create function jobs.lock_outcomes(p_job_name text, p_exclusive boolean)
@@ -263,7 +250,7 @@ begin
 end;
 $$;
 
--- Locks the batch of a running task, then the task itself (the outcome-side lock order).
+-- Takes the job's outcome lock (shared), then locks the running task (the outcome-side lock order).
 -- Raises DWL01 when the task is not running under p_lease_token: a stale or forged token
 -- changes nothing, and the caller's domain write in the same transaction is rolled back.
 create function jobs.lock_leased_task(p_task_id bigint, p_lease_token uuid)
@@ -278,9 +265,6 @@ begin
     raise exception 'task id and lease token are required' using errcode = 'null_value_not_allowed';
   end if;
   perform jobs.lock_outcomes(t.job_name, false) from jobs.task t where t.id = p_task_id;
-  perform 1 from jobs.batch b
-   where b.id = (select t.batch_id from jobs.task t where t.id = p_task_id)
-     for update;
   select * into v_task from jobs.task t
    where t.id = p_task_id and t.state = 'running' and t.lease_token = p_lease_token
      for update;
@@ -329,12 +313,7 @@ begin
   end if;
 
   if p_job.rate_limit_key is not null then
-    update jobs.rate_limit
-       set tokens = least(capacity,
-             tokens + greatest(0, extract(epoch from now() - refilled_at)::numeric) * refill_per_second),
-           refilled_at = greatest(refilled_at, now())
-     where key = p_job.rate_limit_key
-    returning floor(tokens)::int into v_available;
+    v_available := jobs.rate_limit_refill(p_job.rate_limit_key);
     v_want := least(v_want, coalesce(v_available, v_want));
     if v_want <= 0 then
       return query select 0, v_requests;
@@ -358,8 +337,8 @@ begin
 
   for i in 0 .. (cardinality(v_ids) - 1) / p_job.batch_size loop
     v_chunk := v_ids[i * p_job.batch_size + 1 : (i + 1) * p_job.batch_size];
-    insert into jobs.batch (job_name, run_id, size, open_tasks)
-    values (p_job.name, p_run_id, cardinality(v_chunk), cardinality(v_chunk))
+    insert into jobs.batch (job_name, run_id, size)
+    values (p_job.name, p_run_id, cardinality(v_chunk))
     returning id into v_batch_id;
 
     with leased as (
@@ -404,6 +383,74 @@ begin
 end;
 $$;
 
+-- Work-conserving inside a batch: a function that finished a task claims the next due one into
+-- the same batch (same request, same in-flight slot), so its slots never idle while backlog
+-- remains. Returns nothing once the batch is settled, the job cannot dispatch, the rate limit is
+-- empty, or nothing is due. Takes only task rows (SKIP LOCKED) and the rate-limit bucket.
+create function jobs.claim_into_batch(p_batch_id bigint, p_count int default 1)
+returns table (id bigint, lease_token uuid, attempt int, payload jsonb)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobs.job;
+  v_want int := least(greatest(coalesce(p_count, 1), 1), 100);
+  v_available int;
+  v_claimed int;
+begin
+  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
+   where b.id = p_batch_id and b.settled_at is null;
+  if not found or not v_job.enabled or v_job.paused or coalesce(v_job.suspended_until > now(), false) then
+    return;
+  end if;
+
+  if v_job.rate_limit_key is not null then
+    v_available := jobs.rate_limit_refill(v_job.rate_limit_key);
+    v_want := least(v_want, coalesce(v_available, v_want));
+    if v_want <= 0 then
+      return;
+    end if;
+  end if;
+
+  return query
+    with due as (
+      select t.id from jobs.task t
+       where t.job_name = v_job.name and t.state = 'queued' and t.run_after <= now()
+       order by t.run_after, t.id
+       limit v_want
+         for update skip locked
+    )
+    update jobs.task t
+       set state = 'running',
+           attempts = t.attempts + 1,
+           lease_token = gen_random_uuid(),
+           lease_until = now() + make_interval(secs => v_job.lease_seconds),
+           batch_id = p_batch_id,
+           updated_at = now()
+      from due
+     where t.id = due.id
+    returning t.id, t.lease_token, t.attempts, t.payload;
+  get diagnostics v_claimed = row_count;
+  if v_claimed > 0 and v_job.rate_limit_key is not null then
+    update jobs.rate_limit r set tokens = greatest(r.tokens - v_claimed, 0) where r.key = v_job.rate_limit_key;
+  end if;
+end;
+$$;
+
+-- Refills a token bucket to now and returns the whole tokens it holds (row stays locked).
+create function jobs.rate_limit_refill(p_key text)
+returns int
+language sql
+set search_path = ''
+as $$
+  update jobs.rate_limit
+     set tokens = least(capacity,
+           tokens + greatest(0, extract(epoch from now() - refilled_at)::numeric) * refill_per_second),
+         refilled_at = greatest(refilled_at, now())
+   where key = p_key
+  returning floor(tokens)::int;
+$$;
+
 -- Returns in-flight batches' leftovers to the queue. The caller holds the job row lock.
 --  * A batch whose request got an answer (any status, or a connection error) but still has running
 --    tasks: the function returned without reporting them. 401/403/404 or an unreachable function
@@ -411,7 +458,9 @@ $$;
 --    A pg_net timeout is left alone: the function may still be working; the lease decides.
 --  * Running tasks whose lease expired (function crashed, timed out, never reached) become
 --    claimable again at once (the next claim makes it attempt + 1), or dead after max_attempts.
--- Batches are taken with SKIP LOCKED: one being settled by an outcome call is left for later.
+--  * A batch that outlived its lease with nothing running any more is settled (its function
+--    died before jobs.finish_batch and no answer was recorded).
+-- Batches and expired tasks are taken with SKIP LOCKED: rows someone else holds wait for later.
 create function jobs.reap(p_job jobs.job)
 returns int
 language plpgsql
@@ -424,12 +473,31 @@ declare
   v_never_ran boolean;
   v_error text;
 begin
-  if not exists (select 1 from jobs.batch where job_name = p_job.name and settled_at is null) then
+  if not exists (select 1 from jobs.batch where job_name = p_job.name and settled_at is null)
+     and not exists (select 1 from jobs.task where job_name = p_job.name and state = 'running') then
     return 0;
   end if;
 
+  -- Running tasks whose lease expired, whatever their batch.
+  with expired as (
+    update jobs.task t
+       set state = case when t.attempts >= p_job.max_attempts then 'dead' else 'queued' end,
+           run_after = now(),
+           finished_at = case when t.attempts >= p_job.max_attempts then now() end,
+           lease_token = null, lease_until = null,
+           last_error = format('lease expired after %s s (attempt %s of %s)',
+                               p_job.lease_seconds, t.attempts, p_job.max_attempts),
+           updated_at = now()
+     where t.id in (select x.id from jobs.task x
+                     where x.job_name = p_job.name and x.state = 'running' and x.lease_until < now()
+                       for update skip locked)
+    returning 1
+  )
+  select count(*) into v_count from expired;
+  v_total := v_total + v_count;
+
   for v_batch in
-    select b.id, r.status_code, r.error_msg, coalesce(r.timed_out, false) as timed_out,
+    select b.id, b.dispatched_at, r.status_code, r.error_msg, coalesce(r.timed_out, false) as timed_out,
            (r.id is not null) as answered, left(r.content, 300) as content
       from jobs.batch b
       left join net._http_response r on r.id = b.request_id
@@ -455,38 +523,26 @@ begin
                lease_token = null, lease_until = null,
                last_error = v_error,
                updated_at = now()
-         where t.batch_id = v_batch.id and t.state = 'running'
+         where t.job_name = p_job.name and t.state = 'running' and t.batch_id = v_batch.id
         returning 1
       )
       select count(*) into v_count from returned;
       update jobs.batch
-         set settled_at = clock_timestamp(), open_tasks = 0,
+         set settled_at = clock_timestamp(),
              http_status = v_batch.status_code, http_error = v_batch.error_msg
        where id = v_batch.id;
       if v_never_ran and v_count > 0 then
         update jobs.job set last_error = v_error, last_error_at = now() where name = p_job.name;
       end if;
       v_total := v_total + v_count;
-    else
-      with expired as (
-        update jobs.task t
-           set state = case when t.attempts >= p_job.max_attempts then 'dead' else 'queued' end,
-               run_after = now(),
-               finished_at = case when t.attempts >= p_job.max_attempts then now() end,
-               lease_token = null, lease_until = null,
-               last_error = format('lease expired after %s s (attempt %s of %s)',
-                                   p_job.lease_seconds, t.attempts, p_job.max_attempts),
-               updated_at = now()
-         where t.batch_id = v_batch.id and t.state = 'running' and t.lease_until < now()
-        returning 1
-      )
-      select count(*) into v_count from expired;
-      if v_count > 0 then
-        perform jobs.leave_batch(v_batch.id, v_count);
-        v_total := v_total + v_count;
-      end if;
+    elsif v_batch.dispatched_at < now() - make_interval(secs => p_job.lease_seconds)
+          and not exists (select 1 from jobs.task t
+                           where t.job_name = p_job.name and t.state = 'running' and t.batch_id = v_batch.id) then
+      -- Outlived its lease with nothing left running: the function died or never finished it.
+      update jobs.batch set settled_at = clock_timestamp() where id = v_batch.id;
     end if;
   end loop;
+
   return v_total;
 end;
 $$;
@@ -507,6 +563,26 @@ begin
   end if;
   select c.claimed into v_claimed from jobs.claim_and_dispatch(v_job, null) c;
   return v_claimed;
+end;
+$$;
+
+-- The function is done with its request: settle the batch and dispatch the next one at once
+-- (work-conserving). Tasks it left running stay leased until their lease expires. Idempotent.
+create function jobs.finish_batch(p_batch_id bigint)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job_name text;
+begin
+  update jobs.batch set settled_at = clock_timestamp()
+   where id = p_batch_id and settled_at is null
+  returning job_name into v_job_name;
+  if v_job_name is null then
+    return 0;
+  end if;
+  return jobs.pump(v_job_name);
 end;
 $$;
 
@@ -633,16 +709,15 @@ returns void
 language plpgsql
 set search_path = ''
 as $$
-declare
-  v_task jobs.task;
 begin
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
+  -- The hot path: one UPDATE that checks the lease (no separate lock-then-update).
+  perform jobs.lock_outcomes(t.job_name, false) from jobs.task t where t.id = p_task_id;
   update jobs.task
      set state = 'succeeded', result = p_result, lease_token = null, lease_until = null,
          finished_at = now(), updated_at = now()
-   where id = v_task.id;
-  if jobs.leave_batch(v_task.batch_id) then
-    perform jobs.pump(v_task.job_name);
+   where id = p_task_id and state = 'running' and lease_token = p_lease_token;
+  if not found then
+    perform jobs.lock_leased_task(p_task_id, p_lease_token);  -- raises the DWL01 "lease lost" error
   end if;
 end;
 $$;
@@ -681,9 +756,6 @@ begin
          finished_at = case when v_state = 'dead' then now() end,
          updated_at = now()
    where id = v_task.id;
-  if jobs.leave_batch(v_task.batch_id) then
-    perform jobs.pump(v_task.job_name);
-  end if;
   return v_state;
 end;
 $$;
@@ -703,9 +775,6 @@ begin
      set state = 'failed', last_error = left(coalesce(p_reason, 'discarded'), 1000),
          lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
    where id = v_task.id;
-  if jobs.leave_batch(v_task.batch_id) then
-    perform jobs.pump(v_task.job_name);
-  end if;
 end;
 $$;
 
@@ -737,7 +806,6 @@ begin
            last_error = left(coalesce(p_reason, 'released'), 1000),
            lease_token = null, lease_until = null, updated_at = now()
      where id = v_task.id;
-    perform jobs.leave_batch(v_task.batch_id);
     v_released := v_released + 1;
     v_job_name := v_task.job_name;
   end loop;
@@ -815,9 +883,7 @@ as $$
 declare
   v_task jobs.task;
 begin
-  perform 1 from jobs.batch b
-   where b.id = (select t.batch_id from jobs.task t where t.id = p_task_id and t.state = 'running')
-     for update;
+  perform jobs.lock_outcomes(t.job_name, false) from jobs.task t where t.id = p_task_id;
   select * into v_task from jobs.task where id = p_task_id for update;
   if not found then
     raise exception 'jobs.cancel: no task %', p_task_id using errcode = 'no_data_found';
@@ -830,9 +896,6 @@ begin
      set state = 'cancelled', last_error = left(coalesce(p_reason, 'cancelled'), 1000),
          lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
    where id = p_task_id;
-  if v_task.state = 'running' then
-    perform jobs.leave_batch(v_task.batch_id);
-  end if;
 end;
 $$;
 

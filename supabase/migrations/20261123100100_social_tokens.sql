@@ -98,6 +98,36 @@ begin
 end;
 $$;
 
+-- The next due task of the job, claimed into the caller's batch, with its credentials (see
+-- jobs.claim_into_batch). Moot tasks (account gone or inactive) are discarded and skipped.
+-- No row: nothing more to do in this request.
+create function social.claim_next_refresh(p_batch_id bigint)
+returns table (task_id bigint, lease_token uuid, account_id bigint, platform text, refresh_token text)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_task record;
+  v_account public.social_accounts;
+begin
+  for i in 1 .. 20 loop
+    select * into v_task from jobs.claim_into_batch(p_batch_id, 1);
+    if v_task.id is null then
+      return;
+    end if;
+    select * into v_account from public.social_accounts a where a.id = (v_task.payload ->> 'account_id')::bigint;
+    if v_account.id is not null and v_account.status = 'active' and v_account.refresh_token is not null then
+      return query select v_task.id, v_task.lease_token, v_account.id, v_account.platform, v_account.refresh_token;
+      return;
+    end if;
+    perform jobs.discard(v_task.id, v_task.lease_token,
+      case when v_account.id is null then 'account no longer exists'
+           when v_account.status <> 'active' then format('account is %s; nothing to refresh', v_account.status)
+           else 'account has no refresh token; nothing to refresh' end);
+  end loop;
+end;
+$$;
+
 -- Outcome: the provider issued a new access token. Keeps the stored refresh token when the
 -- provider sent none (Google normally does not). Domain write and completion in one transaction;
 -- a stale lease raises DWL01 and writes nothing.
@@ -119,7 +149,8 @@ begin
     raise exception 'record_token_refresh: expires_in must be a positive number of seconds, got %', p_expires_in
       using errcode = 'invalid_parameter_value';
   end if;
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
+  -- The lease is checked by jobs.complete below; a stale one raises and rolls this write back.
+  select * into v_task from jobs.task where id = p_task_id;
 
   update public.social_accounts
      set access_token = p_access_token,

@@ -47,7 +47,7 @@ export async function addFault(info: StackInfo, fault: Record<string, unknown>) 
 export async function isolateJob(sql: Sql) {
   await sql`update public.social_accounts set status = 'inactive' where platform = 'youtube' and status = 'active'`;
   await sql`select jobs.cancel(id, 'e2e isolation') from jobs.task where job_name = ${JOB} and state in ('queued', 'running')`;
-  await sql`update jobs.batch set settled_at = now(), open_tasks = 0 where job_name = ${JOB} and settled_at is null`;
+  await sql`update jobs.batch set settled_at = now() where job_name = ${JOB} and settled_at is null`;
   await sql`
     update jobs.job set lease_seconds = 180, backoff_base_seconds = 30, max_attempts = 5, batch_size = 10,
                         max_in_flight = 5, paused = false, enabled = true, suspended_until = null,

@@ -1,6 +1,7 @@
-// Where a local stack lives and which ports it uses. Two profiles exist so `npm test` never
-// collides with a stack the user runs with `npm start`: "dev" (Supabase's local defaults) and
-// "test" (everything shifted by +1000, separate data directory).
+// Where a local stack lives and which ports it uses. Three profiles exist so `npm test` and
+// `npm run bench` never collide with a stack the user runs with `npm start`: "dev" (Supabase's
+// local defaults), "test" (everything shifted by +1000, separate data directory) and "bench"
+// (+2000, .duework/bench).
 import { fromFileUrl, join } from "./paths.ts";
 
 import { PROVIDER_NAMES, type ProviderName } from "../sandbox/types.ts";
@@ -9,7 +10,7 @@ import { PROVIDER_NAMES, type ProviderName } from "../sandbox/types.ts";
 export const PROVIDERS = PROVIDER_NAMES;
 export type { ProviderName };
 
-export type Profile = "dev" | "test";
+export type Profile = "dev" | "test" | "bench";
 
 export interface StackConfig {
   profile: Profile;
@@ -31,7 +32,18 @@ export interface StackConfig {
 const DEFAULTS: Record<Profile, { db: number; api: number; sandbox: number; dir: string }> = {
   dev: { db: 54322, api: 54321, sandbox: 54330, dir: ".duework" },
   test: { db: 55322, api: 55321, sandbox: 55330, dir: ".duework/test" },
+  bench: { db: 56322, api: 56321, sandbox: 56330, dir: ".duework/bench" },
 };
+
+/** Env prefix of a profile's port overrides: DUEWORK_, DUEWORK_TEST_, DUEWORK_BENCH_. */
+function envPrefix(profile: Profile): string {
+  return profile === "dev" ? "DUEWORK_" : `DUEWORK_${profile.toUpperCase()}_`;
+}
+
+/** Throwaway data (test, bench): Postgres runs without fsync, like the test profile. */
+export function isThrowaway(profile: Profile): boolean {
+  return profile !== "dev";
+}
 
 /** Environment variables that move a profile's ports; named in every "port in use" error. */
 export const PORT_ENV = {
@@ -54,9 +66,9 @@ export const PROJECT_ROOT = fromFileUrl(new URL("../../../", import.meta.url));
 
 export function stackConfig(profile: Profile): StackConfig {
   const d = DEFAULTS[profile];
-  // The test profile ignores the dev overrides unless its own are set, so a user who moved
-  // their dev ports does not accidentally point the test suite at their running stack.
-  const prefix = profile === "test" ? "DUEWORK_TEST_" : "DUEWORK_";
+  // The test and bench profiles ignore the dev overrides unless their own are set, so a user who
+  // moved their dev ports does not accidentally point the test suite at their running stack.
+  const prefix = envPrefix(profile);
   const envName = (key: keyof typeof PORT_ENV) => PORT_ENV[key].replace("DUEWORK_", prefix);
   const dbPort = portFromEnv(envName("db"), d.db);
   const apiPort = portFromEnv(envName("api"), d.api);
@@ -82,7 +94,7 @@ export function stackConfig(profile: Profile): StackConfig {
 }
 
 export function portEnvName(profile: Profile, key: keyof typeof PORT_ENV): string {
-  return profile === "test" ? PORT_ENV[key].replace("DUEWORK_", "DUEWORK_TEST_") : PORT_ENV[key];
+  return PORT_ENV[key].replace("DUEWORK_", envPrefix(profile));
 }
 
 export function dbUrl(cfg: StackConfig, user = "postgres"): string {
@@ -91,7 +103,7 @@ export function dbUrl(cfg: StackConfig, user = "postgres"): string {
 
 /** The --profile value of an entry script; exits with a usage error for anything else. */
 export function profileOrExit(value: string | undefined): Profile {
-  if (value === "dev" || value === "test") return value;
-  console.error(`--profile must be "dev" or "test", got ${JSON.stringify(value)}`);
+  if (value === "dev" || value === "test" || value === "bench") return value;
+  console.error(`--profile must be "dev", "test" or "bench", got ${JSON.stringify(value)}`);
   Deno.exit(2);
 }

@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import postgres from "npm:postgres@^3.4.9";
-import { type StackConfig } from "./config.ts";
+import { isThrowaway, type StackConfig } from "./config.ts";
 import { asPostgres, giveToPostgres, PG_BIN } from "./os-user.ts";
 import { join } from "./paths.ts";
 import { type Child, type LineSink, processCmdline, spawnChild } from "./processes.ts";
@@ -32,8 +32,8 @@ function serverSettings(cfg: StackConfig): string {
     "log_min_messages = warning",
     "cron.log_min_messages = warning",
   ];
-  if (cfg.profile === "test") {
-    // Throwaway test data: trade crash safety for speed. Never used for the dev profile.
+  if (isThrowaway(cfg.profile)) {
+    // Throwaway test/bench data: trade crash safety for speed. Never used for the dev profile.
     lines.push("fsync = off", "synchronous_commit = off", "full_page_writes = off");
   }
   return lines.join("\n") + "\n";

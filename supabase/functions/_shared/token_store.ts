@@ -36,6 +36,12 @@ export interface FailureRecord {
   needsReauth: boolean;
 }
 
+/** A task claimed into the running batch, with its credentials. */
+export interface ClaimedTask {
+  lease: TaskLease;
+  credential: LeasedCredential;
+}
+
 export interface TokenStore {
   /** Credentials of the given tasks that are still running under these lease tokens. */
   leasedCredentials(leases: readonly TaskLease[]): Promise<LeasedCredential[]>;
@@ -45,6 +51,10 @@ export interface TokenStore {
   recordFailure(lease: TaskLease, record: FailureRecord): Promise<string>;
   /** Puts tasks back without consuming an attempt; returns how many were released. */
   release(leases: readonly TaskLease[], reason: string): Promise<number>;
+  /** Claims the job's next due task into this batch (null: nothing more for this request). */
+  claimNext(batchId: number): Promise<ClaimedTask | null>;
+  /** The request is done with its batch: settles it and dispatches the job's next batch. */
+  finishBatch(batchId: number): Promise<void>;
 }
 
 /** The task's lease is no longer ours: nothing was changed. */
@@ -113,6 +123,27 @@ export function createPgTokenStore(sql: postgres.Sql): TokenStore {
             ${rec.retryAfterSeconds}::int, ${rec.permanent}::boolean, ${rec.needsReauth}::boolean) as state`;
         return String(row?.state);
       });
+    },
+
+    async claimNext(batchId) {
+      const [row] = await sql`
+        select task_id, lease_token, account_id, platform, refresh_token
+        from social.claim_next_refresh(${batchId}::bigint)`;
+      if (row === undefined) return null;
+      const taskId = Number(row.task_id);
+      return {
+        lease: { taskId, leaseToken: String(row.lease_token) },
+        credential: {
+          taskId,
+          accountId: Number(row.account_id),
+          platform: String(row.platform),
+          refreshToken: row.refresh_token === null ? null : String(row.refresh_token),
+        },
+      };
+    },
+
+    async finishBatch(batchId) {
+      await sql`select jobs.finish_batch(${batchId}::bigint)`;
     },
 
     release(leases, reason) {

@@ -167,7 +167,7 @@ Deno.test("success: stores access token + expires_in, keeps the refresh token Go
       },
     }]);
     assert.deepEqual(h.store.failures, []);
-    assert.deepEqual(h.store.calls.map((c) => c.method), ["leasedCredentials", "recordRefresh"]);
+    assert.deepEqual(h.store.calls.map((c) => c.method), ["leasedCredentials", "recordRefresh", "claimNext", "finishBatch"]);
   });
 });
 
@@ -575,5 +575,53 @@ Deno.test("responses, stored errors and logs never contain tokens or the client 
     assert.match(stored, /invalid_grant: Bad token \[redacted\]/);
     assert.equal(h.logs.length, 1, "one log line per batch");
     assert.match(h.logs[0], /processed=3 succeeded=1 retried=1 failed=1 skipped=0/);
+  });
+});
+
+// ── refill: a finished slot claims the job's next due task into the same batch ─────────────
+
+Deno.test("refill: each finished slot claims the next due task into the batch until none is left", async () => {
+  const backlog = [cred(4, "youtube", crypto.randomUUID()), cred(5, "youtube", crypto.randomUUID())];
+  await withHarness({ store: { backlog } }, async (h) => {
+    const res = await h.call(batch([1, 2]));
+    assert.equal(res.status, 200);
+    assert.equal(res.json.processed, 4);
+    assert.equal(res.json.succeeded, 4);
+    assert.deepEqual(h.store.refreshes.map((r) => r.lease.taskId).sort(), [1, 2, 4, 5]);
+    // The backlog's lease tokens (not the batch's) are used for its outcomes.
+    const four = h.store.refreshes.find((r) => r.lease.taskId === 4)!;
+    assert.equal(four.lease.leaseToken, backlog[0].leaseToken);
+    assert.ok(h.store.claimedBatches.every((b) => b === 123));
+    assert.equal(h.google.requests.length, 4);
+  });
+});
+
+Deno.test("refill: a request stops claiming at maxTasksPerRequest", async () => {
+  const backlog = [4, 5, 6, 7].map((id) => cred(id, "youtube", crypto.randomUUID()));
+  await withHarness({ store: { backlog }, deps: { maxTasksPerRequest: 3 } }, async (h) => {
+    const res = await h.call(batch([1, 2]));
+    assert.equal(res.json.processed, 3);
+    assert.equal(h.google.requests.length, 3);
+  });
+});
+
+Deno.test("refill: no claiming after a configuration error or a lost lease", async () => {
+  const backlog = [cred(4, "youtube", crypto.randomUUID())];
+  await withHarness({ store: { backlog }, env: { GOOGLE_CLIENT_SECRET: undefined } }, async (h) => {
+    const res = await h.call(batch([1]));
+    assert.equal(res.status, 500);
+    assert.equal(h.store.claimedBatches.length, 0);
+  });
+  await withHarness({ store: { backlog, leaseLost: { recordRefresh: [1] } } }, async (h) => {
+    await h.call(batch([1]));
+    assert.equal(h.store.claimedBatches.length, 0);
+  });
+});
+
+Deno.test("finish: the batch is finished once, after every slot is done", async () => {
+  await withHarness({ store: { backlog: [cred(4, "youtube", crypto.randomUUID())] } }, async (h) => {
+    await h.call(batch([1, 2, 3]));
+    assert.deepEqual(h.store.finishedBatches, [123]);
+    assert.equal(h.store.calls.at(-1)?.method, "finishBatch");
   });
 });

@@ -8,6 +8,11 @@
 // 3. Each task's provider is called concurrently (10 s timeout), then ONE SQL call per task
 //    records the outcome: record_token_refresh or record_token_failure. A lease lost at that
 //    point (SQLSTATE DWL01) means someone else owns the task now: skipped, nothing changed.
+// 3b. A task slot that finished claims the job's next due task into the same batch (one SQL
+//    call) and keeps going, so the batch's slots never idle while backlog remains; a request
+//    stops taking more after MAX_TASKS_PER_REQUEST tasks or MAX_WALL_MS, well inside the Edge
+//    Function limits (150 s wall, 2 s CPU).
+// 3c. At the end, jobs.finish_batch settles the batch and dispatches the job's next one.
 // 4. A configuration error (missing client secret, client rejected by the provider) is not the
 //    tasks' fault: they are released without consuming an attempt and the answer is a 500.
 // Tokens and client secrets never appear in responses, stored errors or logs.
@@ -61,7 +66,15 @@ export interface HandlerDeps {
   /** At most one line per request; never receives tokens. */
   log?: (line: string) => void;
   providers?: Readonly<Record<string, ProviderFactory>>;
+  /** Refill limits per request (defaults below); tests shrink them. */
+  maxTasksPerRequest?: number;
+  maxWallMs?: number;
 }
+
+/** A request takes at most this many tasks in total, counting the batch it was sent with. */
+export const MAX_TASKS_PER_REQUEST = 500;
+/** A slot stops claiming more once the request has run this long. */
+export const MAX_WALL_MS = 60_000;
 
 type TaskResult =
   | { kind: "done"; outcome: TaskOutcome }
@@ -113,6 +126,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       credentials = await store.leasedCredentials(leases);
     } catch (err) {
       if (isLeaseLost(err)) {
+        await finishBatch(store, batch);
         return finish(batch, leases.map((l) => skipped(l.taskId)), []);
       }
       log(`refresh-token: job=${JSON.stringify(batch.job)} batch=${batch.batch_id} could not read credentials`);
@@ -139,9 +153,35 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       return setups.get(platform);
     };
 
-    const results = await Promise.all(
-      leases.map((lease) => processTask(store, lease, byTask.get(lease.taskId), setupFor)),
-    );
+    const now = ctx.now;
+    const started = now();
+    let taken = leases.length;
+    const maxTasks = deps.maxTasksPerRequest ?? MAX_TASKS_PER_REQUEST;
+    const maxWall = deps.maxWallMs ?? MAX_WALL_MS;
+    const mayTakeMore = () => taken < maxTasks && now() - started < maxWall;
+
+    // One slot per task of the batch: process it, then keep claiming the job's next due task.
+    const runSlot = async (lease: TaskLease, credential: LeasedCredential | undefined): Promise<TaskResult[]> => {
+      const done: TaskResult[] = [];
+      let current: { lease: TaskLease; credential: LeasedCredential | undefined } | null = { lease, credential };
+      while (current !== null) {
+        const r = await processTask(store, current.lease, current.credential, setupFor);
+        done.push(r);
+        if (r.kind !== "done" || r.outcome.status === "skipped" || !mayTakeMore()) break;
+        taken++;
+        try {
+          current = await store.claimNext(batch.batch_id);
+        } catch (err) {
+          log(`refresh-token: batch ${batch.batch_id} could not claim more: ${redact(describeDatabaseError(err), [])}`);
+          current = null;
+        }
+        if (current === null) taken--;
+      }
+      return done;
+    };
+    const results = (await Promise.all(
+      leases.map((lease) => runSlot(lease, byTask.get(lease.taskId))),
+    )).flat();
 
     const outcomes: TaskOutcome[] = [];
     const toRelease = new Map<string, TaskLease[]>();
@@ -152,6 +192,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     for (const [reason, group] of toRelease) {
       outcomes.push(...await release(store, group, reason));
     }
+    await finishBatch(store, batch);
     return finish(batch, outcomes, [...toRelease.keys()]);
   }
 
@@ -261,6 +302,15 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       if (isLeaseLost(err)) return group.map((l) => skipped(l.taskId));
       const error = `could not release the task (${reason}): ${describeDatabaseError(err)}`;
       return group.map((l) => ({ task_id: l.taskId, status: "skipped", error }));
+    }
+  }
+
+  /** Settles the batch so the next one goes out now; if this fails, a later reap settles it. */
+  async function finishBatch(store: TokenStore, batch: RefreshBatch): Promise<void> {
+    try {
+      await store.finishBatch(batch.batch_id);
+    } catch (err) {
+      log(`refresh-token: batch ${batch.batch_id} could not be finished: ${redact(describeDatabaseError(err), [])}`);
     }
   }
 

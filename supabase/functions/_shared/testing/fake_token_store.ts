@@ -2,6 +2,7 @@
 // token matches, like social.leased_refresh_credentials) and records every call.
 
 import type {
+  ClaimedTask,
   FailureRecord,
   LeasedCredential,
   RefreshRecord,
@@ -14,7 +15,7 @@ export interface FakeCredential extends LeasedCredential {
   leaseToken: string;
 }
 
-export type StoreMethod = "leasedCredentials" | "recordRefresh" | "recordFailure" | "release";
+export type StoreMethod = "leasedCredentials" | "recordRefresh" | "recordFailure" | "release" | "claimNext" | "finishBatch";
 
 export interface FakeTokenStoreOptions {
   credentials?: FakeCredential[];
@@ -22,6 +23,8 @@ export interface FakeTokenStoreOptions {
   failureState?: (lease: TaskLease, rec: FailureRecord) => string;
   /** Throw SQLSTATE DWL01 (lease lost) from this method for these task ids ("all" = always). */
   leaseLost?: Partial<Record<StoreMethod, number[] | "all">>;
+  /** Tasks handed out, one per claimNext call, after the batch's own (the job's backlog). */
+  backlog?: FakeCredential[];
   /** Throw a generic database error from this method for these task ids. */
   dbError?: Partial<Record<StoreMethod, number[] | "all">>;
 }
@@ -37,8 +40,13 @@ export class FakeTokenStore implements TokenStore {
   readonly refreshes: { lease: TaskLease; record: RefreshRecord }[] = [];
   readonly failures: { lease: TaskLease; record: FailureRecord }[] = [];
   readonly releases: { leases: TaskLease[]; reason: string }[] = [];
+  readonly claimedBatches: number[] = [];
+  readonly finishedBatches: number[] = [];
+  private backlog: FakeCredential[];
 
-  constructor(private readonly opts: FakeTokenStoreOptions = {}) {}
+  constructor(private readonly opts: FakeTokenStoreOptions = {}) {
+    this.backlog = [...(opts.backlog ?? [])];
+  }
 
   private check(method: StoreMethod, taskIds: number[]): void {
     this.calls.push({ method, taskIds });
@@ -72,6 +80,21 @@ export class FakeTokenStore implements TokenStore {
     this.failures.push({ lease, record });
     const state = this.opts.failureState?.(lease, record) ?? (record.permanent ? "dead" : "queued");
     return Promise.resolve(state);
+  }
+
+  claimNext(batchId: number): Promise<ClaimedTask | null> {
+    this.check("claimNext", []);
+    this.claimedBatches.push(batchId);
+    const next = this.backlog.shift();
+    if (next === undefined) return Promise.resolve(null);
+    const { leaseToken, ...credential } = next;
+    return Promise.resolve({ lease: { taskId: next.taskId, leaseToken }, credential });
+  }
+
+  finishBatch(batchId: number): Promise<void> {
+    this.check("finishBatch", []);
+    this.finishedBatches.push(batchId);
+    return Promise.resolve();
   }
 
   release(leases: readonly TaskLease[], reason: string): Promise<number> {

@@ -1,0 +1,117 @@
+// CLI of `npm run bench` (node:util parseArgs) -> the run plan.
+//
+//   npm run bench                     full matrix: N = 5000, C = 10 and 50, 20 ms x 3 reps, plus 0 ms x 1
+//   npm run bench -- --quick          N = 1000, C = 50, 20 ms, 1 rep, quick scaling (< 2 min)
+//   npm run bench -- --n 2000 --reps 1 --contenders duework,http-ceiling --c 50 --latency 20
+import { parseArgs } from "node:util";
+
+export const CONTENDERS = ["duework", "graphile-worker", "pg-boss", "http-ceiling"] as const;
+export type ContenderId = typeof CONTENDERS[number];
+
+export const LABELS: Record<ContenderId, string> = {
+  "duework": "Duework (pg_cron tick + pg_net + refresh-token Edge Function)",
+  "graphile-worker": "graphile-worker 0.18.0",
+  "pg-boss": "pg-boss 12.38.0",
+  "http-ceiling": "HTTP-only ceiling",
+};
+
+export interface Cell {
+  latencyMs: number;
+  c: number;
+}
+
+export interface RunPlanItem extends Cell {
+  contender: ContenderId;
+  rep: number;
+}
+
+export interface BenchConfig {
+  n: number;
+  quick: boolean;
+  contenders: ContenderId[];
+  /** Cells measured with `reps` repetitions. */
+  cells: Cell[];
+  reps: number;
+  /** Extra cells with one repetition each (0 ms endpoint). */
+  zeroCells: Cell[];
+  batch: number;
+  runTimeoutMs: number;
+  scaling: boolean;
+  resultsMd: string;
+  resultsJson: string;
+  /** Runtime of the peer worker child (graphile-worker, pg-boss, HTTP ceiling). */
+  peerRuntime: "deno" | "node";
+}
+
+function intList(raw: string, name: string): number[] {
+  return raw.split(",").map((s) => {
+    const v = Number(s.trim());
+    if (!Number.isInteger(v) || v < 0) throw new Error(`--${name}: ${JSON.stringify(s)} is not a non-negative integer`);
+    return v;
+  });
+}
+
+export function parseConfig(args: string[]): BenchConfig {
+  const { values } = parseArgs({
+    args,
+    options: {
+      quick: { type: "boolean", default: false },
+      n: { type: "string" },
+      reps: { type: "string" },
+      c: { type: "string" },
+      latency: { type: "string" },
+      "zero-latency": { type: "boolean" },
+      contenders: { type: "string" },
+      "no-scaling": { type: "boolean", default: false },
+      "timeout-s": { type: "string" },
+      out: { type: "string" },
+      "peer-runtime": { type: "string" },
+    },
+  });
+  const quick = values.quick ?? false;
+  const n = values.n !== undefined ? intList(values.n, "n")[0] : quick ? 1000 : 5000;
+  const reps = values.reps !== undefined ? intList(values.reps, "reps")[0] : quick ? 1 : 3;
+  const cs = values.c !== undefined ? intList(values.c, "c") : quick ? [50] : [10, 50];
+  const latencies = values.latency !== undefined ? intList(values.latency, "latency") : [20];
+  const zero = values["zero-latency"] ?? !quick;
+  const batch = 10;
+  for (const c of cs) {
+    if (c <= 0 || c % batch !== 0) throw new Error(`--c: ${c} must be a positive multiple of ${batch}`);
+  }
+  if (n <= 0) throw new Error("--n must be positive");
+  const contenders = values.contenders !== undefined
+    ? values.contenders.split(",").map((s) => s.trim()).filter(Boolean)
+    : [...CONTENDERS];
+  for (const c of contenders) {
+    if (!CONTENDERS.includes(c as ContenderId)) {
+      throw new Error(`--contenders: unknown ${JSON.stringify(c)}; known: ${CONTENDERS.join(", ")}`);
+    }
+  }
+  const out = values.out ?? "bench";
+  const peerRuntime = values["peer-runtime"] ?? "deno";
+  if (peerRuntime !== "deno" && peerRuntime !== "node") throw new Error(`--peer-runtime must be deno or node`);
+  return {
+    n,
+    quick,
+    contenders: contenders as ContenderId[],
+    cells: latencies.flatMap((latencyMs) => cs.map((c) => ({ latencyMs, c }))),
+    reps,
+    zeroCells: zero && !latencies.includes(0) ? cs.map((c) => ({ latencyMs: 0, c })) : [],
+    batch,
+    runTimeoutMs: (values["timeout-s"] !== undefined ? intList(values["timeout-s"], "timeout-s")[0] : 300) * 1000,
+    scaling: !values["no-scaling"],
+    resultsMd: `${out}/RESULTS.md`,
+    resultsJson: `${out}/results.json`,
+    peerRuntime,
+  };
+}
+
+/** Interleaved order: every contender once per cell, then the next repetition; 0 ms runs last. */
+export function runPlan(cfg: BenchConfig): RunPlanItem[] {
+  const plan: RunPlanItem[] = [];
+  for (let rep = 1; rep <= cfg.reps; rep++) {
+    for (const cell of cfg.cells) for (const contender of cfg.contenders) plan.push({ ...cell, contender, rep });
+  }
+  for (const cell of cfg.zeroCells) for (const contender of cfg.contenders) plan.push({ ...cell, contender, rep: 1 });
+  return plan;
+}

@@ -1,0 +1,157 @@
+// `npm run bench`: W1 "token refresh drain" for Duework and its peers on the bench stack, then the
+// scaling section (bench/scaling.ts). Writes bench/RESULTS.md and bench/results.json; exits
+// non-zero if any run failed a check. See README.md "Benchmark" and bench/config.ts for options.
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type BenchConfig, parseConfig, runPlan } from "./config.ts";
+import { startBenchStack, type BenchStack } from "./stack.ts";
+import { sandboxClient } from "./sandbox.ts";
+import { DueworkContender } from "./contenders/duework.ts";
+import { killLivePeer, runPeer } from "./peer_run.ts";
+import type { RunRecord } from "./record.ts";
+import { machineInfo } from "./machine.ts";
+import { renderResults } from "./report.ts";
+
+let cfg: BenchConfig;
+try {
+  cfg = parseConfig(Deno.args);
+} catch (e) {
+  console.error((e as Error).message);
+  Deno.exit(2);
+}
+
+const benchStarted = new Date();
+const plan = runPlan(cfg);
+console.log(
+  `W1 token-refresh drain: N = ${cfg.n}, ${plan.length} runs (${cfg.contenders.join(", ")}), ` +
+    `cells ${cfg.cells.map((c) => `${c.latencyMs} ms C=${c.c}`).join(", ")} x ${cfg.reps}` +
+    (cfg.zeroCells.length ? `, plus ${cfg.zeroCells.map((c) => `${c.latencyMs} ms C=${c.c}`).join(", ")} x 1` : "") +
+    `; peers run under ${cfg.peerRuntime}`,
+);
+
+const { stack, ready } = await startBenchStack();
+let interrupted = false;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, async () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`\n${sig}: stopping the bench stack`);
+    killLivePeer();
+    await stack.stop();
+    Deno.exit(130);
+  });
+}
+
+let exitCode = 0;
+try {
+  const t = Date.now();
+  let bench: BenchStack;
+  try {
+    bench = await ready;
+  } catch (e) {
+    throw new Error(`the bench stack did not start: ${(e as Error).message}`);
+  }
+  console.log(`bench stack ready in ${((Date.now() - t) / 1000).toFixed(1)} s (Postgres ${bench.info.db_url})`);
+  const machine = await machineInfo(bench.info.db_url);
+  const sandbox = sandboxClient(bench.info.sandbox_url);
+  const duework = cfg.contenders.includes("duework") ? new DueworkContender(bench, sandbox) : null;
+  await duework?.init();
+
+  const records: RunRecord[] = [];
+  const results = () => ({
+    startedAt: benchStarted.toISOString(),
+    finishedAt: new Date().toISOString(),
+    config: cfg,
+    machine,
+    runs: records,
+    scaling: scaling as unknown,
+  });
+  let scaling: unknown = null;
+  const writeJson = () => writeFile(join(bench.cfg.projectRoot, cfg.resultsJson), JSON.stringify(results(), null, 2) + "\n");
+
+  for (const [i, item] of plan.entries()) {
+    const runId = `${Date.now().toString(36)}-${i}`;
+    const label = `[${i + 1}/${plan.length}] ${item.contender} ${item.latencyMs}ms C=${item.c} rep ${item.rep}`;
+    let record: RunRecord;
+    try {
+      record = item.contender === "duework"
+        ? await duework!.run(item, cfg.n, cfg.batch, item.rep, runId, cfg.runTimeoutMs)
+        : await runPeer({
+          stack: bench,
+          sandbox,
+          contender: item.contender,
+          cell: item,
+          n: cfg.n,
+          batch: cfg.batch,
+          rep: item.rep,
+          runId,
+          timeoutMs: cfg.runTimeoutMs,
+          runtime: cfg.peerRuntime,
+        });
+    } catch (e) {
+      record = {
+        contender: item.contender, latencyMs: item.latencyMs, c: item.c, rep: item.rep, n: cfg.n,
+        startedAt: new Date().toISOString(), ok: false, failures: [`run failed: ${(e as Error).message}`],
+        drainMs: null, itemsPerSec: null, dbDrainMs: null, enqueueMs: null,
+        checks: { rowsRefreshed: null, rowsRefreshedMoreThanOnce: null, tokensNotCalledExactlyOnce: cfg.n,
+          duplicateProviderCalls: 0, providerCalls: 0, jobErrors: 0, firstError: (e as Error).message },
+        cpu: {},
+      };
+    }
+    records.push(record);
+    const cpu = Object.entries(record.cpu)
+      .filter(([k]) => k !== "hostBusyPct")
+      .map(([k, v]) => `${k} ${((v * 1000) / cfg.n).toFixed(2)}`).join(", ");
+    console.log(
+      record.drainMs !== null
+        ? `${label}: ${cfg.n} in ${(record.drainMs / 1000).toFixed(2)} s = ${record.itemsPerSec!.toFixed(0)}/s ` +
+          `${record.ok ? "✓" : "✗"}  (CPU-s/1000: ${cpu})`
+        : `${label}: ✗`,
+    );
+    for (const f of record.failures) console.log(`    ${f}`);
+    await writeJson();
+  }
+  await duework?.close();
+
+  // The scaling section is written by bench/scaling.ts; skipped (with a note) while it is missing.
+  const scalingPath = join(bench.cfg.projectRoot, "bench", "scaling.ts");
+  let renderScaling: ((r: unknown) => string) | null = null;
+  let scalingNote: string | null = null;
+  if (!cfg.scaling) {
+    scalingNote = "Scaling section skipped (--no-scaling).";
+  } else if (!existsSync(scalingPath)) {
+    scalingNote = "Scaling section skipped: bench/scaling.ts does not exist yet.";
+  } else {
+    try {
+      const mod = await import("./scaling.ts");
+      console.log("scaling: running bench/scaling.ts …");
+      const st = Date.now();
+      scaling = await mod.runScaling({ dbUrl: bench.info.db_url, quick: cfg.quick });
+      renderScaling = mod.renderScaling;
+      console.log(`scaling: done in ${((Date.now() - st) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      scalingNote = `Scaling section failed: ${(e as Error).message}`;
+      exitCode = 1;
+    }
+  }
+  if (scalingNote) console.log(scalingNote);
+  await writeJson();
+  const md = renderResults(results(), renderScaling ? renderScaling(scaling) : `## Scaling\n\n${scalingNote}\n`);
+  await writeFile(join(bench.cfg.projectRoot, cfg.resultsMd), md);
+  console.log(`\nwrote ${cfg.resultsMd} and ${cfg.resultsJson}`);
+  const failed = records.filter((r) => !r.ok);
+  if (failed.length) {
+    console.log(`${failed.length} of ${records.length} runs failed a check`);
+    exitCode = 1;
+  } else {
+    console.log(`all ${records.length} runs passed every check`);
+  }
+} catch (e) {
+  console.error((e as Error).stack ?? String(e));
+  exitCode = 1;
+} finally {
+  killLivePeer();
+  await stack.stop();
+}
+Deno.exit(exitCode);
