@@ -96,10 +96,24 @@ export function postmasterPid(pgData: string): number {
   return Number(readFileSync(`${pgData}/postmaster.pid`, "utf8").split("\n")[0]);
 }
 
+/** A live process whose command line contains every needle (fallback when children.json lags). */
+function findLivePid(needles: string[]): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (needles.every((n) => cmd.includes(n))) return Number(entry);
+    } catch { /* exited */ }
+  }
+  return undefined;
+}
+
 /** The stack's service processes from children.json, recognised by their script path. */
 export function stackServicePids(childrenJson: string): { netWorker?: number; functions?: number; sandbox?: number } {
   const recorded = JSON.parse(readFileSync(childrenJson, "utf8")) as { pid: number; cmdline: string }[];
-  const find = (needle: string) => recorded.find((r) => r.cmdline.includes(needle))?.pid;
+  const runDir = childrenJson.replace(/\/children\.json$/, "");
+  const find = (needle: string) =>
+    recorded.find((r) => r.cmdline.includes(needle))?.pid ?? findLivePid([needle, runDir]);
   return {
     netWorker: find("net-worker/main.ts"),
     functions: find("functions-server/main.ts"),

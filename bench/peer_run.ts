@@ -176,11 +176,12 @@ export async function runPeer(
   const t0 = started.t0 as number;
   const tEnd = drained.tEnd as number | null;
   const stats = stopped.stats as { errors: number; firstError: string | null; httpCalls: number };
-  let verify: { total: number; refreshed: number; refreshed_more_than_once: number; last_refreshed_ms: number } | null = null;
+  type Verify = { total: number; refreshed: number; refreshed_more_than_once: number; last_refreshed_ms: number };
+  let verify: Verify | null = null;
   if (usesDb) {
     const db = postgres(dbUrl, { max: 1, onnotice: () => {} });
     try {
-      [verify] = (await db.unsafe(VERIFY_SQL)) as unknown as typeof verify[];
+      verify = ((await db.unsafe(VERIFY_SQL)) as unknown as Verify[])[0];
     } finally {
       await db.end();
     }
