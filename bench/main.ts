@@ -2,8 +2,8 @@
 // scaling section (bench/scaling.ts). Writes bench/RESULTS.md and bench/results.json; exits
 // non-zero if any run failed a check. See README.md "Benchmark" and bench/config.ts for options.
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { type BenchConfig, parseConfig, runPlan } from "./config.ts";
 import { startBenchStack, type BenchStack } from "./stack.ts";
 import { sandboxClient } from "./sandbox.ts";
@@ -68,6 +68,7 @@ try {
     scaling: scaling as unknown,
   });
   let scaling: unknown = null;
+  await mkdir(dirname(join(bench.cfg.projectRoot, cfg.resultsJson)), { recursive: true });
   const writeJson = () => writeFile(join(bench.cfg.projectRoot, cfg.resultsJson), JSON.stringify(results(), null, 2) + "\n");
 
   for (const [i, item] of plan.entries()) {
@@ -128,7 +129,7 @@ try {
       console.log("scaling: running bench/scaling.ts …");
       const st = Date.now();
       scaling = await mod.runScaling({ dbUrl: bench.info.db_url, quick: cfg.quick });
-      renderScaling = mod.renderScaling;
+      renderScaling = mod.renderScaling as (r: unknown) => string;
       console.log(`scaling: done in ${((Date.now() - st) / 1000).toFixed(1)} s`);
     } catch (e) {
       scalingNote = `Scaling section failed: ${(e as Error).message}`;
