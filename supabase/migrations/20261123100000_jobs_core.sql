@@ -234,6 +234,16 @@ begin
 end;
 $$;
 
+-- Both Vault secrets a dispatch needs exist (checked before claiming, so nothing is leased in vain).
+create function jobs.dispatch_secrets_present()
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select count(distinct name) = 2 from vault.decrypted_secrets where name in ('project_url', 'service_key');
+$$;
+
 -- The per-job outcome lock: outcome calls hold it shared, discovery (jobs.tick) exclusively, so
 -- discovery never reads domain state that an in-flight outcome call is about to change.
 create function jobs.lock_outcomes(p_job_name text, p_exclusive boolean)
@@ -636,8 +646,7 @@ begin
 
     if v_job.paused then
       v_error := coalesce(v_error, 'job is paused: discovered only, nothing dispatched');
-    elsif not exists (select 1 from vault.decrypted_secrets where name = 'project_url')
-       or not exists (select 1 from vault.decrypted_secrets where name = 'service_key') then
+    elsif not jobs.dispatch_secrets_present() then
       v_error := 'Vault secrets project_url and service_key must both exist to dispatch; '
                  'see README "Deploy to a hosted Supabase project"';
     else
@@ -683,8 +692,7 @@ declare
   v_claimed int;
   v_total int := 0;
 begin
-  if not exists (select 1 from vault.decrypted_secrets where name = 'project_url')
-     or not exists (select 1 from vault.decrypted_secrets where name = 'service_key') then
+  if not jobs.dispatch_secrets_present() then
     raise warning 'jobs.heartbeat: Vault secrets project_url and service_key are missing; nothing dispatched';
     return 0;
   end if;

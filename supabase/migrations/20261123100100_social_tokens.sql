@@ -190,7 +190,8 @@ declare
   v_task jobs.task;
   v_state text;
 begin
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
+  -- jobs.fail checks the lease; a stale one raises and nothing below runs.
+  select * into v_task from jobs.task where id = p_task_id;
   v_state := jobs.fail(p_task_id, p_lease_token, p_error, p_retry_after_seconds,
                        coalesce(p_permanent, false) or coalesce(p_needs_reauth, false));
   update public.social_accounts
