@@ -16,6 +16,7 @@ Deno.test("google_oauth: 200 mapping", () => {
     expiresIn: 3599,
     refreshToken: null,
     scope: null,
+    refreshExpiresIn: null,
   });
   assert.deepEqual(answer(200, { access_token: "ya29.a", expires_in: 3920, refresh_token: "1//n", scope: "a b" }), {
     kind: "refreshed",
@@ -23,6 +24,7 @@ Deno.test("google_oauth: 200 mapping", () => {
     expiresIn: 3920,
     refreshToken: "1//n",
     scope: "a b",
+    refreshExpiresIn: null,
   });
   // Malformed success: retry later rather than store garbage.
   const bad = answer(200, { token_type: "Bearer" });

@@ -86,6 +86,7 @@ export function interpretGoogleTokenResponse(res: HttpResult, nowMs: number): Re
         expiresIn: Math.floor(expiresIn),
         refreshToken: str(body.refresh_token) ?? null,
         scope: str(body.scope) ?? null,
+        refreshExpiresIn: null, // Google does not report a refresh token lifetime
       };
     }
     return transientFailure(`unexpected response: HTTP ${status} without access_token and expires_in`);

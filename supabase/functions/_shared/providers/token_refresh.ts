@@ -14,6 +14,11 @@ export type RefreshResult =
     /** Only when the provider returned (rotated) one; null keeps the stored token. */
     refreshToken: string | null;
     scope: string | null;
+    /**
+     * Seconds the refresh token stays usable, when the provider says (TikTok's
+     * refresh_expires_in); null or absent = unknown / does not expire on a clock we know.
+     */
+    refreshExpiresIn?: number | null;
   }
   | {
     kind: "failed";
