@@ -3,7 +3,7 @@
 // non-zero if any run failed a check. See README.md "Benchmark" and bench/config.ts for options.
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { type BenchConfig, parseConfig, runPlan } from "./config.ts";
 import { startBenchStack, type BenchStack } from "./stack.ts";
 import { sandboxClient } from "./sandbox.ts";
@@ -68,8 +68,8 @@ try {
     scaling: scaling as unknown,
   });
   let scaling: unknown = null;
-  await mkdir(dirname(join(bench.cfg.projectRoot, cfg.resultsJson)), { recursive: true });
-  const writeJson = () => writeFile(join(bench.cfg.projectRoot, cfg.resultsJson), JSON.stringify(results(), null, 2) + "\n");
+  await mkdir(dirname(resolve(bench.cfg.projectRoot, cfg.resultsJson)), { recursive: true });
+  const writeJson = () => writeFile(resolve(bench.cfg.projectRoot, cfg.resultsJson), JSON.stringify(results(), null, 2) + "\n");
 
   for (const [i, item] of plan.entries()) {
     const runId = `${Date.now().toString(36)}-${i}`;
@@ -139,7 +139,7 @@ try {
   if (scalingNote) console.log(scalingNote);
   await writeJson();
   const md = renderResults(results(), renderScaling ? renderScaling(scaling) : `## Scaling\n\n${scalingNote}\n`);
-  await writeFile(join(bench.cfg.projectRoot, cfg.resultsMd), md);
+  await writeFile(resolve(bench.cfg.projectRoot, cfg.resultsMd), md);
   console.log(`\nwrote ${cfg.resultsMd} and ${cfg.resultsJson}`);
   const failed = records.filter((r) => !r.ok);
   if (failed.length) {

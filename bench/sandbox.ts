@@ -6,6 +6,8 @@ export interface SandboxClient {
   register(tokens: string[], latencyMs: number): Promise<void>;
   /** Fake Google's refresh_count per refresh token. */
   refreshCounts(): Promise<Map<string, number>>;
+  /** Epoch ms of the first and last refresh the fake Google saw (null: none). */
+  refreshWindow(): Promise<{ first: number | null; last: number | null }>;
 }
 
 async function call(url: string, init: RequestInit): Promise<unknown> {
@@ -15,8 +17,20 @@ async function call(url: string, init: RequestInit): Promise<unknown> {
   return JSON.parse(text);
 }
 
+interface GoogleTokenState {
+  refresh_token: string;
+  refresh_count: number;
+  last_refreshed_at: string | null;
+}
+
 export function sandboxClient(sandboxUrl: string): SandboxClient {
   const json = { "content-type": "application/json" };
+  const googleTokens = async () => {
+    const body = await call(`${sandboxUrl}/__state/google_oauth`, { method: "GET" }) as {
+      state: { refresh_tokens: GoogleTokenState[] };
+    };
+    return body.state.refresh_tokens;
+  };
   return {
     async reset() {
       await call(`${sandboxUrl}/__reset`, { method: "POST" });
@@ -30,10 +44,13 @@ export function sandboxClient(sandboxUrl: string): SandboxClient {
       });
     },
     async refreshCounts() {
-      const body = await call(`${sandboxUrl}/__state/google_oauth`, { method: "GET" }) as {
-        state: { refresh_tokens: { refresh_token: string; refresh_count: number }[] };
-      };
-      return new Map(body.state.refresh_tokens.map((t) => [t.refresh_token, t.refresh_count]));
+      return new Map((await googleTokens()).map((t) => [t.refresh_token, t.refresh_count]));
+    },
+    async refreshWindow() {
+      const times = (await googleTokens()).flatMap((t) => t.last_refreshed_at ? [Date.parse(t.last_refreshed_at)] : []);
+      return times.length === 0
+        ? { first: null, last: null }
+        : { first: times.reduce((a, b) => Math.min(a, b)), last: times.reduce((a, b) => Math.max(a, b)) };
     },
   };
 }

@@ -100,6 +100,9 @@ export class DueworkContender {
              (select count(*)::int from jobs.batch where http_status is distinct from 200) as batches_not_200
         from jobs.task where job_name = ${JOB}`;
     const provider = providerCheck(await this.sandbox.refreshCounts(), tokens);
+    // Where the drain's time went: before the first provider call (tick + first dispatch) and
+    // after the last one (its outcome write + the poll noticing it).
+    const window = await this.sandbox.refreshWindow();
 
     const jobErrors = tasks.not_succeeded + tasks.retried + tasks.with_error + rows.bad_rows;
     const failures: string[] = [];
@@ -132,7 +135,13 @@ export class DueworkContender {
         firstError: tasks.first_error ?? null,
       },
       cpu: cpuDelta(before, after),
-      extra: { tick: tickResult.r, tasks: tasks.total, batches: tasks.batches, batchesNot200: tasks.batches_not_200 },
+      extra: {
+        tick: tickResult.r,
+        tasks: tasks.total,
+        batches: tasks.batches,
+        firstProviderCallMs: window.first === null ? null : window.first - t0,
+        afterLastProviderCallMs: window.last === null || tEnd === null ? null : tEnd - window.last,
+      },
     };
   }
 }

@@ -3,6 +3,7 @@
 // under supabase/migrations); this module only calls them, one call per task outcome.
 
 import type postgres from "npm:postgres@^3.4.9";
+import { Coalescer, type CoalescerOptions } from "./coalescer.ts";
 
 /** SQLSTATE the outcome functions raise for a stale or forged lease token. */
 export const LEASE_LOST_SQLSTATE = "DWL01";
@@ -26,6 +27,8 @@ export interface RefreshRecord {
   refreshToken: string | null;
   /** null keeps the stored scope. */
   scope: string | null;
+  /** Seconds until a rotated refresh token expires (TikTok); null/absent keeps the stored expiry. */
+  refreshExpiresIn?: number | null;
 }
 
 export interface FailureRecord {
@@ -45,8 +48,8 @@ export interface ClaimedTask {
 export interface TokenStore {
   /** Credentials of the given tasks that are still running under these lease tokens. */
   leasedCredentials(leases: readonly TaskLease[]): Promise<LeasedCredential[]>;
-  /** Stores the new token and completes the task. */
-  recordRefresh(lease: TaskLease, record: RefreshRecord): Promise<unknown>;
+  /** Stores the new token and completes the task; returns 'succeeded', or 'failed' (account gone). */
+  recordRefresh(lease: TaskLease, record: RefreshRecord): Promise<string>;
   /** Fails the task; returns its new state ('queued' = will retry, 'dead'). */
   recordFailure(lease: TaskLease, record: FailureRecord): Promise<string>;
   /** Puts tasks back without consuming an attempt; returns how many were released. */
@@ -86,8 +89,42 @@ async function leaseAware<T>(query: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The TokenStore over postgres.js (bigint columns arrive as strings, hence Number()). */
-export function createPgTokenStore(sql: postgres.Sql): TokenStore {
+/** One operation of a grouped call (social.record_and_claim_refreshes). */
+type GroupOp =
+  | { kind: "refresh"; lease: TaskLease; record: RefreshRecord }
+  | { kind: "failure"; lease: TaskLease; record: FailureRecord }
+  | { kind: "claim"; batchId: number };
+
+type GroupResult = { leaseLost: true } | { leaseLost: false; state: string } | { claimed: ClaimedTask | null };
+
+interface GroupAnswer {
+  refreshes: { task_id: number | string; state: string }[];
+  failures: { task_id: number | string; state: string }[];
+  claimed: {
+    batch_id: number | string;
+    task_id: number | string;
+    lease_token: string;
+    account_id: number | string;
+    platform: string;
+    refresh_token: string | null;
+  }[];
+}
+
+/**
+ * The TokenStore over postgres.js (bigint columns arrive as strings, hence Number()).
+ * Outcomes and claims are grouped (see coalescer.ts): while one call is in flight, the next
+ * ones queue and then travel together in one social.record_and_claim_refreshes call.
+ */
+export function createPgTokenStore(sql: postgres.Sql, opts: CoalescerOptions = {}): TokenStore {
+  const group = new Coalescer<GroupOp, GroupResult>((ops) => recordAndClaim(sql, ops), opts);
+  const outcome = async (op: GroupOp): Promise<string> => {
+    const r = await group.submit(op);
+    if ("leaseLost" in r && r.leaseLost) {
+      throw new LeaseLostError(`lease lost: task ${(op as { lease: TaskLease }).lease.taskId} is not running under this lease token`);
+    }
+    return (r as { state: string }).state;
+  };
+
   return {
     leasedCredentials(leases) {
       const ids = leases.map((l) => l.taskId);
@@ -105,41 +142,12 @@ export function createPgTokenStore(sql: postgres.Sql): TokenStore {
       });
     },
 
-    recordRefresh(lease, rec) {
-      return leaseAware(async () => {
-        const [row] = await sql`
-          select social.record_token_refresh(
-            ${lease.taskId}::bigint, ${lease.leaseToken}::uuid, ${rec.accessToken}::text,
-            ${rec.expiresIn}::int, ${rec.refreshToken}::text, ${rec.scope}::text) as result`;
-        return row?.result;
-      });
-    },
-
-    recordFailure(lease, rec) {
-      return leaseAware(async () => {
-        const [row] = await sql`
-          select social.record_token_failure(
-            ${lease.taskId}::bigint, ${lease.leaseToken}::uuid, ${rec.error}::text,
-            ${rec.retryAfterSeconds}::int, ${rec.permanent}::boolean, ${rec.needsReauth}::boolean) as state`;
-        return String(row?.state);
-      });
-    },
+    recordRefresh: (lease, record) => outcome({ kind: "refresh", lease, record }),
+    recordFailure: (lease, record) => outcome({ kind: "failure", lease, record }),
 
     async claimNext(batchId) {
-      const [row] = await sql`
-        select task_id, lease_token, account_id, platform, refresh_token
-        from social.claim_next_refresh(${batchId}::bigint)`;
-      if (row === undefined) return null;
-      const taskId = Number(row.task_id);
-      return {
-        lease: { taskId, leaseToken: String(row.lease_token) },
-        credential: {
-          taskId,
-          accountId: Number(row.account_id),
-          platform: String(row.platform),
-          refreshToken: row.refresh_token === null ? null : String(row.refresh_token),
-        },
-      };
+      const r = await group.submit({ kind: "claim", batchId });
+      return "claimed" in r ? r.claimed : null;
     },
 
     async finishBatch(batchId) {
@@ -156,4 +164,67 @@ export function createPgTokenStore(sql: postgres.Sql): TokenStore {
       });
     },
   };
+}
+
+/** One round trip for a group: outcomes first, then claims, in one transaction. */
+async function recordAndClaim(sql: postgres.Sql, ops: readonly GroupOp[]): Promise<GroupResult[]> {
+  const refreshes = [];
+  const failures = [];
+  const claims = new Map<number, number>();
+  for (const op of ops) {
+    if (op.kind === "refresh") {
+      refreshes.push({
+        task_id: op.lease.taskId,
+        lease_token: op.lease.leaseToken,
+        access_token: op.record.accessToken,
+        expires_in: op.record.expiresIn,
+        refresh_token: op.record.refreshToken,
+        scope: op.record.scope,
+        refresh_expires_in: op.record.refreshExpiresIn ?? null,
+      });
+    } else if (op.kind === "failure") {
+      failures.push({
+        task_id: op.lease.taskId,
+        lease_token: op.lease.leaseToken,
+        error: op.record.error,
+        retry_after_seconds: op.record.retryAfterSeconds,
+        permanent: op.record.permanent,
+        needs_reauth: op.record.needsReauth,
+      });
+    } else {
+      claims.set(op.batchId, (claims.get(op.batchId) ?? 0) + 1);
+    }
+  }
+  const claimList = [...claims].map(([batch_id, count]) => ({ batch_id, count }));
+  const [row] = await sql`
+    select social.record_and_claim_refreshes(
+      ${sql.json(refreshes)}::jsonb, ${sql.json(failures)}::jsonb, ${sql.json(claimList)}::jsonb) as answer`;
+  const answer = row.answer as GroupAnswer;
+
+  const stateOf = (list: { task_id: number | string; state: string }[]) =>
+    new Map(list.map((r) => [Number(r.task_id), r.state]));
+  const refreshStates = stateOf(answer.refreshes);
+  const failureStates = stateOf(answer.failures);
+  const claimedByBatch = new Map<number, ClaimedTask[]>();
+  for (const c of answer.claimed) {
+    const taskId = Number(c.task_id);
+    const list = claimedByBatch.get(Number(c.batch_id)) ?? [];
+    list.push({
+      lease: { taskId, leaseToken: String(c.lease_token) },
+      credential: {
+        taskId,
+        accountId: Number(c.account_id),
+        platform: String(c.platform),
+        refreshToken: c.refresh_token === null ? null : String(c.refresh_token),
+      },
+    });
+    claimedByBatch.set(Number(c.batch_id), list);
+  }
+
+  return ops.map((op): GroupResult => {
+    if (op.kind === "claim") return { claimed: claimedByBatch.get(op.batchId)?.shift() ?? null };
+    const state = (op.kind === "refresh" ? refreshStates : failureStates).get(op.lease.taskId);
+    if (state === undefined) throw new Error(`no outcome returned for task ${op.lease.taskId}`);
+    return state === "lease_lost" ? { leaseLost: true } : { leaseLost: false, state };
+  });
 }

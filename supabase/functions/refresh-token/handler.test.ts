@@ -164,10 +164,12 @@ Deno.test("success: stores access token + expires_in, keeps the refresh token Go
         expiresIn: 3599,
         refreshToken: null, // null = keep the stored one
         scope: "https://www.googleapis.com/auth/youtube.readonly",
+        refreshExpiresIn: null,
       },
     }]);
     assert.deepEqual(h.store.failures, []);
-    assert.deepEqual(h.store.calls.map((c) => c.method), ["leasedCredentials", "recordRefresh", "claimNext", "finishBatch"]);
+    // The slot claims its next task while Google answers (claim-ahead), then records the outcome.
+    assert.deepEqual(h.store.calls.map((c) => c.method), ["leasedCredentials", "claimNext", "recordRefresh", "finishBatch"]);
   });
 });
 
@@ -605,16 +607,40 @@ Deno.test("refill: a request stops claiming at maxTasksPerRequest", async () => 
   });
 });
 
-Deno.test("refill: no claiming after a configuration error or a lost lease", async () => {
-  const backlog = [cred(4, "youtube", crypto.randomUUID())];
+Deno.test("refill: after a configuration error the task claimed ahead is released too, and nothing more is claimed", async () => {
+  const backlog = [cred(4, "youtube", crypto.randomUUID()), cred(5, "youtube", crypto.randomUUID())];
   await withHarness({ store: { backlog }, env: { GOOGLE_CLIENT_SECRET: undefined } }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 500);
-    assert.equal(h.store.claimedBatches.length, 0);
+    assert.equal(h.store.claimedBatches.length, 1, "one claim ahead, none after the error");
+    assert.deepEqual(h.store.releases.flatMap((r) => r.leases.map((l) => l.taskId)).sort(), [1, 4]);
+    assert.equal(h.google.requests.length, 0);
   });
+});
+
+Deno.test("refill: a lost lease skips that task only; the task claimed ahead is still refreshed", async () => {
+  const backlog = [cred(4, "youtube", crypto.randomUUID())];
   await withHarness({ store: { backlog, leaseLost: { recordRefresh: [1] } } }, async (h) => {
-    await h.call(batch([1]));
-    assert.equal(h.store.claimedBatches.length, 0);
+    const res = await h.call(batch([1]));
+    assert.equal(res.json.skipped, 1);
+    assert.equal(res.json.succeeded, 1);
+    assert.deepEqual(h.store.calls.filter((c) => c.method === "recordRefresh").map((c) => c.taskIds[0]), [1, 4]);
+    assert.deepEqual(h.store.refreshes.map((r) => r.lease.taskId), [4], "only task 4 was recorded");
+  });
+});
+
+Deno.test("refill: the provider is called again before the previous outcome is recorded", async () => {
+  // A store whose outcome writes hang until released: the slot must still move on to its next task.
+  const backlog = [cred(4, "youtube", crypto.randomUUID()), cred(5, "youtube", crypto.randomUUID())];
+  let releaseWrites!: () => void;
+  const writesHeld = new Promise<void>((r) => (releaseWrites = r));
+  await withHarness({ store: { backlog, holdRefreshes: writesHeld } }, async (h) => {
+    const pending = h.call(batch([1]));
+    while (h.google.requests.length < 3) await new Promise((r) => setTimeout(r, 2));
+    assert.equal(h.store.refreshes.length, 3, "three outcomes submitted, none recorded yet");
+    releaseWrites();
+    const res = await pending;
+    assert.equal(res.json.succeeded, 3);
   });
 });
 

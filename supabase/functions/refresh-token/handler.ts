@@ -5,13 +5,16 @@
 // 1. auth (secret key) → 401; body (zod) → 400; nothing touched before both pass.
 // 2. One SQL call reads the credentials of the tasks we still hold a lease on; the others are
 //    skipped (lease lost).
-// 3. Each task's provider is called concurrently (10 s timeout), then ONE SQL call per task
-//    records the outcome: record_token_refresh or record_token_failure. A lease lost at that
-//    point (SQLSTATE DWL01) means someone else owns the task now: skipped, nothing changed.
-// 3b. A task slot that finished claims the job's next due task into the same batch (one SQL
-//    call) and keeps going, so the batch's slots never idle while backlog remains; a request
-//    stops taking more after MAX_TASKS_PER_REQUEST tasks or MAX_WALL_MS, well inside the Edge
-//    Function limits (150 s wall, 2 s CPU).
+// 3. Each task's provider is called concurrently (10 s timeout), then its outcome is recorded
+//    with record_token_refresh / record_token_failure semantics: the domain write and the task's
+//    completion commit together. Outcomes and claims of all slots are grouped into one SQL call
+//    (social.record_and_claim_refreshes) while the previous one is in flight. A lease lost at
+//    that point means someone else owns the task now: skipped, nothing changed.
+// 3b. Each slot claims the job's next due task into the same batch while its current task is at
+//    the provider, and calls the provider again without waiting for the previous outcome to be
+//    written, so the batch's slots never idle while backlog remains; a request stops taking more
+//    after MAX_TASKS_PER_REQUEST tasks or MAX_WALL_MS, well inside the Edge Function limits
+//    (150 s wall, 2 s CPU).
 // 3c. At the end, jobs.finish_batch settles the batch and dispatches the job's next one.
 // 4. A configuration error (missing client secret, client rejected by the provider) is not the
 //    tasks' fault: they are released without consuming an attempt and the answer is a 500.
@@ -39,6 +42,7 @@ import {
 } from "../_shared/result.ts";
 import { invalidRequestResponse, parseBatch, taskBatchSchema } from "../_shared/task_batch.ts";
 import {
+  type ClaimedTask,
   describeDatabaseError,
   type FailureRecord,
   isLeaseLost,
@@ -79,6 +83,13 @@ export const MAX_WALL_MS = 60_000;
 type TaskResult =
   | { kind: "done"; outcome: TaskOutcome }
   | { kind: "release"; lease: TaskLease; reason: string };
+
+/** What the provider call found, before anything is recorded. */
+type Attempt =
+  | { kind: "skip" }
+  | { kind: "release"; reason: string }
+  | { kind: "fail"; rec: FailureRecord; secrets: ReadonlyArray<string | null> }
+  | { kind: "refreshed"; result: Extract<RefreshResult, { kind: "refreshed" }>; secrets: ReadonlyArray<string | null> };
 
 const LEASE_LOST = "lease lost: the task is no longer running under this lease token";
 
@@ -160,24 +171,40 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const maxWall = deps.maxWallMs ?? MAX_WALL_MS;
     const mayTakeMore = () => taken < maxTasks && now() - started < maxWall;
 
-    // One slot per task of the batch: process it, then keep claiming the job's next due task.
-    const runSlot = async (lease: TaskLease, credential: LeasedCredential | undefined): Promise<TaskResult[]> => {
-      const done: TaskResult[] = [];
-      let current: { lease: TaskLease; credential: LeasedCredential | undefined } | null = { lease, credential };
-      while (current !== null) {
-        const r = await processTask(store, current.lease, current.credential, setupFor);
-        done.push(r);
-        if (r.kind !== "done" || r.outcome.status === "skipped" || !mayTakeMore()) break;
-        taken++;
-        try {
-          current = await store.claimNext(batch.batch_id);
-        } catch (err) {
-          log(`refresh-token: batch ${batch.batch_id} could not claim more: ${redact(describeDatabaseError(err), [])}`);
-          current = null;
-        }
-        if (current === null) taken--;
+    let stopClaiming = false;
+    const claimAhead = async (): Promise<ClaimedTask | null> => {
+      if (stopClaiming || !mayTakeMore()) return null;
+      taken++;
+      try {
+        const next = await store.claimNext(batch.batch_id);
+        if (next === null) taken--;
+        return next;
+      } catch (err) {
+        taken--;
+        log(`refresh-token: batch ${batch.batch_id} could not claim more: ${redact(describeDatabaseError(err), [])}`);
+        return null;
       }
-      return done;
+    };
+
+    // One slot per task of the batch. A slot claims its next task while the current one is at the
+    // provider, and does not wait for an outcome to be recorded before calling the provider again:
+    // claims and outcomes of all slots travel together in grouped SQL calls (token_store.ts), so
+    // the provider sees C requests in flight whatever the database round trip costs.
+    const runSlot = async (lease: TaskLease, credential: LeasedCredential | undefined): Promise<TaskResult[]> => {
+      const recorded: Promise<TaskResult>[] = [];
+      let current: ClaimedTask | { lease: TaskLease; credential: LeasedCredential | undefined } | null = {
+        lease,
+        credential,
+      };
+      while (current !== null) {
+        const next = claimAhead();
+        const attempt = await callProvider(current.lease, current.credential, setupFor);
+        // A configuration error will not go away within this request: finish what is held, claim no more.
+        if (attempt.kind === "release") stopClaiming = true;
+        recorded.push(record(store, current.lease, attempt));
+        current = await next;
+      }
+      return await Promise.all(recorded);
     };
     const results = (await Promise.all(
       leases.map((lease) => runSlot(lease, byTask.get(lease.taskId))),
@@ -196,17 +223,17 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     return finish(batch, outcomes, [...toRelease.keys()]);
   }
 
-  async function processTask(
-    store: TokenStore,
+  /** The provider I/O of one task; nothing is written yet. */
+  async function callProvider(
     lease: TaskLease,
     credential: LeasedCredential | undefined,
     setupFor: (platform: string) => ProviderSetup | undefined,
-  ): Promise<TaskResult> {
-    if (credential === undefined) return { kind: "done", outcome: skipped(lease.taskId) };
+  ): Promise<Attempt> {
+    if (credential === undefined) return { kind: "skip" };
 
     const setup = setupFor(credential.platform);
     const secrets = [credential.refreshToken, ...(setup?.ok ? setup.secrets : [])];
-    const fail = (rec: FailureRecord) => recordFailure(store, lease, rec, secrets);
+    const fail = (rec: FailureRecord): Attempt => ({ kind: "fail", rec, secrets });
 
     if (setup === undefined) {
       return fail({
@@ -216,7 +243,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         retryAfterSeconds: null,
       });
     }
-    if (!setup.ok) return { kind: "release", lease, reason: setup.configError };
+    if (!setup.ok) return { kind: "release", reason: setup.configError };
     if (!credential.refreshToken) {
       return fail({
         error: "no refresh token stored for this account",
@@ -236,7 +263,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 
     switch (result.kind) {
       case "misconfigured":
-        return { kind: "release", lease, reason: redact(result.error, secrets) };
+        return { kind: "release", reason: redact(result.error, secrets) };
       case "failed":
         return fail({
           error: result.error,
@@ -245,14 +272,32 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
           retryAfterSeconds: result.retryAfterSeconds,
         });
       case "refreshed":
+        return { kind: "refreshed", result, secrets };
+    }
+  }
+
+  /** Records what callProvider found (one grouped SQL call shared with other tasks). */
+  async function record(store: TokenStore, lease: TaskLease, attempt: Attempt): Promise<TaskResult> {
+    switch (attempt.kind) {
+      case "skip":
+        return { kind: "done", outcome: skipped(lease.taskId) };
+      case "release":
+        return { kind: "release", lease, reason: attempt.reason };
+      case "fail":
+        return await recordFailure(store, lease, attempt.rec, attempt.secrets);
+      case "refreshed": {
+        const { result, secrets } = attempt;
         try {
-          await store.recordRefresh(lease, {
+          const state = await store.recordRefresh(lease, {
             accessToken: result.accessToken,
             expiresIn: result.expiresIn,
             refreshToken: result.refreshToken,
             scope: result.scope,
+            refreshExpiresIn: (result as { refreshExpiresIn?: number | null }).refreshExpiresIn ?? null,
           });
-          return { kind: "done", outcome: { task_id: lease.taskId, status: "succeeded" } };
+          return state === "succeeded"
+            ? { kind: "done", outcome: { task_id: lease.taskId, status: "succeeded" } }
+            : { kind: "done", outcome: { task_id: lease.taskId, status: "failed", error: "account no longer exists" } };
         } catch (err) {
           if (isLeaseLost(err)) return { kind: "done", outcome: skipped(lease.taskId) };
           // Not recorded: the lease expires and the task is claimed again (a new token then).
@@ -262,6 +307,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
           );
           return { kind: "done", outcome: { task_id: lease.taskId, status: "retried", error } };
         }
+      }
     }
   }
 

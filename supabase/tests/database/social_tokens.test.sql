@@ -242,8 +242,8 @@ select is((select count(*)::int from jobs.task where state = 'running' and batch
   'with every task reported nothing of the batch is running');
 
 -- privileges of the functions ------------------------------------------------------------------------
-select ok(not has_function_privilege('anon', 'social.record_token_refresh(bigint,uuid,text,integer,text,text)', 'EXECUTE')
-          and not has_function_privilege('authenticated', 'social.record_token_refresh(bigint,uuid,text,integer,text,text)', 'EXECUTE'),
+select ok(not has_function_privilege('anon', 'social.record_token_refresh(bigint,uuid,text,integer,text,text,integer)', 'EXECUTE')
+          and not has_function_privilege('authenticated', 'social.record_token_refresh(bigint,uuid,text,integer,text,text,integer)', 'EXECUTE'),
   'anon and authenticated cannot execute record_token_refresh');
 select ok(not has_function_privilege('anon', 'social.leased_refresh_credentials(bigint[],uuid[])', 'EXECUTE')
           and not has_function_privilege('authenticated', 'social.leased_refresh_credentials(bigint[],uuid[])', 'EXECUTE'),

@@ -19,6 +19,10 @@ export type StoreMethod = "leasedCredentials" | "recordRefresh" | "recordFailure
 
 export interface FakeTokenStoreOptions {
   credentials?: FakeCredential[];
+  /** recordRefresh resolves only after this promise (outcome writes that take a while). */
+  holdRefreshes?: Promise<void>;
+  /** State record_token_refresh returns; default 'succeeded' ('failed' = account gone). */
+  refreshState?: (lease: TaskLease) => string;
   /** State record_token_failure returns; default 'dead' when permanent, else 'queued'. */
   failureState?: (lease: TaskLease, rec: FailureRecord) => string;
   /** Throw SQLSTATE DWL01 (lease lost) from this method for these task ids ("all" = always). */
@@ -69,10 +73,11 @@ export class FakeTokenStore implements TokenStore {
     return Promise.resolve(rows.map(({ leaseToken: _lt, ...row }) => row));
   }
 
-  recordRefresh(lease: TaskLease, record: RefreshRecord): Promise<unknown> {
+  async recordRefresh(lease: TaskLease, record: RefreshRecord): Promise<string> {
     this.check("recordRefresh", [lease.taskId]);
     this.refreshes.push({ lease, record });
-    return Promise.resolve({ ok: true });
+    await this.opts.holdRefreshes;
+    return this.opts.refreshState?.(lease) ?? "succeeded";
   }
 
   recordFailure(lease: TaskLease, record: FailureRecord): Promise<string> {
