@@ -56,7 +56,7 @@ try {
   const machine = await machineInfo(bench.info.db_url);
   const sandbox = sandboxClient(bench.info.sandbox_url);
   const duework = cfg.contenders.includes("duework") ? new DueworkContender(bench, sandbox) : null;
-  await duework?.init();
+  await duework?.init(cfg.batch);
 
   const records: RunRecord[] = [];
   const results = () => ({

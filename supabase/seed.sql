@@ -19,3 +19,18 @@ values
   ('demo-creator-revoked', 'youtube', 'ya29.demo-expired-6', '1//demo-refresh-youtube-revoked',
    now() - interval '3 days', '{https://www.googleapis.com/auth/youtube.readonly}')
 on conflict (creator_unique_identifier, platform) do nothing;
+
+-- Three TikTok creators whose refresh tokens the sandbox's fake TikTok knows (they rotate on every
+-- refresh), one whose grant was revoked and one whose refresh token has expired:
+-- `select refresh_expired_tiktok_tokens();` refreshes three and marks two needs_reauth.
+insert into public.social_accounts
+  (creator_unique_identifier, platform, access_token, refresh_token, access_token_expires_at, scopes)
+values
+  ('demo-tiktok-1', 'tiktok', 'act.demo-expired-1', 'rft.demo-tiktok-1', now() - interval '1 hour', '{user.info.basic,video.list}'),
+  ('demo-tiktok-2', 'tiktok', 'act.demo-expiring-2', 'rft.demo-tiktok-2', now() + interval '3 hours', '{user.info.basic,video.list}'),
+  ('demo-tiktok-3', 'tiktok', null, 'rft.demo-tiktok-3', null, '{user.info.basic}'),
+  ('demo-tiktok-revoked', 'tiktok', 'act.demo-expired-4', 'rft.demo-tiktok-revoked', now() - interval '2 days',
+   '{user.info.basic,video.list}'),
+  ('demo-tiktok-expired', 'tiktok', 'act.demo-expired-5', 'rft.demo-tiktok-expired', now() - interval '200 days',
+   '{user.info.basic,video.list}')
+on conflict (creator_unique_identifier, platform) do nothing;

@@ -22,6 +22,17 @@ create trigger task_guard_insert
   before insert on jobs.task
   for each row when (new.state <> 'queued') execute function jobs.task_guard_insert();
 
+-- The credential a refresh sends: the refresh token, except for Instagram, whose long-lived access
+-- token is refreshed with itself (GET /refresh_access_token?access_token=…).
+create function social.refresh_credential(p_platform text, p_access_token text, p_refresh_token text)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when p_platform = 'instagram' then p_access_token else p_refresh_token end;
+$$;
+
 -- Why a leased task has nothing to refresh any more (null: it has). One wording everywhere.
 create function social.refresh_moot_reason(p_account_id bigint, p_status text, p_has_refresh_token boolean)
 returns text
@@ -31,7 +42,7 @@ set search_path = ''
 as $$
   select case when p_account_id is null then 'account no longer exists'
               when p_status <> 'active' then format('account is %s; nothing to refresh', p_status)
-              when not p_has_refresh_token then 'account has no refresh token; nothing to refresh' end;
+              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end;
 $$;
 
 create or replace function social.leased_refresh_credentials(p_task_ids bigint[], p_lease_tokens uuid[])
@@ -44,21 +55,24 @@ declare
 begin
   for v_moot in
     select t.id, t.lease_token,
-           social.refresh_moot_reason(a.id, a.status, a.refresh_token is not null) as reason
+           social.refresh_moot_reason(a.id, a.status,
+             social.refresh_credential(a.platform, a.access_token, a.refresh_token) is not null) as reason
       from unnest(p_task_ids, p_lease_tokens) as l (id, lease_token)
       join jobs.task t on t.id = l.id and t.lease_token = l.lease_token and t.state = 'running'
       left join public.social_accounts a on a.id = (t.payload ->> 'account_id')::bigint
-     where a.id is null or a.status <> 'active' or a.refresh_token is null
+     where a.id is null or a.status <> 'active'
+        or social.refresh_credential(a.platform, a.access_token, a.refresh_token) is null
   loop
     perform jobs.discard(v_moot.id, v_moot.lease_token, v_moot.reason);
   end loop;
 
   return query
-    select t.id, a.id, a.platform, a.refresh_token
+    select t.id, a.id, a.platform, c.credential
       from unnest(p_task_ids, p_lease_tokens) as l (id, lease_token)
       join jobs.task t on t.id = l.id and t.lease_token = l.lease_token and t.state = 'running'
       join public.social_accounts a on a.id = (t.payload ->> 'account_id')::bigint
-     where a.status = 'active' and a.refresh_token is not null;
+      cross join lateral (select social.refresh_credential(a.platform, a.access_token, a.refresh_token) as credential) c
+     where a.status = 'active' and c.credential is not null;
 end;
 $$;
 
@@ -205,7 +219,7 @@ end;
 $$;
 
 -- Up to p_count of the job's next due tasks, claimed into the caller's batch (jobs.claim_into_batch),
--- with their credentials. Moot tasks (account gone, inactive, no refresh token) are discarded and
+-- with their credentials (social.refresh_credential). Moot tasks (account gone, inactive, no token) are discarded and
 -- replaced by further claims. Fewer rows than asked: nothing more is due for this batch now.
 create function social.claim_refresh_tasks(p_batch_id bigint, p_count int)
 returns table (task_id bigint, lease_token uuid, attempt int, account_id bigint, platform text, refresh_token text)
@@ -230,19 +244,23 @@ begin
     exit when v_ids is null;
 
     return query
-      select c.id, c.lease_token, c.attempt, a.id, a.platform, a.refresh_token
+      select c.id, c.lease_token, c.attempt, a.id, a.platform, k.credential
         from unnest(v_ids, v_tokens, v_attempts, v_accounts) as c (id, lease_token, attempt, account_id)
         join public.social_accounts a on a.id = c.account_id
-       where a.status = 'active' and a.refresh_token is not null
+        cross join lateral (select social.refresh_credential(a.platform, a.access_token, a.refresh_token) as credential) k
+       where a.status = 'active' and k.credential is not null
        order by c.id;
     get diagnostics v_found = row_count;
     exit when v_found = cardinality(v_ids);
 
     for v_moot in
-      select c.id, c.lease_token, social.refresh_moot_reason(a.id, a.status, a.refresh_token is not null) as reason
+      select c.id, c.lease_token,
+             social.refresh_moot_reason(a.id, a.status,
+               social.refresh_credential(a.platform, a.access_token, a.refresh_token) is not null) as reason
         from unnest(v_ids, v_tokens, v_accounts) as c (id, lease_token, account_id)
         left join public.social_accounts a on a.id = c.account_id
-       where a.id is null or a.status <> 'active' or a.refresh_token is null
+       where a.id is null or a.status <> 'active'
+          or social.refresh_credential(a.platform, a.access_token, a.refresh_token) is null
     loop
       perform jobs.discard(v_moot.id, v_moot.lease_token, v_moot.reason);
     end loop;
@@ -323,6 +341,7 @@ begin
 end;
 $$;
 
+revoke all on function social.refresh_credential(text, text, text) from public, anon, authenticated;
 revoke all on function social.refresh_moot_reason(bigint, text, boolean) from public, anon, authenticated;
 revoke all on function social.record_token_refreshes(jsonb) from public, anon, authenticated;
 revoke all on function social.record_token_refresh(bigint, uuid, text, int, text, text, int) from public, anon, authenticated;

@@ -41,18 +41,19 @@ export async function addFault(info: StackInfo, fault: Record<string, unknown>) 
 }
 
 /**
- * Leaves the job with nothing due but what the next test creates: earlier tests' accounts are
- * switched off, open tasks cancelled, in-flight batches settled, settings back to defaults.
+ * Leaves the job with nothing due but what the next test creates: earlier tests' accounts of the
+ * job's platform are switched off, open tasks cancelled, in-flight batches settled, settings back
+ * to defaults.
  */
-export async function isolateJob(sql: Sql) {
-  await sql`update public.social_accounts set status = 'inactive' where platform = 'youtube' and status = 'active'`;
-  await sql`select jobs.cancel(id, 'e2e isolation') from jobs.task where job_name = ${JOB} and state in ('queued', 'running')`;
-  await sql`update jobs.batch set settled_at = now() where job_name = ${JOB} and settled_at is null`;
+export async function isolateJob(sql: Sql, job: string = JOB, platform = "youtube") {
+  await sql`update public.social_accounts set status = 'inactive' where platform = ${platform} and status = 'active'`;
+  await sql`select jobs.cancel(id, 'e2e isolation') from jobs.task where job_name = ${job} and state in ('queued', 'running')`;
+  await sql`update jobs.batch set settled_at = now() where job_name = ${job} and settled_at is null`;
   await sql`
     update jobs.job set lease_seconds = 180, backoff_base_seconds = 30, max_attempts = 5, batch_size = 10,
                         max_in_flight = 5, paused = false, enabled = true, suspended_until = null,
                         last_error = null, last_error_at = null
-     where name = ${JOB}`;
+     where name = ${job}`;
 }
 
 /** Inserts `tokens.length` youtube accounts named `<prefix>-<i>` whose access tokens expired. */

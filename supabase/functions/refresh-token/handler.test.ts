@@ -325,12 +325,12 @@ Deno.test("network error (connection refused) → transient", async () => {
 });
 
 Deno.test("unsupported platform: permanent failure, no provider call", async () => {
-  await withHarness({ store: { credentials: [cred(1, "instagram")] } }, async (h) => {
+  await withHarness({ store: { credentials: [cred(1, "myspace")] } }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
     assert.equal(h.google.requests.length, 0);
     assert.deepEqual(h.store.failures[0].record, {
-      error: "unsupported platform: instagram",
+      error: "unsupported platform: myspace",
       permanent: true,
       needsReauth: false,
       retryAfterSeconds: null,
@@ -649,5 +649,87 @@ Deno.test("finish: the batch is finished once, after every slot is done", async 
     await h.call(batch([1, 2, 3]));
     assert.deepEqual(h.store.finishedBatches, [123]);
     assert.equal(h.store.calls.at(-1)?.method, "finishBatch");
+  });
+});
+
+// ── rotating refresh tokens (TikTok) ──────────────────────────────────────────────────────────
+
+function rotatingProvider(calls: string[]) {
+  return {
+    tiktok: () => ({
+      ok: true as const,
+      secrets: [],
+      refresher: {
+        refresh(token: string) {
+          calls.push(token);
+          return Promise.resolve({
+            kind: "refreshed" as const,
+            accessToken: `act.new-for-${token}`,
+            expiresIn: 86400,
+            refreshToken: `rft.rotated-from-${token}`,
+            scope: "user.info.basic",
+            refreshExpiresIn: 31536000,
+          });
+        },
+      },
+    }),
+  };
+}
+
+Deno.test("rotation: the new refresh token and its lifetime are stored with the access token in one write", async () => {
+  const calls: string[] = [];
+  await withHarness(
+    { store: { credentials: [cred(1, "tiktok")] }, deps: { providers: rotatingProvider(calls) } },
+    async (h) => {
+      const res = await h.call(batch([1]));
+      assert.equal(res.json.succeeded, 1);
+      assert.deepEqual(calls, [refreshTokenOf(1)]);
+      assert.deepEqual(h.store.refreshes.map((r) => r.record), [{
+        accessToken: `act.new-for-${refreshTokenOf(1)}`,
+        expiresIn: 86400,
+        refreshToken: `rft.rotated-from-${refreshTokenOf(1)}`,
+        scope: "user.info.basic",
+        refreshExpiresIn: 31536000,
+      }]);
+    },
+  );
+});
+
+Deno.test("rotation: a failed write of a rotated token is retried (it is the only copy)", async () => {
+  await withHarness(
+    {
+      store: { credentials: [cred(1, "tiktok")], dbErrorTimes: { recordRefresh: 2 } },
+      deps: { providers: rotatingProvider([]), rotatedWriteRetryMs: [1, 1, 1] },
+    },
+    async (h) => {
+      const res = await h.call(batch([1]));
+      assert.equal(res.json.succeeded, 1);
+      assert.equal(h.store.calls.filter((c) => c.method === "recordRefresh").length, 3, "two failures, then stored");
+    },
+  );
+});
+
+Deno.test("rotation: a write that keeps failing is reported as retried and logged without the token", async () => {
+  await withHarness(
+    {
+      store: { credentials: [cred(1, "tiktok")], dbError: { recordRefresh: [1] } },
+      deps: { providers: rotatingProvider([]), rotatedWriteRetryMs: [1, 1] },
+    },
+    async (h) => {
+      const res = await h.call(batch([1]));
+      assert.equal(res.json.retried, 1);
+      assert.equal(h.store.calls.filter((c) => c.method === "recordRefresh").length, 3);
+      assert.ok(h.logs.some((l) => /rotated refresh token could not be stored/.test(l)));
+      assert.ok(!h.logs.join("\n").includes("rft.rotated"), "the new token is never logged");
+      assert.ok(!res.text.includes("rft.rotated"));
+    },
+  );
+});
+
+Deno.test("youtube: a write failure without rotation is not retried", async () => {
+  await withHarness({ store: { dbError: { recordRefresh: [1] } }, deps: { rotatedWriteRetryMs: [1, 1] } }, async (h) => {
+    const res = await h.call(batch([1]));
+    assert.equal(res.json.retried, 1);
+    assert.equal(h.store.calls.filter((c) => c.method === "recordRefresh").length, 1);
   });
 });

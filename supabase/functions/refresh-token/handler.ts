@@ -73,6 +73,8 @@ export interface HandlerDeps {
   /** Refill limits per request (defaults below); tests shrink them. */
   maxTasksPerRequest?: number;
   maxWallMs?: number;
+  /** Waits between retries of a rotated token's write (default ROTATED_WRITE_RETRY_MS). */
+  rotatedWriteRetryMs?: readonly number[];
 }
 
 /** A request takes at most this many tasks in total, counting the batch it was sent with. */
@@ -287,19 +289,27 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return await recordFailure(store, lease, attempt.rec, attempt.secrets);
       case "refreshed": {
         const { result, secrets } = attempt;
-        try {
-          const state = await store.recordRefresh(lease, {
+        const write = () =>
+          store.recordRefresh(lease, {
             accessToken: result.accessToken,
             expiresIn: result.expiresIn,
             refreshToken: result.refreshToken,
             scope: result.scope,
-            refreshExpiresIn: (result as { refreshExpiresIn?: number | null }).refreshExpiresIn ?? null,
+            refreshExpiresIn: result.refreshExpiresIn ?? null,
           });
+        try {
+          // A provider that rotated the refresh token (TikTok) has already invalidated the stored
+          // one: this write is the only copy of the new token, so a database blip gets retries.
+          const state = result.refreshToken === null ? await write() : await withRetries(write, deps.rotatedWriteRetryMs ?? ROTATED_WRITE_RETRY_MS);
           return state === "succeeded"
             ? { kind: "done", outcome: { task_id: lease.taskId, status: "succeeded" } }
             : { kind: "done", outcome: { task_id: lease.taskId, status: "failed", error: "account no longer exists" } };
         } catch (err) {
           if (isLeaseLost(err)) return { kind: "done", outcome: skipped(lease.taskId) };
+          if (result.refreshToken !== null) {
+            log(`refresh-token: task ${lease.taskId}: a rotated refresh token could not be stored; ` +
+              "the account will need to sign in again if the provider invalidated the old one");
+          }
           // Not recorded: the lease expires and the task is claimed again (a new token then).
           const error = redact(
             `could not record the refreshed token: ${describeDatabaseError(err)}`,
@@ -378,6 +388,21 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     }
     return batchResponse(summary);
   }
+}
+
+/** Waits before each retry of a rotated token's write (a lost lease is never retried). */
+const ROTATED_WRITE_RETRY_MS = [100, 500, 2_000];
+
+async function withRetries<T>(fn: () => Promise<T>, delaysMs: readonly number[]): Promise<T> {
+  for (const delay of delaysMs) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isLeaseLost(err)) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  return await fn();
 }
 
 function skipped(taskId: number): TaskOutcome {

@@ -31,6 +31,8 @@ export interface FakeTokenStoreOptions {
   backlog?: FakeCredential[];
   /** Throw a generic database error from this method for these task ids. */
   dbError?: Partial<Record<StoreMethod, number[] | "all">>;
+  /** Throw a generic database error from the first n calls of this method. */
+  dbErrorTimes?: Partial<Record<StoreMethod, number>>;
 }
 
 /** Shaped like postgres.js's PostgresError. */
@@ -58,6 +60,10 @@ export class FakeTokenStore implements TokenStore {
       list === "all" || (list !== undefined && taskIds.some((id) => list.includes(id)));
     if (hits(this.opts.leaseLost?.[method])) {
       throw postgresError("DWL01", `lease lost for task ${taskIds.join(",")}`);
+    }
+    const times = this.opts.dbErrorTimes?.[method] ?? 0;
+    if (times > 0 && this.calls.filter((c) => c.method === method).length <= times) {
+      throw postgresError("57P01", "terminating connection due to administrator command");
     }
     if (hits(this.opts.dbError?.[method])) {
       throw postgresError("57P01", "terminating connection due to administrator command");

@@ -1,0 +1,87 @@
+-- Instagram and TikTok token jobs (supabase/migrations/20261201091000_instagram_tiktok_tokens.sql):
+-- Instagram discovery (due window, expired → needs_reauth without a call), the Instagram
+-- credential (its access token), TikTok's min_refreshed_minutes_ago, the job definitions and the
+-- public entry points. Runs in one transaction that is rolled back.
+begin;
+set local search_path = public, extensions;
+select plan(17);
+
+select set_config('pgtap.prefix', 'pgtap-it-' || pg_backend_pid() || '-', true);
+insert into public.social_accounts
+  (creator_unique_identifier, platform, status, access_token, refresh_token, access_token_expires_at, last_refreshed_at)
+select current_setting('pgtap.prefix') || a.name, a.platform, a.status, a.access_token, a.refresh_token,
+       now() + a.expires_in, now() - a.refreshed_ago
+  from (values
+    ('ig-due',      'instagram', 'active',   'IGAA-due',     null::text, interval '5 days',   null::interval),
+    ('ig-edge',     'instagram', 'active',   'IGAA-edge',    null,       interval '11 days',  null),
+    ('ig-fresh',    'instagram', 'active',   'IGAA-fresh',   null,       interval '59 days',  null),
+    ('ig-expired',  'instagram', 'active',   'IGAA-expired', null,       interval '-1 hour',  null),
+    ('ig-off',      'instagram', 'inactive', 'IGAA-off',     null,       interval '-1 hour',  null),
+    ('ig-notoken',  'instagram', 'active',   null,           null,       interval '1 day',    null),
+    ('tt-due',      'tiktok',    'active',   'act-1',        'rft-1',    interval '2 hours',  interval '13 hours'),
+    ('tt-recent',   'tiktok',    'active',   'act-2',        'rft-2',    interval '2 hours',  interval '10 minutes'),
+    ('tt-never',    'tiktok',    'active',   null,           'rft-3',    null,                null))
+    a (name, platform, status, access_token, refresh_token, expires_in, refreshed_ago);
+
+create function pg_temp.acct(p_name text) returns public.social_accounts language sql as $$
+  select * from public.social_accounts where creator_unique_identifier = current_setting('pgtap.prefix') || p_name $$;
+create function pg_temp.names(p_keys text[]) returns text[] language sql as $$
+  select coalesce(array_agg(substr(a.creator_unique_identifier, length(current_setting('pgtap.prefix')) + 1)
+                            order by a.creator_unique_identifier), '{}')
+    from public.social_accounts a
+   where a.id::text = any (p_keys) and a.creator_unique_identifier like current_setting('pgtap.prefix') || '%' $$;
+
+-- Instagram discovery -------------------------------------------------------------------------
+create temp table ig as select * from social.discover_due_instagram_tokens('{"margin_days": 10}');
+select is(pg_temp.names((select array_agg(key) from ig)), array['ig-due'],
+  'due: active Instagram tokens expiring within margin_days (not fresh ones, not expired ones, not inactive or tokenless)');
+select is((select row(status, last_error ~ 'expired', last_error_at = now())::text from pg_temp.acct('ig-expired')),
+  row('needs_reauth', true, true)::text, 'an expired long-lived token is marked needs_reauth by discovery (no call can refresh it)');
+select is((select status from pg_temp.acct('ig-off')), 'inactive', 'an inactive account is left alone');
+select is(pg_temp.names((select array_agg(key) from social.discover_due_instagram_tokens('{"margin_days": 12}'))),
+  array['ig-due', 'ig-edge'], 'the margin comes from the config');
+select throws_ok($$select * from social.discover_due_instagram_tokens('{"margin_days": 60}')$$, '22023', null,
+  'a margin of 60 days is refused: it would select tokens under 24 hours old');
+select is((select payload from ig), jsonb_build_object('account_id', (pg_temp.acct('ig-due')).id),
+  'the payload carries only the account id');
+
+-- the Instagram credential is its access token --------------------------------------------------
+select jobs.define('pgtap-ig', 'refresh-token', 'social.discover_due_instagram_tokens(jsonb)'::regprocedure, null, '{}', 10, 1);
+insert into jobs.task (job_name, key, payload) select 'pgtap-ig', key, payload from ig;
+insert into jobs.batch (job_name, size) values ('pgtap-ig', 1);
+create temp table claimed as select * from social.claim_refresh_tasks((select max(id) from jobs.batch where job_name = 'pgtap-ig'), 5);
+select is((select row(platform, refresh_token)::text from claimed), row('instagram', 'IGAA-due')::text,
+  'an Instagram task is claimed with its long-lived access token as the credential');
+select is((select refresh_token from social.leased_refresh_credentials(
+            (select array_agg(task_id) from claimed), (select array_agg(lease_token) from claimed))),
+  'IGAA-due', 'leased_refresh_credentials returns the same credential');
+select is((select state from social.record_token_refreshes((select jsonb_agg(jsonb_build_object(
+            'task_id', task_id, 'lease_token', lease_token, 'access_token', 'IGAA-new', 'expires_in', 5184000)) from claimed))),
+  'succeeded', 'recording the refreshed Instagram token succeeds');
+select is((select row(access_token, refresh_token, access_token_expires_at)::text from pg_temp.acct('ig-due')),
+  row('IGAA-new', null::text, now() + interval '60 days')::text, 'the new token replaces the old one, 60 days ahead');
+
+-- TikTok ------------------------------------------------------------------------------------------
+select is(pg_temp.names((select array_agg(key) from social.discover_due_tokens(
+            '{"platform": "tiktok", "margin_minutes": 780, "min_refreshed_minutes_ago": 60}'))),
+  array['tt-due', 'tt-never'], 'TikTok: due within the margin unless refreshed in the last min_refreshed_minutes_ago');
+select is(pg_temp.names((select array_agg(key) from social.discover_due_tokens('{"platform": "tiktok", "margin_minutes": 780}'))),
+  array['tt-due', 'tt-never', 'tt-recent'], 'without min_refreshed_minutes_ago a recent refresh does not matter (YouTube''s config)');
+
+-- jobs and entry points -------------------------------------------------------------------------
+select is((select row(schedule, target_function, discover_function)::text from jobs.job where name = 'instagram-token-refresh'),
+  row('0 */6 * * *', 'refresh-token', 'social.discover_due_instagram_tokens(jsonb)')::text, 'instagram-token-refresh runs every 6 hours');
+select is((select row(schedule, config ->> 'platform')::text from jobs.job where name = 'tiktok-token-refresh'),
+  row('0 */12 * * *', 'tiktok')::text, 'tiktok-token-refresh runs every 12 hours');
+select is((select count(*)::int from cron.job where jobname in ('duework:instagram-token-refresh', 'duework:tiktok-token-refresh')), 2,
+  'both are scheduled with pg_cron');
+select ok(not has_function_privilege('anon', 'public.refresh_expired_instagram_tokens()', 'EXECUTE')
+          and not has_function_privilege('authenticated', 'public.refresh_expired_tiktok_tokens()', 'EXECUTE')
+          and not has_function_privilege('authenticated', 'social.discover_due_instagram_tokens(jsonb)', 'EXECUTE'),
+  'client roles cannot run the jobs or their discovery');
+select ok(has_function_privilege('service_role', 'public.refresh_expired_instagram_tokens()', 'EXECUTE')
+          and has_function_privilege('service_role', 'public.refresh_expired_tiktok_tokens()', 'EXECUTE'),
+  'service_role can run them');
+
+select * from finish();
+rollback;
