@@ -68,7 +68,11 @@ export function providerEnv(providers: Record<ProviderName, string>): Record<str
 export function sandboxClientEnv(fixturesPath: string): Record<string, string> {
   const fixtures = JSON.parse(Deno.readTextFileSync(fixturesPath));
   const google = fixtures.google_oauth?.clients?.[0];
-  return google ? { GOOGLE_CLIENT_ID: google.client_id, GOOGLE_CLIENT_SECRET: google.client_secret } : {};
+  const tiktok = fixtures.tiktok?.clients?.[0];
+  return {
+    ...(google ? { GOOGLE_CLIENT_ID: google.client_id, GOOGLE_CLIENT_SECRET: google.client_secret } : {}),
+    ...(tiktok ? { TIKTOK_CLIENT_KEY: tiktok.client_key, TIKTOK_CLIENT_SECRET: tiktok.client_secret } : {}),
+  };
 }
 
 function childrenFile(cfg: StackConfig): string {
