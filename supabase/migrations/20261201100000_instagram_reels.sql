@@ -7,7 +7,7 @@
 --              unknown; fresh ones are skipped and counted (instagram.discovery_log)
 --   claim      the jobs core, plus per-task rate keys added here: every claim takes a token from
 --              the app bucket `instagram-graph` (10 req/s), the account's pacing bucket
---              `ig-account:<id>` (2 req/s, no burst) and its hourly budget `ig-hourly:<id>`
+--              `ig-account:<id>` (2 req/s, bursts of 5) and its hourly budget `ig-hourly:<id>`
 --              (200 calls/h); work that finds a bucket empty waits queued, nobody sleeps
 --   function   refresh-reels: one Graph call per task, one SQL call per outcome:
 --              record_reel_urls | record_reel_deleted (100/33) | record_token_invalid (190,
@@ -429,7 +429,7 @@ $$;
 -- Due reels: stored, active, of an active Instagram account with a token, whose URLs expire
 -- within margin_hours (or are unknown). config:
 --   {"graph_version": "v22.0", "margin_hours": 48,
---    "account_rate_per_second": 2, "account_burst": 1, "account_hourly_budget": 200}
+--    "account_rate_per_second": 2, "account_burst": 5, "account_hourly_budget": 200}
 -- Key: the reel id. Payload: reel, account, media id and Graph version (never a token), plus the
 -- account's two buckets as rate_keys, created or re-sized here from the config.
 create function instagram.discover_due_reels(p_config jsonb)
@@ -441,7 +441,7 @@ declare
   v_margin numeric := coalesce((p_config ->> 'margin_hours')::numeric, 48);
   v_version text := coalesce(p_config ->> 'graph_version', 'v22.0');
   v_rate numeric := coalesce((p_config ->> 'account_rate_per_second')::numeric, 2);
-  v_burst numeric := coalesce((p_config ->> 'account_burst')::numeric, 1);
+  v_burst numeric := coalesce((p_config ->> 'account_burst')::numeric, 5);
   v_hourly numeric := coalesce((p_config ->> 'account_hourly_budget')::numeric, 200);
   v_cutoff timestamptz;
   v_reel_ids bigint[];
@@ -733,7 +733,7 @@ select jobs.define(
   p_discover_function => 'instagram.discover_due_reels(jsonb)',
   p_schedule => '30 18 * * *',
   p_config => '{"graph_version": "v22.0", "margin_hours": 48, "account_rate_per_second": 2, '
-              '"account_burst": 1, "account_hourly_budget": 200}',
+              '"account_burst": 5, "account_hourly_budget": 200}',
   p_batch_size => 10,
   p_max_in_flight => 5,
   p_description => 'Refresh the signed media/thumbnail URLs of stored Instagram reels (daily at 00:00 IST = 18:30 UTC); '
