@@ -262,3 +262,15 @@ Deno.test("refresh-reels: a database error while recording is reported as retrie
   assert.match(r.json.errors[0].error, /could not record the outcome/);
   assertNoTokens(r);
 });
+
+Deno.test("refresh-reels: after an account throttle, its other tasks in the request go back without a call", async () => {
+  const reels = [reel(1, 95), reel(2, 95), reel(3, 96)];
+  const r = await run(batch(reels), { reels }, (id, token) =>
+    token === tokenOf(95) ? { ...graphError(80002), headers: { "retry-after": "300" } } : media(id));
+  assert.equal(r.graph.requests.filter((q) => q.token === tokenOf(95)).length, 1);
+  assert.equal(r.store.failures.length, 2);
+  const second = r.store.failures.find((f) => f.lease.taskId === 2)!.failure;
+  assert.equal(second.retryAfterSeconds, 300);
+  assert.match(second.error, /^not called: throttled earlier/);
+  assert.equal(r.store.urls.length, 1);
+});

@@ -15,7 +15,8 @@
 //                       and SQL discards the account's other tasks when they are claimed)
 //      rate_limited   → instagram.record_reel_failure with the wait and the bucket to pause
 //      transient / rejected → instagram.record_reel_failure (backoff; dead after max attempts)
-//    Tasks of one account run one after the other within a request, so a 190 stops the rest.
+//    Tasks of one account run one after the other within a request, so a 190 stops the rest,
+//    and a throttle sends the account's (or, for #4, every) remaining task back unasked.
 // 3b. A slot that finished claims the job's next due reel into the batch (the claim honours the
 //    app bucket, the account's pacing bucket and its hourly budget) and goes on, until
 //    MAX_TASKS_PER_REQUEST or MAX_WALL_MS: far inside the Edge limits (150 s wall, 2 s CPU).
@@ -149,6 +150,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 
     // Accounts whose token Graph refused during this request: no more calls with it.
     const invalidAccounts = new Map<number, string>();
+    // Throttles seen in this request (per account, or "app" for all): no more calls until the
+    // wait is over; those tasks go back with the same wait (the buckets are paused in SQL too).
+    const throttles = new Map<number | "app", ReelFailure>();
     // One task per account at a time, so a 190 is seen before the account's next call.
     const accountChains = new Map<number, Promise<unknown>>();
     const serialized = <T>(accountId: number, fn: () => Promise<T>): Promise<T> => {
@@ -166,6 +170,18 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         try {
           await store.discard(lease, reason);
           return { outcome: { task_id: lease.taskId, status: "skipped", error: reason }, kind: "moot" };
+        } catch (err) {
+          if (isLeaseLost(err)) return { outcome: skipped(lease.taskId), kind: "other" };
+          return { outcome: { task_id: lease.taskId, status: "retried", error: redact(describeDatabaseError(err), secrets) }, kind: "other" };
+        }
+      }
+
+      const throttled = throttles.get("app") ?? throttles.get(reel.accountId);
+      if (throttled !== undefined) {
+        const f: ReelFailure = { ...throttled, error: `not called: throttled earlier in this run (${throttled.error})`, throttle: null };
+        try {
+          await store.recordFailure(lease, f);
+          return { outcome: { task_id: lease.taskId, status: "retried", error: f.error }, kind: "other" };
         } catch (err) {
           if (isLeaseLost(err)) return { outcome: skipped(lease.taskId), kind: "other" };
           return { outcome: { task_id: lease.taskId, status: "retried", error: redact(describeDatabaseError(err), secrets) }, kind: "other" };
@@ -213,6 +229,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         }
         default: {
           const f = failureOf(result, secrets);
+          if (f.throttle === "app") throttles.set("app", f);
+          else if (f.throttle === "account") throttles.set(reel.accountId, f);
           return record("other", f.permanent ? "failed" : "retried", () => store.recordFailure(lease, f), f.error);
         }
       }
