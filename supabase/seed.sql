@@ -34,3 +34,49 @@ values
   ('demo-tiktok-expired', 'tiktok', 'act.demo-expired-5', 'rft.demo-tiktok-expired', now() - interval '200 days',
    '{user.info.basic,video.list}')
 on conflict (creator_unique_identifier, platform) do nothing;
+
+-- Instagram demo creators and their stored reels, matching the sandbox's fake Instagram Graph
+-- ("instagram_graph" in scripts/local/sandbox/fixtures.json): creators 1-3 and "new" are fine,
+-- "revoked" and "expired" hold tokens Graph refuses (190), creator 2's reel 17900000000002003 was
+-- deleted on Instagram (100/33) and creator 3's reel 17900000000003008 has copyrighted audio
+-- (no media_url). Long-lived tokens live 60 days; expiry = issue time (fixture age) + 60 days.
+-- The first instagram-reel-urls tick (`select refresh_instagram_reel_urls();`) skips creator 1's
+-- reels 4 and 5 (their stored URLs are valid for 5 more days) and fetches the other 22.
+insert into public.social_accounts
+  (creator_unique_identifier, platform, access_token, access_token_expires_at, scopes)
+select a.creator, 'instagram', a.token, now() - make_interval(secs => a.age_seconds) + interval '60 days',
+       '{instagram_business_basic}'
+  from (values
+    ('demo-creator-1', 'IGAAdemo-ig-token-1', 4320000),
+    ('demo-creator-2', 'IGAAdemo-ig-token-2', 5011200),
+    ('demo-creator-3', 'IGAAdemo-ig-token-3', 172800),
+    ('demo-creator-revoked', 'IGAAdemo-ig-token-revoked', 2592000),
+    ('demo-creator-expired', 'IGAAdemo-ig-token-expired', 5270400),
+    ('demo-creator-new', 'IGAAdemo-ig-token-young', 3600)) a (creator, token, age_seconds)
+on conflict (creator_unique_identifier, platform) do nothing;
+
+insert into public.instagram_reels (account_id, media_id, media_url, thumbnail_url, url_expires_at, refreshed_at)
+select a.id, r.media_id, u.media_url, u.thumbnail_url, instagram.signed_url_expiry(u.media_url),
+       case when u.media_url is not null then now() - interval '1 day' end
+  from (values
+    ('demo-creator-1', '17900000000001001', null), ('demo-creator-1', '17900000000001002', null),
+    ('demo-creator-1', '17900000000001003', interval '-1 day'),
+    ('demo-creator-1', '17900000000001004', interval '5 days'), ('demo-creator-1', '17900000000001005', interval '5 days'),
+    ('demo-creator-2', '17900000000002001', interval '1 day'), ('demo-creator-2', '17900000000002002', null),
+    ('demo-creator-2', '17900000000002003', null), ('demo-creator-2', '17900000000002004', null),
+    ('demo-creator-3', '17900000000003001', null), ('demo-creator-3', '17900000000003002', null),
+    ('demo-creator-3', '17900000000003003', null), ('demo-creator-3', '17900000000003004', null),
+    ('demo-creator-3', '17900000000003005', null), ('demo-creator-3', '17900000000003006', null),
+    ('demo-creator-3', '17900000000003007', null), ('demo-creator-3', '17900000000003008', null),
+    ('demo-creator-revoked', '17900000000004001', null), ('demo-creator-revoked', '17900000000004002', null),
+    ('demo-creator-revoked', '17900000000004003', null),
+    ('demo-creator-expired', '17900000000005001', null),
+    ('demo-creator-new', '17900000000006001', null), ('demo-creator-new', '17900000000006002', null),
+    ('demo-creator-new', '17900000000006003', null)) r (creator, media_id, valid_for)
+  join public.social_accounts a on a.creator_unique_identifier = r.creator and a.platform = 'instagram'
+  cross join lateral (
+    select case when r.valid_for is not null then format('https://scontent.cdninstagram.com/v/demo/%s.mp4?oh=demo&oe=%s',
+                r.media_id, to_hex(extract(epoch from now() + r.valid_for)::bigint)) end as media_url,
+           case when r.valid_for is not null then format('https://scontent.cdninstagram.com/v/demo/%s.jpg?oh=demo&oe=%s',
+                r.media_id, to_hex(extract(epoch from now() + r.valid_for)::bigint)) end as thumbnail_url) u
+on conflict (account_id, media_id) do nothing;

@@ -1,0 +1,12 @@
+// Entry point only: real dependencies + Deno.serve. The logic is in handler.ts.
+import { getSql } from "../_shared/db.ts";
+import { denoEnv } from "../_shared/env.ts";
+import { createPgReelStore, type ReelStore } from "../_shared/reel_store.ts";
+import { createHandler } from "./handler.ts";
+
+let store: ReelStore | undefined;
+
+Deno.serve(createHandler({
+  env: denoEnv,
+  store: () => (store ??= createPgReelStore(getSql())),
+}));
