@@ -60,6 +60,9 @@ export interface ScalingSize {
   heartbeat: { server: Dist; client: Dist } | null;
   claimComplete: {
     iterations: number;
+    /** Rounds of `iterations`; total/claim/complete/client are those of the round with the lowest median. */
+    rounds: number;
+    roundMedians: number[];
     batch: number;
     /** Server-side: job row lock + claim_and_dispatch + 10 × complete. */
     total: Dist;
@@ -95,6 +98,8 @@ const JOB = "bench-scaling";
 const SCHEMA = "bench_scaling";
 const BATCH = 10;
 const BACKLOG = 2000;
+/** Claim + complete is measured in this many separate rounds per size (see the measuring loop). */
+const ROUNDS = 3;
 const CHUNK = 1_000_000;
 
 function dist(values: number[]): Dist {
@@ -406,7 +411,7 @@ export async function runScaling(opts: ScalingOptions): Promise<ScalingResult> {
       }
 
       // Queued backlog that does not run out: BACKLOG left after the last iteration.
-      const backlog = BACKLOG + (iterations + warmup) * BATCH;
+      const backlog = BACKLOG + ROUNDS * (iterations + warmup) * BATCH;
       t = performance.now();
       await sql`
         insert into jobs.task (job_name, key, payload, run_after)
@@ -438,23 +443,30 @@ export async function runScaling(opts: ScalingOptions): Promise<ScalingResult> {
       const plan = parsePlan(planLines);
       if (!plan.usesClaimable) notes.push(`${target}: the claim query did not use task_claimable (${plan.chain}).`);
 
-      // Claim + complete.
-      const claimMs: number[] = [];
-      const completeMs: number[] = [];
-      const totalMs: number[] = [];
-      const clientMs: number[] = [];
-      for (let i = 0; i < iterations + warmup; i++) {
-        const c = performance.now();
-        const [r] = await sql`select * from ${sql(SCHEMA)}.claim_complete_once(${JOB})`;
-        const cms = performance.now() - c;
-        if (r.claimed !== BATCH) throw new Error(`iteration ${i}: claimed ${r.claimed}, expected ${BATCH}`);
-        if (i >= warmup) {
-          claimMs.push(num(r.claim_ms));
-          completeMs.push(num(r.complete_ms));
-          totalMs.push(num(r.claim_ms) + num(r.complete_ms));
-          clientMs.push(cms);
+      // Claim + complete, in ROUNDS separate rounds: a transient neighbour (a checkpoint, an
+      // autovacuum of another table, the host) can slow one round; the least disturbed round is
+      // reported and every round's median is shown next to it.
+      type Round = { claimMs: number[]; completeMs: number[]; totalMs: number[]; clientMs: number[] };
+      const rounds: Round[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const r0: Round = { claimMs: [], completeMs: [], totalMs: [], clientMs: [] };
+        for (let i = 0; i < iterations + warmup; i++) {
+          const c = performance.now();
+          const [r] = await sql`select * from ${sql(SCHEMA)}.claim_complete_once(${JOB})`;
+          const cms = performance.now() - c;
+          if (r.claimed !== BATCH) throw new Error(`iteration ${i}: claimed ${r.claimed}, expected ${BATCH}`);
+          if (i >= warmup) {
+            r0.claimMs.push(num(r.claim_ms));
+            r0.completeMs.push(num(r.complete_ms));
+            r0.totalMs.push(num(r.claim_ms) + num(r.complete_ms));
+            r0.clientMs.push(cms);
+          }
         }
+        rounds.push(r0);
       }
+      const roundMedians = rounds.map((r) => dist(r.totalMs).median);
+      const best = rounds[roundMedians.indexOf(Math.min(...roundMedians))];
+      const { claimMs, completeMs, totalMs, clientMs } = best;
       const [{ jobRows, tableRows, bytes }] = await sql`
         select (select count(*) from jobs.task where job_name = ${JOB})::bigint as "jobRows",
                (select count(*) from jobs.task)::bigint as "tableRows",
@@ -473,6 +485,8 @@ export async function runScaling(opts: ScalingOptions): Promise<ScalingResult> {
         heartbeat: hbServer.length ? { server: dist(hbServer), client: dist(hbClient) } : null,
         claimComplete: {
           iterations,
+          rounds: ROUNDS,
+          roundMedians,
           batch: BATCH,
           total,
           claim: dist(claimMs),
@@ -561,7 +575,8 @@ export function renderScaling(result: ScalingResult): string {
     "",
     `* **claim + complete**: lock the job row, \`jobs.claim_and_dispatch\` (one batch of ${BATCH}), then the ${BATCH} ` +
       `\`jobs.complete\` calls; server-side time (\`clock_timestamp()\` deltas inside one call, one transaction ` +
-      `per iteration, ${r.sizes[0]?.claimComplete.iterations ?? "?"} iterations after 10 warm-up), with a queued backlog of ` +
+      `per iteration, ${ROUNDS} rounds of ${r.sizes[0]?.claimComplete.iterations ?? "?"} iterations after 10 warm-up each; ` +
+      `the round with the lowest median is reported, every round's median is in brackets), with a queued backlog of ` +
       `≥ ${BACKLOG} tasks. The pg_net request is deleted in the same transaction. "client" is the round trip of the whole iteration ` +
       `(commit included).`,
     `* **idle tick**: \`jobs.tick('${JOB}', 'manual')\` with nothing to discover, queued or in flight (same job, same history), ` +
@@ -576,7 +591,8 @@ export function renderScaling(result: ScalingResult): string {
     const c = s.claimComplete;
     out.push(
       `| ${s.historyRows.toLocaleString("en")} | ${s.tableRows.toLocaleString("en")} | ${s.loadSeconds.toFixed(1)} | ` +
-        `${s.vacuumSeconds.toFixed(1)} | ${ms(c.total.median)} | ${ms(c.total.p95)} | ${ms(c.perTaskMedianMs)} | ` +
+        `${s.vacuumSeconds.toFixed(1)} | ${ms(c.total.median)} (${(c.roundMedians ?? []).map(ms).join(" / ")}) | ` +
+        `${ms(c.total.p95)} | ${ms(c.perTaskMedianMs)} | ` +
         `${ms(c.claim.median)} | ${ms(c.complete.median)} | ${ms(c.client.median)} | ${ms(s.idleTick.server.median)} | ` +
         `${ms(s.idleTick.server.p95)} | ${s.plan.chain}${s.plan.executionMs != null ? ` (${s.plan.executionMs} ms)` : ""} |`,
     );
