@@ -25,7 +25,6 @@
 // Tokens never appear in responses, stored errors or logs.
 
 import { z } from "npm:zod@4";
-import { acceptedServiceKeys, isAuthorized, unauthorizedResponse } from "../_shared/auth.ts";
 import type { Env } from "../_shared/env.ts";
 import { DEFAULT_TIMEOUT_MS, type FetchFn } from "../_shared/http.ts";
 import { fetchMediaUrls, instagramBaseUrl, type MediaUrlsResult } from "../_shared/providers/instagram.ts";
@@ -43,11 +42,11 @@ import {
   batchResponse,
   type BatchSummary,
   errorResponse,
-  methodNotAllowedResponse,
   summarize,
   type TaskOutcome,
 } from "../_shared/result.ts";
-import { invalidRequestResponse, parseBatch, taskBatchSchema } from "../_shared/task_batch.ts";
+import { taskBatchSchema } from "../_shared/task_batch.ts";
+import { jobRequestHandler } from "../_shared/job_request.ts";
 
 export const ReelTaskPayloadSchema = z.object({
   reel_id: z.number().int().positive(),
@@ -92,30 +91,7 @@ type Kind = keyof Omit<ReelCounts, "graph_calls"> | "other";
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
   const log = deps.log ?? ((line: string) => console.log(line));
 
-  return async function handler(req: Request): Promise<Response> {
-    if (req.method !== "POST") return methodNotAllowedResponse("POST");
-    if (!isAuthorized(req, acceptedServiceKeys(deps.env))) {
-      log("refresh-reels: rejected a request without a valid secret key");
-      return unauthorizedResponse();
-    }
-    let body: unknown;
-    try {
-      body = await req.json();
-    } catch {
-      return invalidRequestResponse("body", "the request body is not valid JSON");
-    }
-    const parsed = parseBatch(ReelBatchSchema, body);
-    if (!parsed.ok) return invalidRequestResponse(parsed.field, parsed.message);
-
-    try {
-      return await processBatch(parsed.value);
-    } catch (err) {
-      // Setup errors or bugs; provider and SQL failures are handled per task. No token is in scope.
-      const reason = redact(err instanceof Error ? err.message : String(err), []);
-      log(`refresh-reels: batch ${parsed.value.batch_id} failed: ${reason}`);
-      return errorResponse(500, "internal_error", "unexpected error; unrecorded tasks are retried when their lease expires");
-    }
-  };
+  return jobRequestHandler({ name: "refresh-reels", env: deps.env, schema: ReelBatchSchema, log, process: processBatch });
 
   async function processBatch(batch: ReelBatch): Promise<Response> {
     const leases: TaskLease[] = batch.tasks.map((t) => ({ taskId: t.id, leaseToken: t.lease_token }));

@@ -21,7 +21,6 @@
 // Tokens and client secrets never appear in responses, stored errors or logs.
 
 import { z } from "npm:zod@4";
-import { acceptedServiceKeys, isAuthorized, unauthorizedResponse } from "../_shared/auth.ts";
 import type { Env } from "../_shared/env.ts";
 import { DEFAULT_TIMEOUT_MS, type FetchFn } from "../_shared/http.ts";
 import {
@@ -36,11 +35,11 @@ import {
   batchResponse,
   type BatchSummary,
   errorResponse,
-  methodNotAllowedResponse,
   summarize,
   type TaskOutcome,
 } from "../_shared/result.ts";
-import { invalidRequestResponse, parseBatch, taskBatchSchema } from "../_shared/task_batch.ts";
+import { taskBatchSchema } from "../_shared/task_batch.ts";
+import { jobRequestHandler } from "../_shared/job_request.ts";
 import {
   type ClaimedTask,
   describeDatabaseError,
@@ -99,36 +98,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   const log = deps.log ?? ((line: string) => console.log(line));
   const providers = deps.providers ?? REFRESH_PROVIDERS;
 
-  return async function handler(req: Request): Promise<Response> {
-    if (req.method !== "POST") return methodNotAllowedResponse("POST");
-    if (!isAuthorized(req, acceptedServiceKeys(deps.env))) {
-      log("refresh-token: rejected a request without a valid secret key");
-      return unauthorizedResponse();
-    }
-
-    let body: unknown;
-    try {
-      body = await req.json();
-    } catch {
-      return invalidRequestResponse("body", "the request body is not valid JSON");
-    }
-    const parsed = parseBatch(RefreshBatchSchema, body);
-    if (!parsed.ok) return invalidRequestResponse(parsed.field, parsed.message);
-
-    try {
-      return await processBatch(parsed.value);
-    } catch (err) {
-      // Errors reaching here come from setup (e.g. SUPABASE_DB_URL unset) or bugs, not from
-      // provider or SQL calls (those are handled per task), so their text holds no tokens.
-      const reason = redact(err instanceof Error ? err.message : String(err), []);
-      log(`refresh-token: batch ${parsed.value.batch_id} failed: ${reason}`);
-      return errorResponse(
-        500,
-        "internal_error",
-        "unexpected error; unrecorded tasks are retried when their lease expires",
-      );
-    }
-  };
+  return jobRequestHandler({ name: "refresh-token", env: deps.env, schema: RefreshBatchSchema, log, process: processBatch });
 
   async function processBatch(batch: RefreshBatch): Promise<Response> {
     const leases: TaskLease[] = batch.tasks.map((t) => ({ taskId: t.id, leaseToken: t.lease_token }));
@@ -200,7 +170,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       };
       while (current !== null) {
         const next = claimAhead();
-        const attempt = await callProvider(current.lease, current.credential, setupFor);
+        const attempt = await callProvider(current.credential, setupFor);
         // A configuration error will not go away within this request: finish what is held, claim no more.
         if (attempt.kind === "release") stopClaiming = true;
         recorded.push(record(store, current.lease, attempt));
@@ -227,7 +197,6 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 
   /** The provider I/O of one task; nothing is written yet. */
   async function callProvider(
-    lease: TaskLease,
     credential: LeasedCredential | undefined,
     setupFor: (platform: string) => ProviderSetup | undefined,
   ): Promise<Attempt> {

@@ -16,6 +16,7 @@ import {
 import {
   permanentFailure,
   type ProviderFactory,
+  requireSecrets,
   type RefreshResult,
   type TokenRefresher,
   transientFailure,
@@ -120,21 +121,9 @@ export function interpretGoogleTokenResponse(res: HttpResult, nowMs: number): Re
 
 /** Registry entry: the client configured from function secrets, or how to configure it. */
 export const googleOAuthProvider: ProviderFactory = (ctx) => {
-  const clientId = envValue(ctx.env, "GOOGLE_CLIENT_ID");
-  const clientSecret = envValue(ctx.env, "GOOGLE_CLIENT_SECRET");
-  const missing = [
-    ...(clientId ? [] : ["GOOGLE_CLIENT_ID"]),
-    ...(clientSecret ? [] : ["GOOGLE_CLIENT_SECRET"]),
-  ];
-  if (!clientId || !clientSecret) {
-    const verb = missing.length > 1 ? "are" : "is";
-    return {
-      ok: false,
-      configError: `${missing.join(" and ")} ${verb} not set (supabase secrets set ${
-        missing.map((m) => `${m}=…`).join(" ")
-      })`,
-    };
-  }
+  const secrets = requireSecrets(ctx.env, ["GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET"]);
+  if (!secrets.ok) return secrets;
+  const { GOOGLE_CLIENT_ID: clientId, GOOGLE_CLIENT_SECRET: clientSecret } = secrets.values;
   return {
     ok: true,
     secrets: [clientSecret],

@@ -18,6 +18,7 @@ import {
 import {
   permanentFailure,
   type ProviderFactory,
+  requireSecrets,
   type RefreshResult,
   type TokenRefresher,
   transientFailure,
@@ -139,21 +140,9 @@ export function interpretTikTokTokenResponse(res: HttpResult, nowMs: number): Re
 
 /** Registry entry: the client configured from function secrets, or how to configure it. */
 export const tiktokProvider: ProviderFactory = (ctx) => {
-  const clientKey = envValue(ctx.env, "TIKTOK_CLIENT_KEY");
-  const clientSecret = envValue(ctx.env, "TIKTOK_CLIENT_SECRET");
-  const missing = [
-    ...(clientKey ? [] : ["TIKTOK_CLIENT_KEY"]),
-    ...(clientSecret ? [] : ["TIKTOK_CLIENT_SECRET"]),
-  ];
-  if (!clientKey || !clientSecret) {
-    const verb = missing.length > 1 ? "are" : "is";
-    return {
-      ok: false,
-      configError: `${missing.join(" and ")} ${verb} not set (supabase secrets set ${
-        missing.map((m) => `${m}=…`).join(" ")
-      })`,
-    };
-  }
+  const secrets = requireSecrets(ctx.env, ["TIKTOK_CLIENT_KEY", "TIKTOK_CLIENT_SECRET"]);
+  if (!secrets.ok) return secrets;
+  const { TIKTOK_CLIENT_KEY: clientKey, TIKTOK_CLIENT_SECRET: clientSecret } = secrets.values;
   return {
     ok: true,
     secrets: [clientSecret],

@@ -2,7 +2,7 @@
 // one client file implementing TokenRefresher plus one ProviderFactory entry in the function's
 // registry (refresh-token/providers.ts); the handler stays unchanged.
 
-import type { Env } from "../env.ts";
+import { type Env, envValue } from "../env.ts";
 import type { FetchFn } from "../http.ts";
 
 export type RefreshResult =
@@ -67,4 +67,27 @@ export function transientFailure(error: string, retryAfterSeconds: number | null
 
 export function permanentFailure(error: string, needsReauth: boolean): RefreshResult {
   return { kind: "failed", error, permanent: true, needsReauth, retryAfterSeconds: null };
+}
+
+/**
+ * The named function secrets, or the configuration error naming the missing ones and how to set
+ * them (a ProviderSetup with ok: false).
+ */
+export function requireSecrets<N extends string>(
+  env: Env,
+  names: readonly N[],
+): { ok: true; values: Record<N, string> } | { ok: false; configError: string } {
+  const values = {} as Record<N, string>;
+  const missing: N[] = [];
+  for (const name of names) {
+    const value = envValue(env, name);
+    if (value) values[name] = value;
+    else missing.push(name);
+  }
+  if (missing.length === 0) return { ok: true, values };
+  const verb = missing.length > 1 ? "are" : "is";
+  return {
+    ok: false,
+    configError: `${missing.join(" and ")} ${verb} not set (supabase secrets set ${missing.map((m) => `${m}=…`).join(" ")})`,
+  };
 }
