@@ -206,9 +206,10 @@ select is((select count(*)::int from instagram.leased_reels(array[pg_temp.tid('1
 
 select is(instagram.record_reel_urls(pg_temp.tid('1001'), pg_temp.tok('1001'),
             'https://cdn.test/v/1001.mp4?oh=1&oe=' || to_hex(extract(epoch from now() + interval '3 days')::bigint),
-            'https://cdn.test/t/1001.jpg?oh=1&oe=' || to_hex(extract(epoch from now() + interval '2 days')::bigint)) ->> 'state',
+            -- 47 h, a clear hour inside the 48 h margin (oe= has whole seconds: exactly 48 h would round either way)
+            'https://cdn.test/t/1001.jpg?oh=1&oe=' || to_hex(extract(epoch from now() + interval '47 hours')::bigint)) ->> 'state',
   'succeeded', 'record_reel_urls succeeds');
-select is((select row(media_url like '%1001.mp4%', thumbnail_url like '%1001.jpg%', url_expires_at between now() + interval '47 hours' and now() + interval '49 hours',
+select is((select row(media_url like '%1001.mp4%', thumbnail_url like '%1001.jpg%', url_expires_at between now() + interval '46 hours' and now() + interval '48 hours',
                       refreshed_at = now(), refresh_count)::text from public.instagram_reels where id = pg_temp.rid('1001')),
   row(true, true, true, true, 1)::text, 'URLs stored, expiry = the earlier oe=, refreshed now');
 select is((select state from jobs.task where id = pg_temp.tid('1001')), 'succeeded', '... and the task completed');
