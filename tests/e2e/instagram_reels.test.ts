@@ -168,12 +168,14 @@ describe("refresh_instagram_reel_urls()", () => {
         expect(j - i + 1).toBeLessThanOrEqual(2 + 4 * w + 1);
       }
     }
-    expect(calls[11].time - calls[0].time).toBeGreaterThanOrEqual(2_500 - 200);
+    // Claim-to-call delays differ (a tick's batch goes through pg_net, a refill claim does not):
+    // allow 400 ms of that jitter; without pacing these gaps would be a few ms.
+    expect(calls[11].time - calls[0].time).toBeGreaterThanOrEqual(2_500 - 400);
     // Each account: 1 + 1 * w in any window, so its 4 calls span at least 3 s.
     for (const name of ["a", "b", "c"]) {
       const t = calls.filter((c) => c.account === name).map((c) => c.time);
       expect(t).toHaveLength(4);
-      for (let k = 1; k < t.length; k++) expect(t[k] - t[k - 1]).toBeGreaterThanOrEqual(1_000 - 200);
+      for (let k = 1; k < t.length; k++) expect(t[k] - t[k - 1]).toBeGreaterThanOrEqual(1_000 - 400);
     }
   });
 
