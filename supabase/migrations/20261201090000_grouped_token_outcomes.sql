@@ -271,15 +271,9 @@ begin
 end;
 $$;
 
--- Kept for SQL callers: one task at a time.
-create or replace function social.claim_next_refresh(p_batch_id bigint)
-returns table (task_id bigint, lease_token uuid, account_id bigint, platform text, refresh_token text)
-language sql
-set search_path = ''
-as $$
-  select c.task_id, c.lease_token, c.account_id, c.platform, c.refresh_token
-    from social.claim_refresh_tasks(p_batch_id, 1) c;
-$$;
+-- Replaced by social.claim_refresh_tasks(batch_id, n), which the function calls through the
+-- grouped call below; nothing calls the one-at-a-time claim any more.
+drop function social.claim_next_refresh(bigint);
 
 -- The refresh-token function's one call per group of outcomes, in one transaction:
 --   p_refreshes  JSON array for social.record_token_refreshes

@@ -1,6 +1,7 @@
 // Every SQL statement the refresh-token function runs, behind an interface so the handler can be
 // tested against an in-process fake. State transitions live in these SQL functions (migrations
-// under supabase/migrations); this module only calls them, one call per task outcome.
+// under supabase/migrations); this module only calls them. Outcomes and claims are grouped into
+// social.record_and_claim_refreshes calls (see createPgTokenStore).
 
 import type postgres from "npm:postgres@^3.4.9";
 import { Coalescer, type CoalescerOptions } from "./coalescer.ts";
