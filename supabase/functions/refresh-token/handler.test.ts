@@ -636,8 +636,11 @@ Deno.test("refill: the provider is called again before the previous outcome is r
   const writesHeld = new Promise<void>((r) => (releaseWrites = r));
   await withHarness({ store: { backlog, holdRefreshes: writesHeld } }, async (h) => {
     const pending = h.call(batch([1]));
-    while (h.google.requests.length < 3) await new Promise((r) => setTimeout(r, 2));
-    assert.equal(h.store.refreshes.length, 3, "three outcomes submitted, none recorded yet");
+    // One slot, writes held: it can only reach its third outcome by not waiting for the first two.
+    const deadline = Date.now() + 5_000;
+    while (h.store.refreshes.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    assert.equal(h.store.refreshes.length, 3, "three outcomes submitted while none is recorded yet");
+    assert.equal(h.google.requests.length, 3);
     releaseWrites();
     const res = await pending;
     assert.equal(res.json.succeeded, 3);
