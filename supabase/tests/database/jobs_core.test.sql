@@ -8,7 +8,7 @@
 -- through dblink (a second session) and deletes it again before the end.
 begin;
 set local search_path = public, extensions;
-select plan(150);
+select plan(155);
 
 -- fixtures ----------------------------------------------------------------------------------
 do $$
@@ -202,13 +202,29 @@ select is(
   'URL = Vault project_url + /functions/v1/<target_function>');
 select is((select array_agg(distinct method) from req where job_name = 'pgtap-core-claim'), array['POST'], 'requests are POSTs');
 select is(
-  (select array_agg(distinct headers) from req where job_name = 'pgtap-core-claim'),
-  (select array[jsonb_build_object('Content-Type', 'application/json', 'apikey', decrypted_secret,
-                                   'Authorization', 'Bearer ' || decrypted_secret)]
-     from vault.decrypted_secrets where name = 'service_key'),
-  'apikey and Authorization: Bearer carry the Vault service_key');
-select is((select array_agg(distinct timeout_milliseconds) from req where job_name = 'pgtap-core-claim'), array[180000],
-  'the request timeout is the lease');
+  (select array_agg(distinct array(select k from jsonb_object_keys(headers) k order by k)::text) from req where job_name = 'pgtap-core-claim'),
+  array['{Authorization,Content-Type,Prefer}'],
+  'requests carry Content-Type, Authorization and Prefer only (no apikey)');
+select ok(
+  (select bool_and(headers ->> 'Content-Type' = 'application/json' and headers ->> 'Prefer' = 'respond-async'
+                   and headers ->> 'Authorization' ~ ('^Bearer dwb_' || batch_id || '_[0-9a-f]{64}$'))
+     from req where job_name = 'pgtap-core-claim'),
+  'each asks for an async answer and carries a batch token naming its batch');
+select is((select count(distinct headers ->> 'Authorization')::int from req where job_name = 'pgtap-core-claim'), 3,
+  'every batch has its own token');
+select is(
+  (select count(*)::int from req, vault.decrypted_secrets s
+    where job_name = 'pgtap-core-claim' and s.name = 'service_key' and strpos(headers::text, s.decrypted_secret) > 0),
+  0, 'the Vault service_key is in no queued request');
+select ok(
+  (select bool_and(b.token_hash = sha256(convert_to(substr(r.headers ->> 'Authorization', 8), 'UTF8')))
+     from req r join jobs.batch b on b.id = r.batch_id where r.job_name = 'pgtap-core-claim'),
+  'jobs.batch keeps only the SHA-256 of the token');
+select ok(
+  (select bool_and(b.boot = pg_postmaster_start_time()) from jobs.batch b where b.job_name = 'pgtap-core-claim'),
+  'each batch records the server start it was dispatched in');
+select is((select array_agg(distinct timeout_milliseconds) from req where job_name = 'pgtap-core-claim'), array[30000],
+  'pg_net waits at most 30 s for the function to accept');
 select ok(
   (select bool_and(body ->> 'job' = 'pgtap-core-claim' and (body ->> 'batch_id')::bigint = batch_id
                    and jsonb_array_length(body -> 'tasks') = size
@@ -411,7 +427,7 @@ select b.request_id, x.status, x.content, x.timed_out, x.error_msg
   join jobs.batch b on b.id = (select batch_id from pg_temp.task('pgtap-core-reap', x.key));
 select is(jobs.reap(pg_temp.job('pgtap-core-reap')), 5, 'reap returns the unreported tasks of the 5 answered batches');
 select is((select row(state, attempts, last_error)::text from pg_temp.task('pgtap-core-reap', 'r01')),
-  row('queued', 0, 'pgtap-fn answered HTTP 404 without reporting this task: Function not found')::text,
+  row('queued', 0, 'pgtap-fn answered HTTP 404: Function not found')::text,
   '404: the function never ran, the task is queued with its attempt given back');
 select is((select row(state, attempts, run_after)::text from pg_temp.task('pgtap-core-reap', 'r02')),
   row('queued', 1, now() + interval '30 seconds')::text, '500: queued after backoff, the attempt counts');
@@ -573,6 +589,7 @@ select ok(not has_function_privilege('authenticated', 'jobs.tick(text,text)', 'E
 select is(
   (select array_agg(p.oid::regprocedure::text order by 1) from pg_proc p
     where p.pronamespace in ('jobs'::regnamespace, 'social'::regnamespace)
+      and p.prokind <> 'p'  -- a procedure that commits cannot SET search_path (async_batches.test.sql checks it)
       and not coalesce(p.proconfig @> array['search_path=""'], false)),
   null, 'every function in jobs and social pins search_path to ''''');
 select cmp_ok((select count(*)::int from pg_proc where pronamespace = 'jobs'::regnamespace), '>=', 20, 'and there are functions to check');
