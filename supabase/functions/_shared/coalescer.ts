@@ -3,7 +3,8 @@
 // transaction, and a lone operation still goes out at once (no timer, no added latency).
 //
 // A flush that fails as a whole (for instance one operation with invalid input) is retried one
-// operation at a time, so one bad operation cannot fail the others in its group.
+// operation at a time, so one bad operation cannot fail the others in its group. An optional
+// retry wrapper repeats a whole flush first (a database that is restarting).
 
 /** Runs one group; returns one result per operation, in order. */
 export type FlushFn<Op, R> = (ops: readonly Op[]) => Promise<R[]>;
@@ -13,6 +14,8 @@ export interface CoalescerOptions {
   maxInFlight?: number;
   /** Largest group (default 200). */
   maxGroup?: number;
+  /** Wraps each flush, e.g. to retry it while the database is away (db.ts retryWhileDisconnected). */
+  retry?: <T>(flush: () => Promise<T>) => Promise<T>;
 }
 
 interface Pending<Op, R> {
@@ -27,10 +30,12 @@ export class Coalescer<Op, R> {
   private scheduled = false;
   private readonly maxInFlight: number;
   private readonly maxGroup: number;
+  private readonly retry: <T>(flush: () => Promise<T>) => Promise<T>;
 
   constructor(private readonly flushFn: FlushFn<Op, R>, opts: CoalescerOptions = {}) {
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 1);
     this.maxGroup = Math.max(1, opts.maxGroup ?? 200);
+    this.retry = opts.retry ?? ((flush) => flush());
   }
 
   submit(op: Op): Promise<R> {
@@ -69,7 +74,7 @@ export class Coalescer<Op, R> {
   private async run(group: Pending<Op, R>[]): Promise<void> {
     let results: R[];
     try {
-      results = await this.flushFn(group.map((p) => p.op));
+      results = await this.retry(() => this.flushFn(group.map((p) => p.op)));
       if (results.length !== group.length) {
         throw new Error(`coalescer: flush returned ${results.length} results for ${group.length} operations`);
       }

@@ -4,7 +4,8 @@
 // calls them, one call per task outcome.
 
 import type postgres from "npm:postgres@^3.4.9";
-import { isLeaseLost, LeaseLostError, type TaskLease } from "./token_store.ts";
+import { retryWhileDisconnected } from "./db.ts";
+import { leaseAware, type TaskLease } from "./token_store.ts";
 
 export { describeDatabaseError, isLeaseLost, LeaseLostError, type TaskLease } from "./token_store.ts";
 
@@ -59,15 +60,10 @@ export interface ReelStore {
   finishBatch(batchId: number): Promise<void>;
 }
 
-async function leaseAware<T>(query: () => Promise<T>): Promise<T> {
-  try {
-    return await query();
-  } catch (err) {
-    if (isLeaseLost(err)) {
-      throw new LeaseLostError(err instanceof Error ? err.message : "lease lost", { cause: err });
-    }
-    throw err;
-  }
+/** An outcome call: lease-aware, and repeated while the database is away (a repeat after an
+ * unseen commit is refused as "lease lost", so nothing is written twice). */
+function outcome<T>(query: () => Promise<T>): Promise<T> {
+  return leaseAware(() => retryWhileDisconnected(query));
 }
 
 // deno-lint-ignore no-explicit-any
@@ -100,7 +96,7 @@ export function createPgReelStore(sql: postgres.Sql): ReelStore {
     },
 
     recordUrls(lease, urls) {
-      return leaseAware(async () => {
+      return outcome(async () => {
         const [row] = await sql`
           select instagram.record_reel_urls(${lease.taskId}::bigint, ${lease.leaseToken}::uuid,
             ${urls.mediaUrl}::text, ${urls.thumbnailUrl}::text) as result`;
@@ -109,7 +105,7 @@ export function createPgReelStore(sql: postgres.Sql): ReelStore {
     },
 
     recordDeleted(lease, error) {
-      return leaseAware(async () => {
+      return outcome(async () => {
         const [row] = await sql`
           select instagram.record_reel_deleted(${lease.taskId}::bigint, ${lease.leaseToken}::uuid, ${error}::text) as result`;
         return row?.result;
@@ -117,7 +113,7 @@ export function createPgReelStore(sql: postgres.Sql): ReelStore {
     },
 
     recordTokenInvalid(lease, error) {
-      return leaseAware(async () => {
+      return outcome(async () => {
         const [row] = await sql`
           select instagram.record_token_invalid(${lease.taskId}::bigint, ${lease.leaseToken}::uuid, ${error}::text) as state`;
         return String(row?.state);
@@ -125,7 +121,7 @@ export function createPgReelStore(sql: postgres.Sql): ReelStore {
     },
 
     recordFailure(lease, f) {
-      return leaseAware(async () => {
+      return outcome(async () => {
         const [row] = await sql`
           select instagram.record_reel_failure(${lease.taskId}::bigint, ${lease.leaseToken}::uuid, ${f.error}::text,
             ${f.retryAfterSeconds}::int, ${f.permanent}::boolean, ${f.throttle}::text) as state`;
@@ -134,7 +130,7 @@ export function createPgReelStore(sql: postgres.Sql): ReelStore {
     },
 
     discard(lease, reason) {
-      return leaseAware(async () => {
+      return outcome(async () => {
         await sql`select jobs.discard(${lease.taskId}::bigint, ${lease.leaseToken}::uuid, ${reason}::text)`;
       });
     },
@@ -148,7 +144,7 @@ export function createPgReelStore(sql: postgres.Sql): ReelStore {
     },
 
     async finishBatch(batchId) {
-      await sql`select jobs.finish_batch(${batchId}::bigint)`;
+      await retryWhileDisconnected(() => sql`select jobs.finish_batch(${batchId}::bigint)`);
     },
   };
 }

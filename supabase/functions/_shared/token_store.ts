@@ -5,6 +5,7 @@
 
 import type postgres from "npm:postgres@^3.4.9";
 import { Coalescer, type CoalescerOptions } from "./coalescer.ts";
+import { retryWhileDisconnected } from "./db.ts";
 
 /** SQLSTATE the outcome functions raise for a stale or forged lease token. */
 export const LEASE_LOST_SQLSTATE = "DWL01";
@@ -79,7 +80,8 @@ export function describeDatabaseError(err: unknown): string {
   return typeof code === "string" ? `database error (SQLSTATE ${code}): ${message}` : `database error: ${message}`;
 }
 
-async function leaseAware<T>(query: () => Promise<T>): Promise<T> {
+/** Turns the SQLSTATE of a lost lease into a LeaseLostError. */
+export async function leaseAware<T>(query: () => Promise<T>): Promise<T> {
   try {
     return await query();
   } catch (err) {
@@ -117,7 +119,10 @@ interface GroupAnswer {
  * ones queue and then travel together in one social.record_and_claim_refreshes call.
  */
 export function createPgTokenStore(sql: postgres.Sql, opts: CoalescerOptions = {}): TokenStore {
-  const group = new Coalescer<GroupOp, GroupResult>((ops) => recordAndClaim(sql, ops), opts);
+  const group = new Coalescer<GroupOp, GroupResult>((ops) => recordAndClaim(sql, ops), {
+    retry: retryWhileDisconnected,
+    ...opts,
+  });
   const outcome = async (op: GroupOp): Promise<string> => {
     const r = await group.submit(op);
     if ("leaseLost" in r && r.leaseLost) {
@@ -152,7 +157,8 @@ export function createPgTokenStore(sql: postgres.Sql, opts: CoalescerOptions = {
     },
 
     async finishBatch(batchId) {
-      await sql`select jobs.finish_batch(${batchId}::bigint)`;
+      // Idempotent, and what dispatches the next batch: worth waiting for a restarting database.
+      await retryWhileDisconnected(() => sql`select jobs.finish_batch(${batchId}::bigint)`);
     },
 
     release(leases, reason) {

@@ -46,7 +46,7 @@ import {
   type TaskOutcome,
 } from "../_shared/result.ts";
 import { taskBatchSchema } from "../_shared/task_batch.ts";
-import { jobRequestHandler } from "../_shared/job_request.ts";
+import { jobRequestHandler, type JobRuntimeDeps, runtime } from "../_shared/job_request.ts";
 
 export const ReelTaskPayloadSchema = z.object({
   reel_id: z.number().int().positive(),
@@ -58,7 +58,7 @@ export const ReelTaskPayloadSchema = z.object({
 export const ReelBatchSchema = taskBatchSchema(ReelTaskPayloadSchema);
 export type ReelBatch = z.output<typeof ReelBatchSchema>;
 
-export interface HandlerDeps {
+export interface HandlerDeps extends JobRuntimeDeps {
   env: Env;
   /** Called only once a request is authenticated and valid (so rejects never touch the DB). */
   store: () => ReelStore;
@@ -91,9 +91,9 @@ type Kind = keyof Omit<ReelCounts, "graph_calls"> | "other";
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
   const log = deps.log ?? ((line: string) => console.log(line));
 
-  return jobRequestHandler({ name: "refresh-reels", env: deps.env, schema: ReelBatchSchema, log, process: processBatch });
+  return jobRequestHandler({ ...runtime(deps), name: "refresh-reels", env: deps.env, schema: ReelBatchSchema, log, process: processBatch });
 
-  async function processBatch(batch: ReelBatch): Promise<Response> {
+  async function processBatch(batch: ReelBatch, signal: AbortSignal): Promise<Response> {
     const leases: TaskLease[] = batch.tasks.map((t) => ({ taskId: t.id, leaseToken: t.lease_token }));
     const store = deps.store();
     const counts: ReelCounts = { refreshed: 0, deleted: 0, token_invalid: 0, moot: 0, graph_calls: 0 };
@@ -122,7 +122,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const maxTasks = deps.maxTasksPerRequest ?? MAX_TASKS_PER_REQUEST;
     const maxWall = deps.maxWallMs ?? MAX_WALL_MS;
     let taken = leases.length;
-    const mayTakeMore = () => taken < maxTasks && now() - started < maxWall;
+    // signal: the engine settled the batch (recovered after a restart): take no more.
+    const mayTakeMore = () => !signal.aborted && taken < maxTasks && now() - started < maxWall;
 
     // Accounts whose token Graph refused during this request: no more calls with it.
     const invalidAccounts = new Map<number, string>();

@@ -39,7 +39,7 @@ import {
   type TaskOutcome,
 } from "../_shared/result.ts";
 import { taskBatchSchema } from "../_shared/task_batch.ts";
-import { jobRequestHandler } from "../_shared/job_request.ts";
+import { jobRequestHandler, type JobRuntimeDeps, runtime } from "../_shared/job_request.ts";
 import {
   type ClaimedTask,
   describeDatabaseError,
@@ -58,7 +58,7 @@ export const RefreshTaskPayloadSchema = z.object({
 export const RefreshBatchSchema = taskBatchSchema(RefreshTaskPayloadSchema);
 export type RefreshBatch = z.output<typeof RefreshBatchSchema>;
 
-export interface HandlerDeps {
+export interface HandlerDeps extends JobRuntimeDeps {
   env: Env;
   /** Called only once a request is authenticated and valid (so rejects never touch the DB). */
   store: () => TokenStore;
@@ -98,9 +98,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   const log = deps.log ?? ((line: string) => console.log(line));
   const providers = deps.providers ?? REFRESH_PROVIDERS;
 
-  return jobRequestHandler({ name: "refresh-token", env: deps.env, schema: RefreshBatchSchema, log, process: processBatch });
+  return jobRequestHandler({ ...runtime(deps), name: "refresh-token", env: deps.env, schema: RefreshBatchSchema, log, process: processBatch });
 
-  async function processBatch(batch: RefreshBatch): Promise<Response> {
+  async function processBatch(batch: RefreshBatch, signal: AbortSignal): Promise<Response> {
     const leases: TaskLease[] = batch.tasks.map((t) => ({ taskId: t.id, leaseToken: t.lease_token }));
     const store = deps.store();
 
@@ -141,7 +141,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     let taken = leases.length;
     const maxTasks = deps.maxTasksPerRequest ?? MAX_TASKS_PER_REQUEST;
     const maxWall = deps.maxWallMs ?? MAX_WALL_MS;
-    const mayTakeMore = () => taken < maxTasks && now() - started < maxWall;
+    // signal: the engine settled the batch (recovered after a restart): take no more.
+    const mayTakeMore = () => !signal.aborted && taken < maxTasks && now() - started < maxWall;
 
     let stopClaiming = false;
     const claimAhead = async (): Promise<ClaimedTask | null> => {
