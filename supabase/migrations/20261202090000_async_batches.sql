@@ -8,8 +8,8 @@
 --    done (up to 60 s) held every other job's dispatches behind it. Now the function accepts the
 --    batch (jobs.accept_batch), answers 202 at once and works in EdgeRuntime.waitUntil, extending
 --    its tasks' leases (jobs.keep_batch_alive) while it works. The default lease is 30 s, so a
---    function that dies gives its tasks back within about 30 s, and jobs.heartbeat_loop reaps
---    every 10 s instead of once a minute.
+--    function that dies gives its tasks back within about 30 s, and the heartbeat reaps every
+--    10 s instead of once a minute.
 --  * pg_net's queue is readable by client roles on many installations, and its headers used to
 --    carry the secret key. A batch now carries a random single-use token that only authorises
 --    accepting that batch while its lease lasts; only its SHA-256 is stored here.
@@ -464,31 +464,35 @@ begin
 end;
 $$;
 
--- pg_cron 1.4 (the local stack) schedules whole minutes only; hosted pg_cron 1.6 could say
--- '10 seconds', but one migration must run on both. So the minute's cron job calls this
--- procedure, which runs jobs.heartbeat() every p_every_seconds and commits after each run (its
--- dispatches go out at once). It has no SET search_path because a procedure with one cannot
--- COMMIT; instead each of its transactions pins search_path to '' (set_config, local) and every
--- name in it is schema-qualified.
-create procedure jobs.heartbeat_loop(p_every_seconds int default 10, p_runs int default 6)
+-- The heartbeat runs every 10 s, so a function that died gives its tasks back within a lease
+-- plus 10 s. pg_cron 1.5+ (hosted Supabase has 1.6) schedules in seconds. pg_cron 1.4 (Debian 12,
+-- the local stack) has whole minutes only: there six minute jobs run the heartbeat 0, 10, … 50 s
+-- into the minute, each sleeping first in its own session. (A procedure looping with COMMIT would
+-- need one session, but a procedure that commits cannot pin its search_path.)
+create function jobs.heartbeat_after(p_delay_seconds int)
+returns int
 language plpgsql
+set search_path = ''
 as $$
-declare
-  v_started timestamptz;
 begin
-  for i in 1 .. greatest(coalesce(p_runs, 1), 1) loop
-    perform pg_catalog.set_config('search_path', '', true);
-    v_started := pg_catalog.clock_timestamp();
-    perform jobs.heartbeat();
-    commit;
-    exit when i = p_runs;
-    perform pg_catalog.pg_sleep(greatest(0, p_every_seconds
-      - extract(epoch from pg_catalog.clock_timestamp() - v_started)::double precision));
-  end loop;
+  perform pg_catalog.pg_sleep(greatest(coalesce(p_delay_seconds, 0), 0));
+  return jobs.heartbeat();
 end;
 $$;
 
-select cron.schedule('duework:heartbeat', '* * * * *', 'call jobs.heartbeat_loop()');
+do $$
+begin
+  if (select (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= array[1, 5] from pg_catalog.pg_extension where extname = 'pg_cron') then
+    perform cron.schedule('duework:heartbeat', '10 seconds', 'select jobs.heartbeat()');
+  else
+    perform cron.schedule('duework:heartbeat', '* * * * *', 'select jobs.heartbeat()');
+    for s in 1 .. 5 loop
+      perform cron.schedule(format('duework:heartbeat+%ss', s * 10), '* * * * *',
+                            format('select jobs.heartbeat_after(%s)', s * 10));
+    end loop;
+  end if;
+end;
+$$;
 
 -- pg_net grants its tables and functions to PUBLIC. Revoke what this project's owner may revoke:
 -- where pg_net was created by the same role (the local stack, self-hosted) the revokes work;
@@ -526,4 +530,4 @@ revoke all on function jobs.dispatch_batch(jobs.job, bigint, bigint[], text) fro
 revoke all on function jobs.accept_batch(bigint, text) from public, anon, authenticated;
 revoke all on function jobs.extend_batch_leases(jobs.job, bigint) from public, anon, authenticated;
 revoke all on function jobs.keep_batch_alive(bigint) from public, anon, authenticated;
-revoke all on procedure jobs.heartbeat_loop(int, int) from public, anon, authenticated;
+revoke all on function jobs.heartbeat_after(int) from public, anon, authenticated;

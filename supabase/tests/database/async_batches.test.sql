@@ -4,7 +4,7 @@
 -- Runs in one transaction that is rolled back; its jobs are 'pgtap-async-*'.
 begin;
 set local search_path = public, extensions;
-select plan(41);
+select plan(43);
 
 do $$
 begin
@@ -162,13 +162,23 @@ select is((select count(*)::int from jobs.batch where job_name = 'pgtap-async-pu
   'in a new batch of this boot');
 
 -- the heartbeat runs every 10 s -------------------------------------------------------------------------
-select is((select command from cron.job where jobname = 'duework:heartbeat'), 'call jobs.heartbeat_loop()',
-  'pg_cron runs the heartbeat loop every minute');
-select is((select prokind::text from pg_proc where oid = 'jobs.heartbeat_loop(int,int)'::regprocedure), 'p',
-  'jobs.heartbeat_loop is a procedure (it commits after each heartbeat)');
-select ok((select prosrc ~ 'set_config\(''search_path'', '''', true\)' from pg_proc where oid = 'jobs.heartbeat_loop(int,int)'::regprocedure),
-  'it pins search_path to '''' in each of its transactions');
-select ok(not has_function_privilege('anon', 'jobs.heartbeat_loop(int,int)', 'EXECUTE')
+select is(
+  (select array_agg(jobname || ' ' || schedule || ' ' || command order by jobname) from cron.job where jobname like 'duework:heartbeat%'),
+  case when (select (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= array[1, 5] from pg_extension where extname = 'pg_cron')
+    then array['duework:heartbeat 10 seconds select jobs.heartbeat()']
+    else array['duework:heartbeat * * * * * select jobs.heartbeat()']
+         || array(select format('duework:heartbeat+%ss * * * * * select jobs.heartbeat_after(%s)', g * 10, g * 10)
+                    from generate_series(1, 5) g order by 1)
+  end,
+  'pg_cron runs the heartbeat every 10 s (six minute jobs on pg_cron 1.4, which has no seconds)');
+create temp table hb as select clock_timestamp() as t0,
+  (select count(*)::int from jobs.task where job_name = 'pgtap-async-boot' and state = 'queued') as queued_before;
+select is((select queued_before from hb), 10, 'the recovered tasks of pgtap-async-boot wait in the queue');
+select cmp_ok(jobs.heartbeat_after(1), '>=', 10, 'jobs.heartbeat_after(1) runs a heartbeat, which dispatches them');
+select ok(clock_timestamp() - (select t0 from hb) >= interval '1 second', 'after sleeping the given seconds');
+select is((select count(*)::int from jobs.task where job_name = 'pgtap-async-boot' and state = 'queued'), 0,
+  'nothing of that job is left queued');
+select ok(not has_function_privilege('anon', 'jobs.heartbeat_after(int)', 'EXECUTE')
           and not has_function_privilege('authenticated', 'jobs.accept_batch(bigint,text)', 'EXECUTE')
           and not has_function_privilege('anon', 'jobs.keep_batch_alive(bigint)', 'EXECUTE'),
   'client roles execute none of the new engine functions');

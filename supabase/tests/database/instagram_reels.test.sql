@@ -93,7 +93,6 @@ select is(
 select is(
   (select array_agg(p.oid::regprocedure::text order by 1) from pg_proc p
     where p.pronamespace in ('instagram'::regnamespace, 'jobs'::regnamespace)
-      and p.prokind <> 'p'  -- a procedure that commits cannot SET search_path (async_batches.test.sql checks it)
       and not coalesce(p.proconfig @> array['search_path=""'], false)),
   null, 'every function in instagram and jobs pins search_path');
 select ok(not has_function_privilege('anon', 'jobs.claim_due_tasks(jobs.job,int)', 'EXECUTE')
