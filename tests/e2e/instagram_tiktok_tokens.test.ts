@@ -3,25 +3,14 @@
 // grouped SQL outcome calls. Rotation (TikTok), needs_reauth and single flight under overlap.
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { db, eventually, sandboxRequests, stackInfo } from "../support/stack";
+import { insertTikTokAccounts, providerState as sharedProviderState, seedProvider } from "../support/tiktok";
 import { clearSandbox, isolateJob, uniquePrefix } from "../support/youtube";
 
 const info = stackInfo();
 const sql = db(info);
 
-async function seed(provider: "tiktok" | "instagram_graph", body: unknown) {
-  const res = await fetch(`${info.sandbox_url}/__state/${provider}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`seeding ${provider} → ${res.status} ${await res.text()}`);
-  await res.body?.cancel();
-}
-
-async function providerState<T>(provider: string): Promise<T> {
-  const res = await fetch(`${info.sandbox_url}/__state/${provider}`);
-  return ((await res.json()) as { state: T }).state;
-}
+const seed = (provider: "tiktok" | "instagram_graph", body: unknown) => seedProvider(info, provider, body);
+const providerState = <T>(provider: string) => sharedProviderState<T>(info, provider);
 
 async function tick(fn: "refresh_expired_tiktok_tokens" | "refresh_expired_instagram_tokens") {
   const [{ r }] = await sql.unsafe(`select public.${fn}() as r`);
@@ -77,18 +66,8 @@ describe("refresh_expired_tiktok_tokens()", () => {
     await clearSandbox(info);
   });
 
-  async function tiktokAccounts(prefix: string, n: number, status: "active" | "revoked" = "active") {
-    const tokens = Array.from({ length: n }, (_, i) => `rft.${prefix}-${i}`);
-    await seed("tiktok", {
-      refresh_tokens: tokens.map((refresh_token, i) => ({ refresh_token, open_id: `${prefix}-open-${i}`, status })),
-    });
-    await sql`
-      insert into public.social_accounts
-        (creator_unique_identifier, platform, access_token, refresh_token, access_token_expires_at)
-      select ${prefix} || '-' || lpad(i::text, 4, '0'), 'tiktok', 'act.stale-' || i, t, now() + interval '1 hour'
-        from unnest(${tokens}::text[]) with ordinality as x (t, i)`;
-    return tokens;
-  }
+  const tiktokAccounts = (prefix: string, n: number, status: "active" | "revoked" = "active") =>
+    insertTikTokAccounts(info, sql, prefix, n, status);
 
   it("stores the rotated refresh token with the new access token, and the next refresh uses it", async () => {
     const prefix = uniquePrefix("tt-rot");
