@@ -204,3 +204,16 @@ Deno.test("wall clock: a retired worker finishes its requests and background wor
     await rec.close();
   }
 });
+
+Deno.test("wall clock: a request still in flight at the limit is cut with 546 WORKER_LIMIT", async () => {
+  await withServer(2_000, async (s) => {
+    const sent = Date.now();
+    const res = await getJson(`${s.functionsUrl}/wait-until/ping?sleep=5000`);
+    assert.deepEqual(res, {
+      status: 546,
+      body: { code: "WORKER_LIMIT", message: "Function reached its wall-clock limit (please check logs)" },
+    });
+    assert.ok(Date.now() - sent < 4_000, "cut at the limit, not when the handler would have answered");
+    assert.equal((await getJson(`${s.functionsUrl}/wait-until/ping`)).status, 200, "the next request gets a fresh worker");
+  });
+});
