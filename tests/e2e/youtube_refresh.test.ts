@@ -1,9 +1,9 @@
 // YouTube token refresh through the whole stack: pg_cron / refresh_expired_youtube_tokens() →
 // jobs.tick → pg_net → refresh-token Edge Function → fake Google → SQL outcome calls.
-import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { killFunctionWorkers } from "../support/processes";
 import { db, eventually, sandboxRequests, stackInfo } from "../support/stack";
 import {
   accounts,
@@ -145,9 +145,9 @@ describe("refresh_expired_youtube_tokens()", () => {
       select count(*)::int as n from jobs.task t join public.social_accounts a on a.id::text = t.key
        where t.job_name = ${JOB} and t.state = 'running' and a.creator_unique_identifier like ${prefix + "-%"}`;
     expect(stillRunning).toBe(10);
-    const pids = execFileSync("pgrep", ["-f", "supabase/functions/refresh-token/index.ts"]).toString().trim().split("\n");
+    // This stack's refresh-token workers only (another stack on the machine runs the same code).
+    const pids = killFunctionWorkers(info, "refresh-token");
     expect(pids.length).toBeGreaterThan(0);
-    for (const pid of pids) process.kill(Number(pid), "SIGKILL");
 
     // Ticks (as cron's heartbeat would) reap the lost batch and deliver its tasks again.
     const rows = await eventually(async () => {

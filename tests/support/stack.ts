@@ -12,6 +12,9 @@ export interface StackInfo {
   anon_key: string;
   service_role_key: string;
   jwt_secret: string;
+  /** run/ of the stack: children.json, function-workers.json (see processes.ts). */
+  run_dir?: string;
+  pg_data?: string;
 }
 
 export function stackInfo(): StackInfo {

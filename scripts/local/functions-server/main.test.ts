@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { findProjectRoot, parseEnvJson, parseRootSpec } from "./main.ts";
+import { findProjectRoot, parseEnvJson, parseRootSpec, parseWallClockMs } from "./main.ts";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../../", import.meta.url)).replace(/\/$/, "");
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
@@ -19,6 +19,10 @@ Deno.test("main: argument helpers", () => {
   assert.deepEqual(parseEnvJson('{"jwt_secret":"s","env":{"A":"1"}}'), { jwt_secret: "s", env: { A: "1" } });
   assert.throws(() => parseEnvJson('{"env":{}}'), /jwt_secret/);
   assert.throws(() => parseEnvJson('{"jwt_secret":"s","env":{"A":1}}'), /env\.A/);
+  assert.equal(parseWallClockMs(undefined, "X"), 150_000);
+  assert.equal(parseWallClockMs("400000", "X"), 400_000);
+  assert.equal(parseWallClockMs("0", "X"), 0);
+  assert.throws(() => parseWallClockMs("1.5s", "--wall-clock-ms"), /--wall-clock-ms must be a whole number/);
 });
 
 Deno.test("main: CLI prints one ready line, serves, logs requests, stops children on SIGTERM", async () => {
@@ -87,11 +91,13 @@ Deno.test("main: CLI prints one ready line, serves, logs requests, stops childre
   }
 });
 
-Deno.test("main: function processes exit when the server process is killed (no orphans)", async () => {
+Deno.test("main: --workers-file lists the workers; they exit when the server is SIGKILLed (no orphans)", async () => {
   const envFile = await Deno.makeTempFile({ suffix: ".json" });
+  const workersFile = `${envFile}.workers.json`;
   await Deno.writeTextFile(envFile, JSON.stringify({ jwt_secret: "x".repeat(32), env: {} }));
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--port", "0", "--quiet", "--root", "tests/fixtures/supabase/functions", "--env-json", envFile],
+    args: ["run", "-A", MAIN, "--port", "0", "--quiet", "--root", "tests/fixtures/supabase/functions", "--env-json", envFile,
+      "--workers-file", workersFile],
     cwd: PROJECT_ROOT,
     stdout: "piped",
     stderr: "null",
@@ -106,15 +112,22 @@ Deno.test("main: function processes exit when the server process is killed (no o
     }
     const ready = JSON.parse(out.slice("functions ready ".length)) as { functions_url: string };
     const { pid } = await (await fetch(`${ready.functions_url}/echo-open`)).json() as { pid: number };
+    // A worker with background work pending dies with the server too: nothing is left to answer to.
+    const bg = await (await fetch(`${ready.functions_url}/wait-until/start?id=x&ms=60000`)).json() as { pid: number };
+    const recorded = JSON.parse(await Deno.readTextFile(workersFile)) as Record<string, number[]>;
+    assert.deepEqual(recorded, { "echo-open": [pid], "wait-until": [bg.pid] });
     child.kill("SIGKILL");
     await child.status;
-    let alive = true;
-    for (let i = 0; i < 60 && alive; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
-      alive = stat !== "" && !/^\d+ \(.*\) Z/.test(stat);
-    }
-    assert.equal(alive, false, `function pid ${pid} outlived the server`);
+    const alive = (p: number) => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(Deno.readTextFileSync(`/proc/${p}/stat`));
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 60 && (alive(pid) || alive(bg.pid)); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alive(pid), false, `function pid ${pid} outlived the server`);
+    assert.equal(alive(bg.pid), false, `function pid ${bg.pid} (background work pending) outlived the server`);
   } finally {
     try {
       child.kill("SIGKILL");
@@ -122,5 +135,6 @@ Deno.test("main: function processes exit when the server process is killed (no o
     await child.status;
     await reader.cancel().catch(() => {});
     await Deno.remove(envFile);
+    await Deno.remove(workersFile).catch(() => {});
   }
 });

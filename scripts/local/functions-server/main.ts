@@ -17,6 +17,10 @@
  *   --project-root DIR  folder with the default deno.json (default: nearest ancestor of the first
  *                       root that has a deno.json)
  *   --pass-full-path    give functions `/functions/v1/<name>/…` instead of `/<name>/…`
+ *   --wall-clock-ms N   a worker's wall-clock limit, background tasks included (default: env
+ *                       DUEWORK_FUNCTION_WALL_CLOCK_MS, else 150000 like a free hosted project;
+ *                       paid projects have 400000; 0 = none)
+ *   --workers-file PATH keep `{ "<name>": [pid, …] }` of the live function workers in PATH
  *   --quiet             no per-request log lines
  *
  * stdout gets exactly one line once listening:
@@ -27,6 +31,17 @@
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { type FunctionsRoot, startFunctionsServer } from "./server.ts";
+import { DEFAULT_WALL_CLOCK_MS } from "./worker-pool.ts";
+
+/** Env default of --wall-clock-ms, so `DUEWORK_FUNCTION_WALL_CLOCK_MS=400000 npm start` works. */
+export const WALL_CLOCK_ENV = "DUEWORK_FUNCTION_WALL_CLOCK_MS";
+
+export function parseWallClockMs(raw: string | undefined, source: string): number {
+  if (raw === undefined || raw === "") return DEFAULT_WALL_CLOCK_MS;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 0) throw new Error(`${source} must be a whole number of milliseconds (0 = no limit), got ${raw}`);
+  return ms;
+}
 
 export interface EnvJson {
   jwt_secret: string;
@@ -78,6 +93,8 @@ async function main(): Promise<void> {
       "env-json": { type: "string" },
       "project-root": { type: "string" },
       "pass-full-path": { type: "boolean", default: false },
+      "wall-clock-ms": { type: "string" },
+      "workers-file": { type: "string" },
       quiet: { type: "boolean", default: false },
     },
     strict: true,
@@ -97,6 +114,10 @@ async function main(): Promise<void> {
     ? path.resolve(cwd, values["project-root"])
     : findProjectRoot(roots[0].functionsDir) ?? cwd;
 
+  const wallClockMs = values["wall-clock-ms"] !== undefined
+    ? parseWallClockMs(values["wall-clock-ms"], "--wall-clock-ms")
+    : parseWallClockMs(Deno.env.get(WALL_CLOCK_ENV), WALL_CLOCK_ENV);
+
   const log = (line: string) => console.error(line);
   const server = await startFunctionsServer({
     hostname: values.hostname,
@@ -108,6 +129,8 @@ async function main(): Promise<void> {
     log,
     logRequests: !values.quiet,
     passFullPath: values["pass-full-path"],
+    wallClockMs,
+    workersFile: values["workers-file"] ? path.resolve(cwd, values["workers-file"]) : undefined,
   });
 
   let stopping = false;
@@ -124,6 +147,7 @@ async function main(): Promise<void> {
   console.log(`functions ready ${JSON.stringify({ url: server.url, functions_url: server.functionsUrl })}`);
   const names = server.functionNames();
   log(`serving ${names.length} function(s) at ${server.functionsUrl}/<name>: ${names.join(", ")}`);
+  log(`worker wall-clock limit: ${wallClockMs ? `${wallClockMs} ms` : "none"}`);
 }
 
 if (import.meta.main) {

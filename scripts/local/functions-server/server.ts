@@ -6,9 +6,10 @@
  *   ANY  /functions/v1/<name>[/<rest>]     → the function <name>
  *   anything else                          → 404 { code: "NOT_FOUND", … }
  *
- * Each function runs in its own Deno subprocess (see worker-pool.ts / worker-bootstrap.ts). Like
- * Kong's `strip_path` route on hosted and local Supabase, the function sees the path without the
- * `/functions/v1` prefix (`/<name>/<rest>?<query>`), unless `passFullPath` is set.
+ * Each function runs in its own Deno subprocess (see worker-pool.ts / worker-bootstrap.ts), with
+ * hosted Supabase's wall-clock limit (`wallClockMs`). Like Kong's `strip_path` route on hosted and
+ * local Supabase, the function sees the path without the `/functions/v1` prefix
+ * (`/<name>/<rest>?<query>`), unless `passFullPath` is set.
  */
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +17,7 @@ import { parseDotenv } from "./dotenv.ts";
 import { FunctionRouter, type FunctionsRoot, matchRoute, type ResolvedFunction } from "./router.ts";
 import { createJwtVerifier, jwtFailureResponse } from "./verify-jwt.ts";
 import { BootError, type FunctionWorker, PoolClosedError, WorkerPool } from "./worker-pool.ts";
+import { workersFile } from "./workers-file.ts";
 
 export type { FunctionsRoot } from "./router.ts";
 
@@ -49,6 +51,13 @@ export interface FunctionsServerOptions {
   bootTimeoutMs?: number;
   /** Deno executable for the children (default: Deno.execPath()). */
   denoPath?: string;
+  /**
+   * Wall-clock limit of a worker, background tasks included (default 150 000 ms, a free hosted
+   * project's; paid projects have 400 000; 0 = none). See worker-pool.ts.
+   */
+  wallClockMs?: number;
+  /** If set, `{ name: pid[] }` of the live workers is kept in this file (see workers-file.ts). */
+  workersFile?: string;
 }
 
 export interface FunctionsServer {
@@ -58,8 +67,10 @@ export interface FunctionsServer {
   functionsUrl: string;
   /** Stops listening and kills every function process (no orphans). */
   close(): Promise<void>;
-  /** Pids of the running function processes by name (tests kill them to simulate crashes). */
+  /** Pid of the worker new requests of each function go to (tests kill them to simulate crashes). */
   functionPids(): Record<string, number>;
+  /** Pids of every live worker process by function name (booting and retiring ones included). */
+  functionWorkerPids(): Record<string, number[]>;
   /** Names of the functions currently discoverable across roots. */
   functionNames(): string[];
 }
@@ -105,12 +116,20 @@ export async function startFunctionsServer(opts: FunctionsServerOptions): Promis
   }));
   const router = new FunctionRouter(roots, projectRoot, log);
   const verifier = createJwtVerifier({ jwtSecret: opts.jwtSecret, jwks: opts.env.SUPABASE_JWKS });
+  let onPoolChange = () => {};
   const pool = new WorkerPool({
     bootstrapPath: BOOTSTRAP_PATH,
     denoPath: opts.denoPath,
     log,
     bootTimeoutMs: opts.bootTimeoutMs,
+    wallClockMs: opts.wallClockMs,
+    onChange: () => onPoolChange(),
   });
+  const pidsFile = opts.workersFile ? workersFile(opts.workersFile, () => pool.livePids(), log) : null;
+  if (pidsFile) {
+    onPoolChange = () => pidsFile.update();
+    pidsFile.update(); // `{}` now, so a file left by a killed predecessor is not read as ours
+  }
   const httpClient = Deno.createHttpClient({});
   const passthrough = [...DEFAULT_PASSTHROUGH, ...(opts.passthroughEnv ?? [])];
   let closing = false;
@@ -186,6 +205,10 @@ export async function startFunctionsServer(opts: FunctionsServerOptions): Promis
     } catch (e) {
       if (abort.signal.aborted) return jsonError(499, "CLIENT_CLOSED_REQUEST", "Client closed the request");
       const died = await pool.settleExit(worker);
+      if (worker.limitReached) {
+        // edge-runtime's answer when a worker hits a resource limit mid-request.
+        return jsonError(546, "WORKER_LIMIT", "Function reached its wall-clock limit (please check logs)");
+      }
       if (died || worker.exited) {
         return jsonError(502, "WORKER_ERROR", "Function exited due to an error (please check logs)");
       }
@@ -221,7 +244,7 @@ export async function startFunctionsServer(opts: FunctionsServerOptions): Promis
 
     let worker: FunctionWorker;
     try {
-      worker = await pool.get(fn.name, () => ({
+      const lease = await pool.acquire(fn.name, () => ({
         name: fn.name,
         entrypoint: fn.entrypoint,
         denoConfig: fn.denoConfig,
@@ -229,6 +252,10 @@ export async function startFunctionsServer(opts: FunctionsServerOptions): Promis
         env: childEnv(fn),
         cwd: projectRoot,
       }));
+      worker = lease.worker;
+      // The request counts as in flight on its worker until the response is fully sent (a
+      // streamed body included), so a retiring worker is not told to exit under it.
+      info.completed.then(lease.release, lease.release);
     } catch (e) {
       if (e instanceof BootError) {
         return jsonError(500, "BOOT_ERROR", "Worker failed to boot (please check logs)");
@@ -277,6 +304,7 @@ export async function startFunctionsServer(opts: FunctionsServerOptions): Promis
     url: origin,
     functionsUrl: `${origin}/functions/v1`,
     functionPids: () => pool.pids(),
+    functionWorkerPids: () => pool.livePids(),
     functionNames: () => Object.keys(router.listFunctions()),
     close() {
       closePromise ??= (async () => {
@@ -289,6 +317,7 @@ export async function startFunctionsServer(opts: FunctionsServerOptions): Promis
         ]);
         clearTimeout(timer);
         httpClient.close();
+        pidsFile?.remove();
       })();
       return closePromise;
     },

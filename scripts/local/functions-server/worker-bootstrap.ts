@@ -1,27 +1,24 @@
 /**
  * Runs inside each function's own Deno subprocess (the local stand-in for an edge-runtime user
- * worker). Usage: `deno run -A [--config …] worker-bootstrap.ts <absolute entrypoint path>`.
+ * worker). Usage: `deno run -A [--config …] worker-bootstrap.ts <absolute entrypoint path>
+ * [<wall-clock ms>]` (the limit is an argument, not an env var, so the function's environment
+ * stays exactly what it is on hosted Supabase).
  *
  * 1. Replaces `Deno.serve` so the function's server binds 127.0.0.1 on an ephemeral port whatever
  *    options it passed (`Deno.serve(handler)`, `Deno.serve(opts, handler)`,
  *    `Deno.serve({ handler, … })`); its own `onError` and `signal` are kept.
- * 2. Defines `globalThis.EdgeRuntime = { waitUntil }`.
+ * 2. Defines `globalThis.EdgeRuntime = { waitUntil }` and the worker's lifetime (wall clock,
+ *    retire, parent death, SIGTERM): see worker-runtime.ts.
  * 3. Dynamic-imports the function's entrypoint (a module with `export default { fetch }` and no
  *    `Deno.serve` call is served too, like `deno serve`).
  * 4. Reports the bound port to the parent as one stdout line: `<READY_MARKER>{"port":1234}`.
- *
- * The worker exits when its stdin reaches EOF (the parent died), and on SIGTERM it dispatches
- * `beforeunload` and gives pending `waitUntil` promises a short grace period.
  */
 import { pathToFileURL } from "node:url";
+import { createWorkerRuntime, type EdgeRuntimeGlobal } from "./worker-runtime.ts";
 
 export const READY_MARKER = "__DUEWORK_FUNCTION_WORKER_READY__ ";
 
 type ServeHandler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response>;
-
-interface EdgeRuntimeGlobal {
-  waitUntil<T>(promise: Promise<T> | T): Promise<T>;
-}
 
 declare global {
   var EdgeRuntime: EdgeRuntimeGlobal;
@@ -36,19 +33,15 @@ async function main(): Promise<void> {
     Deno.exit(2);
   }
 
-  const pending = new Set<Promise<unknown>>();
-  globalThis.EdgeRuntime = {
-    waitUntil<T>(promise: Promise<T> | T): Promise<T> {
-      const p = Promise.resolve(promise);
-      const tracked = p.then(
-        () => undefined,
-        (err) => console.error("EdgeRuntime.waitUntil: background task failed:", err),
-      );
-      pending.add(tracked);
-      tracked.finally(() => pending.delete(tracked));
-      return p;
-    },
-  };
+  const wallClockMs = Number(Deno.args[1] ?? "0");
+  if (!Number.isInteger(wallClockMs) || wallClockMs < 0) {
+    console.error(`worker-bootstrap: invalid wall-clock limit ${Deno.args[1]}`);
+    Deno.exit(2);
+  }
+  const runtime = createWorkerRuntime({ wallClockMs, terminationGraceMs: TERMINATION_GRACE_MS });
+  globalThis.EdgeRuntime = runtime.edgeRuntime;
+  // Before the function loads: its limit counts from the worker's start, like edge-runtime's.
+  runtime.start();
 
   let reported = false;
   const report = (port: number) => {
@@ -96,28 +89,6 @@ async function main(): Promise<void> {
     );
   };
   (Deno as unknown as { serve: unknown }).serve = patchedServe;
-
-  // Parent death → stdin EOF → exit (no orphaned workers).
-  (async () => {
-    try {
-      const buf = new Uint8Array(1024);
-      while ((await Deno.stdin.read(buf)) !== null) { /* ignore input */ }
-    } catch { /* stdin closed */ }
-    Deno.exit(0);
-  })();
-
-  Deno.addSignalListener("SIGTERM", async () => {
-    try {
-      dispatchEvent(new CustomEvent("beforeunload", { detail: { reason: "termination" } }));
-    } catch { /* ignore */ }
-    if (pending.size > 0) {
-      await Promise.race([
-        Promise.allSettled([...pending]),
-        new Promise((r) => setTimeout(r, TERMINATION_GRACE_MS)),
-      ]);
-    }
-    Deno.exit(0);
-  });
 
   const mod = await import(pathToFileURL(entry).href) as { default?: { fetch?: unknown } };
   if (serveCalls === 0) {

@@ -1,32 +1,30 @@
 /**
- * One Deno subprocess per function ("user worker"), started lazily on the first request, kept
- * warm, and restarted on the next request after it died. Boot is single-flight: N concurrent
- * first requests share one spawn.
+ * One Deno subprocess per function ("user worker"), run like edge-runtime's per_worker policy:
+ * started lazily on the first request, one worker serves many concurrent requests, restarted on
+ * the next request after it died. Boot is single-flight: N concurrent first requests share one
+ * spawn.
+ *
+ * Lifetime (wall clock; default 150 s, a free hosted project's limit; 0 = unlimited):
+ * - At half of it the worker is retired, as edge-runtime retires it (later requests might not get
+ *   enough time): new requests go to a fresh worker. If the old one was in use, its successor is
+ *   booted at once and takes over when ready, so a steady stream of requests sees no cold start.
+ *   The retired worker keeps its in-flight requests and `waitUntil` work and exits when both are
+ *   done (the pool writes `retire` on its stdin once no request of it is in flight).
+ * - At the limit the worker cuts itself (`beforeunload`, reason "wall_clock"); the pool SIGKILLs
+ *   it `killGraceMs` later if it is still there (a busy loop never sees its own timer).
+ * - Nothing else stops a worker: no idle timeout, no recycling while work is pending.
  */
-import { READY_MARKER } from "./worker-bootstrap.ts";
+import { RETIRE_COMMAND } from "./worker-runtime.ts";
+import {
+  type FunctionWorker,
+  sendCommand,
+  spawnWorker,
+  terminateWorker,
+  type WorkerProcess,
+  type WorkerSpec,
+} from "./worker-process.ts";
 
-export interface WorkerSpec {
-  /** Function name (the pool key). */
-  name: string;
-  /** Absolute entrypoint path. */
-  entrypoint: string;
-  denoConfig?: string;
-  importMap?: string;
-  /** Complete environment of the child (the child does not inherit the server's env). */
-  env: Record<string, string>;
-  cwd: string;
-}
-
-export class BootError extends Error {
-  constructor(
-    readonly functionName: string,
-    readonly reason: string,
-    readonly stderrTail: string[],
-  ) {
-    super(`worker for function "${functionName}" failed to boot: ${reason}`);
-    this.name = "BootError";
-  }
-}
+export { BootError, type FunctionWorker, type WorkerSpec } from "./worker-process.ts";
 
 export class PoolClosedError extends Error {
   constructor() {
@@ -35,22 +33,15 @@ export class PoolClosedError extends Error {
   }
 }
 
-export interface FunctionWorker {
-  readonly name: string;
-  readonly pid: number;
-  readonly port: number;
-  /** true once the process has exited. */
-  readonly exited: boolean;
-  /** Resolves when the process has exited. */
-  readonly status: Promise<Deno.CommandStatus>;
-}
+export const DEFAULT_WALL_CLOCK_MS = 150_000;
 
-interface WorkerInternal extends FunctionWorker {
-  child: Deno.ChildProcess;
-  exited: boolean;
-  port: number;
-  stdin: WritableStreamDefaultWriter<Uint8Array> | null;
-  outputDone: Promise<void>;
+/** A retiring worker that started a request this recently gets its successor booted at once. */
+const BUSY_WINDOW_MS = 30_000;
+
+/** A worker for one request; release() once the response has been sent (or failed). */
+export interface Lease {
+  worker: FunctionWorker;
+  release(): void;
 }
 
 export interface WorkerPoolOptions {
@@ -59,55 +50,74 @@ export interface WorkerPoolOptions {
   log: (line: string) => void;
   /** Max time from spawn to the ready line (default 30 s; first npm download can be slow). */
   bootTimeoutMs?: number;
-  /** SIGTERM → SIGKILL grace on close (default 2 s). */
+  /** SIGTERM → SIGKILL grace on close, and SIGKILL delay after the wall-clock limit (default 2 s). */
   killGraceMs?: number;
   stderrTailLines?: number;
+  /** Wall-clock limit per worker in ms (default 150 000; 0 = none). */
+  wallClockMs?: number;
+  /** Called whenever a worker process is spawned or exits. */
+  onChange?: () => void;
 }
 
+type MakeSpec = () => WorkerSpec | Promise<WorkerSpec>;
+
 export class WorkerPool {
-  private readonly ready = new Map<string, WorkerInternal>();
-  private readonly booting = new Map<string, Promise<WorkerInternal>>();
-  /** Every child ever spawned and not yet exited (including ones still booting). */
-  private readonly live = new Set<WorkerInternal>();
+  /** The worker new requests of a function go to. */
+  private readonly ready = new Map<string, WorkerProcess>();
+  private readonly booting = new Map<string, Promise<WorkerProcess>>();
+  /** Every child spawned and not yet exited (booting, ready, retired). */
+  private readonly live = new Set<WorkerProcess>();
+  /** How to (re)boot each function; kept for successors booted at retirement. */
+  private readonly specs = new Map<string, MakeSpec>();
   private closed = false;
   private readonly denoPath: string;
   private readonly bootTimeoutMs: number;
   private readonly killGraceMs: number;
   private readonly tailLines: number;
+  readonly wallClockMs: number;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.denoPath = opts.denoPath ?? Deno.execPath();
     this.bootTimeoutMs = opts.bootTimeoutMs ?? 30_000;
     this.killGraceMs = opts.killGraceMs ?? 2_000;
     this.tailLines = opts.stderrTailLines ?? 30;
+    this.wallClockMs = opts.wallClockMs ?? DEFAULT_WALL_CLOCK_MS;
   }
 
-  /** Returns a running worker for the function, booting one if needed (single-flight). */
-  async get(name: string, makeSpec: () => WorkerSpec | Promise<WorkerSpec>): Promise<FunctionWorker> {
+  /** A running worker for the function, booting one if needed; the lease counts the request. */
+  async acquire(name: string, makeSpec: MakeSpec): Promise<Lease> {
     if (this.closed) throw new PoolClosedError();
-    const existing = this.ready.get(name);
-    if (existing && !existing.exited) return existing;
-    let boot = this.booting.get(name);
-    if (!boot) {
-      boot = (async () => this.spawn(await makeSpec()))();
-      this.booting.set(name, boot);
-      boot.then(
-        (w) => {
-          if (this.booting.get(name) === boot) this.booting.delete(name);
-          if (!w.exited) this.ready.set(name, w);
-        },
-        () => {
-          if (this.booting.get(name) === boot) this.booting.delete(name);
-        },
-      );
-    }
-    return await boot;
+    this.specs.set(name, makeSpec);
+    let w = this.ready.get(name);
+    if (!w || w.exited) w = await this.boot(name);
+    if (this.closed) throw new PoolClosedError();
+    // Counted synchronously after the await: no retire timer can run in between.
+    w.inflight++;
+    w.lastRequestAt = Date.now();
+    const worker = w;
+    let released = false;
+    return {
+      worker,
+      release: () => {
+        if (released) return;
+        released = true;
+        worker.inflight--;
+        this.retireIfIdle(worker);
+      },
+    };
   }
 
-  /** Pids of running (booted) workers by function name. */
+  /** Pids of the workers new requests go to, by function name. */
   pids(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [name, w] of this.ready) if (!w.exited) out[name] = w.pid;
+    return out;
+  }
+
+  /** Pids of every live worker process by function name (booting and retiring ones included). */
+  livePids(): Record<string, number[]> {
+    const out: Record<string, number[]> = {};
+    for (const w of this.live) (out[w.name] ??= []).push(w.pid);
     return out;
   }
 
@@ -129,164 +139,119 @@ export class WorkerPool {
   /** Stops one worker (SIGTERM, then SIGKILL after the grace period). */
   async stop(name: string): Promise<void> {
     const w = this.ready.get(name);
-    if (w) await this.terminate(w);
+    if (w) await terminateWorker(w, this.killGraceMs);
   }
 
-  /** Kills every child (booting or ready) and waits for them to exit. */
+  /** Kills every child (booting, ready or retired) and waits for them to exit. */
   async close(): Promise<void> {
     this.closed = true;
-    // Let in-progress boots settle into `live` (they are already in it once spawned).
-    await Promise.all([...this.live].map((w) => this.terminate(w)));
+    await Promise.all([...this.live].map((w) => terminateWorker(w, this.killGraceMs)));
+    // Boots in progress settle (their child is already in `live` once spawned)…
     await Promise.allSettled([...this.booting.values()]);
-    await Promise.all([...this.live].map((w) => this.terminate(w)));
+    // …and anything spawned meanwhile goes too.
+    await Promise.all([...this.live].map((w) => terminateWorker(w, this.killGraceMs)));
     this.ready.clear();
   }
 
-  private async terminate(w: WorkerInternal): Promise<void> {
-    if (!w.exited) {
-      try {
-        w.child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = await Promise.race([
-        w.status.then(() => false),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.killGraceMs))),
-      ]);
-      clearTimeout(timer);
-      if (timedOut && !w.exited) {
-        try {
-          w.child.kill("SIGKILL");
-        } catch { /* already gone */ }
-        await w.status;
-      }
-    }
-    await w.stdin?.close().catch(() => {});
-    w.stdin = null;
-    await w.outputDone;
-  }
-
-  private async spawn(spec: WorkerSpec): Promise<WorkerInternal> {
-    if (this.closed) throw new PoolClosedError();
-    const args = ["run", "--allow-all", "--no-prompt"];
-    if (spec.denoConfig) args.push("--config", spec.denoConfig);
-    if (spec.importMap) args.push("--import-map", spec.importMap);
-    args.push(this.opts.bootstrapPath, spec.entrypoint);
-
-    const started = performance.now();
-    const child = new Deno.Command(this.denoPath, {
-      args,
-      cwd: spec.cwd,
-      env: spec.env,
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-
-    const tail: string[] = [];
-    let resolvePort!: (port: number) => void;
-    const portPromise = new Promise<number>((r) => (resolvePort = r));
-    const prefix = `[${spec.name}]`;
-
-    const stdoutDone = forEachLine(child.stdout, (rawLine) => {
-      const line = stripAnsi(rawLine);
-      if (line.startsWith(READY_MARKER)) {
-        try {
-          const { port } = JSON.parse(line.slice(READY_MARKER.length)) as { port: number };
-          resolvePort(port);
-          return;
-        } catch { /* fall through: log it */ }
-      }
-      this.opts.log(`${prefix} ${line}`);
-    });
-    const stderrDone = forEachLine(child.stderr, (rawLine) => {
-      const line = stripAnsi(rawLine);
-      tail.push(line);
-      if (tail.length > this.tailLines) tail.shift();
-      this.opts.log(`${prefix} ${line}`);
-    });
-
-    const w: WorkerInternal = {
-      name: spec.name,
-      pid: child.pid,
-      port: 0,
-      exited: false,
-      child,
-      status: child.status,
-      stdin: child.stdin.getWriter(),
-      outputDone: Promise.all([stdoutDone, stderrDone]).then(() => {}),
-    };
-    this.live.add(w);
-    child.status.then((st) => {
-      w.exited = true;
-      this.live.delete(w);
-      if (this.ready.get(spec.name) === w) this.ready.delete(spec.name);
-      w.stdin?.close().catch(() => {});
-      w.stdin = null;
-      if (!this.closed && w.port) {
-        this.opts.log(
-          `worker ${spec.name} (pid ${w.pid}) exited with ${st.signal ? `signal ${st.signal}` : `code ${st.code}`}`,
-        );
-      }
-    });
-
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const outcome = await Promise.race([
-      portPromise.then((port) => ({ kind: "ready" as const, port })),
-      child.status.then((st) => ({ kind: "exited" as const, st })),
-      new Promise<{ kind: "timeout" }>((r) => (timer = setTimeout(() => r({ kind: "timeout" }), this.bootTimeoutMs))),
-    ]);
-    clearTimeout(timer);
-
-    if (outcome.kind === "ready") {
-      w.port = outcome.port;
-      this.opts.log(
-        `worker ${spec.name} started (pid ${w.pid}, port ${w.port}, ${Math.round(performance.now() - started)}ms)`,
-      );
-      return w;
-    }
-
-    let reason: string;
-    if (outcome.kind === "timeout") {
-      reason = `no ready signal within ${this.bootTimeoutMs}ms`;
-      await this.terminate(w);
-    } else {
-      const st = outcome.st;
-      reason = `process exited with ${st.signal ? `signal ${st.signal}` : `code ${st.code}`} before serving`;
-      // drain remaining output so the stderr tail is complete
-      await Promise.race([w.outputDone, new Promise((r) => setTimeout(r, 500))]);
-    }
-    const err = new BootError(spec.name, reason, [...tail]);
-    this.opts.log(
-      `worker ${spec.name} failed to boot: ${reason}` +
-        (tail.length ? `; stderr tail:\n${tail.map((l) => `  | ${l}`).join("\n")}` : ""),
+  private boot(name: string): Promise<WorkerProcess> {
+    const inProgress = this.booting.get(name);
+    if (inProgress) return inProgress;
+    const makeSpec = this.specs.get(name)!;
+    const boot = (async () => {
+      if (this.closed) throw new PoolClosedError();
+      return await spawnWorker(await makeSpec(), {
+        bootstrapPath: this.opts.bootstrapPath,
+        denoPath: this.denoPath,
+        wallClockMs: this.wallClockMs,
+        bootTimeoutMs: this.bootTimeoutMs,
+        tailLines: this.tailLines,
+        log: this.opts.log,
+        onSpawn: (w) => this.track(w),
+      });
+    })();
+    this.booting.set(name, boot);
+    // Registered before any caller awaits `boot`, so callers see the new worker in `ready`.
+    boot.then(
+      (w) => {
+        if (this.booting.get(name) === boot) this.booting.delete(name);
+        if (w.exited || this.closed) return;
+        const previous = this.ready.get(name);
+        this.ready.set(name, w);
+        this.scheduleLifetime(w);
+        // A successor booted at retirement takes over: the old worker can now drain.
+        if (previous && previous !== w) this.retireIfIdle(previous);
+      },
+      () => {
+        if (this.booting.get(name) === boot) this.booting.delete(name);
+      },
     );
-    throw err;
+    return boot;
   }
-}
 
-// deno-lint-ignore no-control-regex
-const ANSI_RE = /\x1b\[[0-9;?]*[A-Za-z]/g;
-
-function stripAnsi(s: string): string {
-  return s.replace(ANSI_RE, "");
-}
-
-async function forEachLine(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
-  const decoder = new TextDecoder();
-  let buf = "";
-  try {
-    for await (const chunk of stream) {
-      buf += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        onLine(buf.slice(0, nl).replace(/\r$/, ""));
-        buf = buf.slice(nl + 1);
+  private track(w: WorkerProcess): void {
+    this.live.add(w);
+    this.opts.onChange?.();
+    w.status.then((st) => {
+      for (const t of w.timers) clearTimeout(t);
+      this.live.delete(w);
+      if (this.ready.get(w.name) === w) this.ready.delete(w.name);
+      this.opts.onChange?.();
+      if (this.closed || !w.port) return; // boot failures are logged by spawnWorker
+      const seconds = ((Date.now() - w.spawnedAt) / 1000).toFixed(1);
+      if (w.limitReached) {
+        this.opts.log(`worker ${w.name} (pid ${w.pid}) stopped at its wall-clock limit of ${this.wallClockMs} ms (shutdown: WallClockTime)`);
+      } else if (w.retireSent && st.code === 0) {
+        this.opts.log(`worker ${w.name} (pid ${w.pid}) retired after ${seconds} s: its requests and background tasks were done`);
+      } else {
+        this.opts.log(`worker ${w.name} (pid ${w.pid}) exited with ${st.signal ? `signal ${st.signal}` : `code ${st.code}`}`);
       }
+    });
+  }
+
+  private scheduleLifetime(w: WorkerProcess): void {
+    if (!this.wallClockMs) return;
+    const at = (ms: number, fn: () => void) =>
+      w.timers.push(setTimeout(fn, Math.max(0, w.spawnedAt + ms - Date.now())));
+    at(this.wallClockMs / 2, () => this.retire(w));
+    at(this.wallClockMs, () => {
+      // The worker cuts itself now; requests still in flight on it fail (546 WORKER_LIMIT).
+      w.limitReached = true;
+      w.retired = true;
+      if (this.ready.get(w.name) === w) this.ready.delete(w.name);
+    });
+    at(this.wallClockMs + this.killGraceMs, () => {
+      if (w.exited) return;
+      this.opts.log(`worker ${w.name} (pid ${w.pid}) did not stop at its wall-clock limit; killing it`);
+      try {
+        w.child.kill("SIGKILL");
+      } catch { /* exited meanwhile */ }
+    });
+  }
+
+  /** Half the wall clock has passed: send new requests elsewhere, let this one finish its work. */
+  private retire(w: WorkerProcess): void {
+    if (w.exited || w.retired) return;
+    w.retired = true;
+    if (this.ready.get(w.name) === w) {
+      const busy = w.inflight > 0 || Date.now() - w.lastRequestAt <= Math.min(BUSY_WINDOW_MS, this.wallClockMs / 2);
+      if (busy && !this.closed) {
+        this.opts.log(`worker ${w.name} (pid ${w.pid}) is at half its wall-clock limit; booting its successor`);
+        // w keeps serving until the successor is ready (boot() then hands over and drains w).
+        this.boot(w.name).catch(() => {
+          if (this.ready.get(w.name) === w) this.ready.delete(w.name);
+          this.retireIfIdle(w);
+        });
+        return;
+      }
+      this.ready.delete(w.name);
     }
-    buf += decoder.decode();
-    if (buf) onLine(buf);
-  } catch {
-    /* stream errored (process killed) */
+    this.retireIfIdle(w);
+  }
+
+  /** Tells a retired worker to exit once its background tasks are done, when nothing else can reach it. */
+  private retireIfIdle(w: WorkerProcess): void {
+    if (!w.retired || w.retireSent || w.exited || w.inflight > 0 || this.ready.get(w.name) === w) return;
+    w.retireSent = true;
+    sendCommand(w, RETIRE_COMMAND);
   }
 }

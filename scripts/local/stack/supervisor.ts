@@ -1,6 +1,7 @@
 // Runs one whole local stack: Postgres, the pg_net worker stand-in, the functions server and the
 // provider sandbox. It owns every process it starts: stop() (and SIGINT/SIGTERM in the scripts)
-// stops all of them and removes stack.json and the pid files.
+// stops all of them and removes stack.json and the pid files. A process that exits on its own is
+// restarted (keep-alive.ts); only a Postgres that keeps crashing ends the stack (`fatal`).
 import { existsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { applyPlatform, applySeed, pushMigrations, setVaultSecrets } from "./bootstrap.ts";
@@ -11,7 +12,9 @@ import { join } from "./paths.ts";
 import { assertPortsFree } from "./ports.ts";
 import { ensureCluster, startPostgres, stopLeftoverPostmaster, waitForPostgres } from "./postgres.ts";
 import { ensurePackages } from "./prerequisites.ts";
-import { type Child, type LineSink, processCmdline, spawnChild, stopChild } from "./processes.ts";
+import { type Child, type LineSink, spawnChild, stopChild } from "./processes.ts";
+import { childrenRecorder, killLeftoverChildren } from "./children-file.ts";
+import { keepAlive, POSTGRES_RESTARTS, SERVICE_RESTARTS } from "./keep-alive.ts";
 
 export interface StackJson {
   db_url: string;
@@ -27,6 +30,9 @@ export interface StackJson {
   jwt_secret: string;
   profile: string;
   pid: number;
+  /** children.json (the supervisor's processes) and function-workers.json (the functions' workers). */
+  run_dir: string;
+  pg_data: string;
 }
 
 export interface StackOptions {
@@ -44,7 +50,10 @@ export interface Stack {
   start(): Promise<StackJson>;
   /** Stops every process started so far, at any point, and removes stack.json. Idempotent. */
   stop(): Promise<void>;
-  /** Resolves when Postgres, which the stack cannot live without, exits. */
+  /**
+   * Resolves when Postgres, which the stack cannot live without, keeps exiting: more than
+   * POSTGRES_RESTARTS.maxRestarts times within its window (a single crash is restarted).
+   */
   fatal: Promise<Error>;
 }
 
@@ -79,20 +88,8 @@ function childrenFile(cfg: StackConfig): string {
   return join(cfg.socketDir, "children.json");
 }
 
-/** Kills processes recorded by a supervisor that died without cleaning up (e.g. SIGKILL). */
-async function killLeftoverChildren(cfg: StackConfig, log: (l: string) => void): Promise<void> {
-  const file = childrenFile(cfg);
-  if (!existsSync(file)) return;
-  const recorded = JSON.parse(await Deno.readTextFile(file)) as { pid: number; cmdline: string }[];
-  for (const { pid, cmdline } of recorded) {
-    if (processCmdline(pid) === cmdline) {
-      log(`stopping leftover process ${pid} from an earlier run`);
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch { /* raced with its exit */ }
-    }
-  }
-  await rm(file, { force: true });
+export function functionWorkersFile(cfg: StackConfig): string {
+  return join(cfg.socketDir, "function-workers.json");
 }
 
 export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
@@ -107,8 +104,16 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
     if (stopping) throw new Error("stack start interrupted by stop");
   };
 
-  const recordChildren = () =>
-    writeFile(childrenFile(cfg), JSON.stringify(children.map((c) => ({ pid: c.pid, cmdline: processCmdline(c.pid) ?? "" }))));
+  const record = childrenRecorder(childrenFile(cfg));
+  let recording = Promise.resolve();
+  const recordChildren = () => (recording = record(children));
+  /** A restarted process takes its predecessor's place: stop() stops them in reverse start order. */
+  const replaceChild = (next: Child, previous: Child) => {
+    const i = children.indexOf(previous);
+    if (i >= 0) children[i] = next;
+    else children.push(next);
+    return recordChildren();
+  };
 
   const stop = () => {
     stopped ??= (async () => {
@@ -118,7 +123,9 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
         // SIGINT is Postgres's "fast shutdown"; the Deno processes treat SIGINT and SIGTERM alike.
         await stopChild(child, child.name === "postgres" ? "SIGINT" : "SIGTERM");
       }
+      await recording;
       await rm(childrenFile(cfg), { force: true });
+      await rm(functionWorkersFile(cfg), { force: true });
       await rm(join(cfg.socketDir, "functions-env.json"), { force: true });
       await rm(cfg.stackJson, { force: true });
     })();
@@ -130,7 +137,7 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
   try {
     await ensurePackages(say);
     await mkdir(cfg.socketDir, { recursive: true });
-    await killLeftoverChildren(cfg, say);
+    await killLeftoverChildren(childrenFile(cfg), say);
     await stopLeftoverPostmaster(cfg, say);
     assertPortsFree(cfg);
     if (opts.freshCluster) await rm(cfg.pgData, { recursive: true, force: true });
@@ -147,12 +154,27 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
 
     const pg = await startPostgres(cfg, opts.sink);
     children.push(pg);
-    pg.status.then((s) => {
-      if (!stopping) resolveFatal(new Error(`Postgres exited unexpectedly (code ${s.code}):\n${pg.tail()}`));
-    });
     await recordChildren();
     await waitForPostgres(cfg, pg);
+    await recordChildren(); // again: as root, setpriv has exec'd into postgres only by now
     checkpoint();
+    // From here on a Postgres that exits (crash, `pg_ctl stop -m immediate`, SIGKILL) is started
+    // again on the same data directory and runs crash recovery; its clients (net worker,
+    // functions) reconnect by themselves.
+    keepAlive(pg, {
+      name: "postgres",
+      policy: POSTGRES_RESTARTS,
+      spawn: () => startPostgres(cfg, opts.sink),
+      ready: async (c) => {
+        await waitForPostgres(cfg, c);
+        await recordChildren();
+      },
+      stopSignal: "SIGINT",
+      stopping: () => stopping,
+      replaced: replaceChild,
+      log: say,
+      giveUp: (e) => resolveFatal(e),
+    });
     say(`Postgres 15 ready on port ${cfg.dbPort} (${cluster} cluster)`);
 
     await applyPlatform(cfg);
@@ -194,8 +216,9 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
       },
       {
         name: "functions",
+        // The wall clock comes from DUEWORK_FUNCTION_WALL_CLOCK_MS if set (main.ts reads it).
         argv: [deno, "run", "-A", script("functions-server/main.ts"), "--port", String(cfg.apiPort),
-          ...roots.flatMap((r) => ["--root", r]), "--env-json", envJson],
+          ...roots.flatMap((r) => ["--root", r]), "--env-json", envJson, "--workers-file", functionWorkersFile(cfg)],
         readyPrefix: "functions ready",
       },
       {
@@ -206,17 +229,18 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
     ];
 
     const startService = (spec: typeof specs[number]): Child => {
-      const child = spawnChild({ ...spec, cwd: cfg.projectRoot }, cfg.logDir, opts.sink);
+      const spawn = () => spawnChild({ ...spec, cwd: cfg.projectRoot }, cfg.logDir, opts.sink);
+      const child = spawn();
       children.push(child);
       // Like the postmaster does for pg_net's worker: a service that dies is restarted after 1 s.
-      child.status.then((s) => {
-        if (stopping) return;
-        say(`${spec.name} exited (code ${s.code}); restarting in 1 s`);
-        setTimeout(() => {
-          if (stopping) return;
-          children.splice(children.indexOf(child), 1);
-          startService(spec).ready.then(recordChildren, (e) => say(String(e)));
-        }, 1000);
+      keepAlive(child, {
+        name: spec.name,
+        policy: SERVICE_RESTARTS,
+        spawn,
+        stopping: () => stopping,
+        replaced: replaceChild,
+        log: say,
+        giveUp: (e) => say(e.message),
       });
       return child;
     };
@@ -238,6 +262,8 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
       jwt_secret: keys.jwt_secret,
       profile: cfg.profile,
       pid: Deno.pid,
+      run_dir: cfg.socketDir,
+      pg_data: cfg.pgData,
     };
     await writeFile(cfg.stackJson, JSON.stringify(info, null, 2) + "\n", { mode: 0o600 });
     return info;
