@@ -466,31 +466,46 @@ $$;
 
 -- The heartbeat runs every 10 s, so a function that died gives its tasks back within a lease
 -- plus 10 s. pg_cron 1.5+ (hosted Supabase has 1.6) schedules in seconds. pg_cron 1.4 (Debian 12,
--- the local stack) has whole minutes only: there six minute jobs run the heartbeat 0, 10, … 50 s
--- into the minute, each sleeping first in its own session. (A procedure looping with COMMIT would
--- need one session, but a procedure that commits cannot pin its search_path.)
-create function jobs.heartbeat_after(p_delay_seconds int)
-returns int
-language plpgsql
-set search_path = ''
-as $$
-begin
-  perform pg_catalog.pg_sleep(greatest(coalesce(p_delay_seconds, 0), 0));
-  return jobs.heartbeat();
-end;
-$$;
-
+-- the local stack) has whole minutes only; there a minute job runs jobs.heartbeat_minute(), which
+-- runs the heartbeat six times, 10 s apart, each in a session of its own (dblink, connecting the
+-- way pg_cron 1.4 itself does: cron.host, this database, this role). Each heartbeat needs its own
+-- transaction: now() stands still within one, so a heartbeat after a pg_sleep in the same
+-- transaction would see every lease as 10-50 s younger than it is. (A procedure could COMMIT
+-- between runs, but a procedure that commits cannot pin its search_path.)
 do $$
 begin
   if (select (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= array[1, 5] from pg_catalog.pg_extension where extname = 'pg_cron') then
     perform cron.schedule('duework:heartbeat', '10 seconds', 'select jobs.heartbeat()');
-  else
-    perform cron.schedule('duework:heartbeat', '* * * * *', 'select jobs.heartbeat()');
-    for s in 1 .. 5 loop
-      perform cron.schedule(format('duework:heartbeat+%ss', s * 10), '* * * * *',
-                            format('select jobs.heartbeat_after(%s)', s * 10));
-    end loop;
+    return;
   end if;
+  create extension if not exists dblink with schema extensions;
+  create function jobs.heartbeat_minute(p_every_seconds int default 10, p_runs int default 6)
+  returns int
+  language plpgsql
+  set search_path = ''
+  as $fn$
+  declare
+    v_conn text := format('host=%s port=%s dbname=%s user=%s',
+      coalesce(nullif(pg_catalog.current_setting('cron.host', true), ''), 'localhost'),
+      pg_catalog.current_setting('port'), pg_catalog.current_database(), current_user);
+    v_started timestamptz := pg_catalog.clock_timestamp();
+    v_ok int := 0;
+  begin
+    for i in 0 .. greatest(coalesce(p_runs, 1), 1) - 1 loop
+      perform pg_catalog.pg_sleep(greatest(0, i * p_every_seconds
+        - extract(epoch from pg_catalog.clock_timestamp() - v_started)::double precision));
+      begin
+        perform * from extensions.dblink(v_conn, 'select jobs.heartbeat()') as h (dispatched int);
+        v_ok := v_ok + 1;
+      exception when others then
+        raise warning 'jobs.heartbeat_minute: heartbeat % of % failed: %', i + 1, p_runs, sqlerrm;
+      end;
+    end loop;
+    return v_ok;
+  end;
+  $fn$;
+  revoke all on function jobs.heartbeat_minute(int, int) from public, anon, authenticated;
+  perform cron.schedule('duework:heartbeat', '* * * * *', 'select jobs.heartbeat_minute()');
 end;
 $$;
 
@@ -530,4 +545,3 @@ revoke all on function jobs.dispatch_batch(jobs.job, bigint, bigint[], text) fro
 revoke all on function jobs.accept_batch(bigint, text) from public, anon, authenticated;
 revoke all on function jobs.extend_batch_leases(jobs.job, bigint) from public, anon, authenticated;
 revoke all on function jobs.keep_batch_alive(bigint) from public, anon, authenticated;
-revoke all on function jobs.heartbeat_after(int) from public, anon, authenticated;
