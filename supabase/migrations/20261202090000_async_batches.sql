@@ -7,8 +7,8 @@
 --    every request of the pass has finished. A function that answered only when its batch was
 --    done (up to 60 s) held every other job's dispatches behind it. Now the function accepts the
 --    batch (jobs.accept_batch), answers 202 at once and works in EdgeRuntime.waitUntil, extending
---    its tasks' leases (jobs.keep_batch_alive) while it works. The default lease is 30 s, so a
---    function that dies gives its tasks back within about 30 s, and the heartbeat reaps every
+--    its tasks' leases (jobs.keep_batch_alive) while it works. The default lease is 20 s, so a
+--    function that dies gives its tasks back within about 30 s (a lease, then a heartbeat), and the heartbeat reaps every
 --    10 s instead of once a minute.
 --  * pg_net's queue is readable by client roles on many installations, and its headers used to
 --    carry the secret key. A batch now carries a random single-use token that only authorises
@@ -31,11 +31,11 @@ comment on column jobs.batch.token_hash is
 comment on column jobs.batch.accepted_at is 'When the function accepted the batch (jobs.accept_batch) and answered 202.';
 comment on column jobs.batch.alive_at is 'Last lease extension by the function working on the batch (jobs.keep_batch_alive).';
 
-alter table jobs.job alter column lease_seconds set default 30;
+alter table jobs.job alter column lease_seconds set default 20;
 -- Leases are now kept alive by the function while it works; the old 180 s default only delayed recovery.
-update jobs.job set lease_seconds = 30 where lease_seconds = 180;
+update jobs.job set lease_seconds = 20 where lease_seconds = 180;
 
--- As in 20261123100000_jobs_core.sql, with the new 30 s lease default.
+-- As in 20261123100000_jobs_core.sql, with the new 20 s lease default.
 -- Registers (or updates) a job and its pg_cron schedule (see there).
 create or replace function jobs.define(
   p_name text,
@@ -45,7 +45,7 @@ create or replace function jobs.define(
   p_config jsonb default '{}',
   p_batch_size int default 10,
   p_max_in_flight int default 5,
-  p_lease_seconds int default 30,
+  p_lease_seconds int default 20,
   p_max_attempts int default 5,
   p_description text default '')
 returns jobs.job
@@ -389,9 +389,10 @@ begin
       v_never_ran := true;
       v_error := 'dispatch lost: the database restarted before the function accepted the batch';
     elsif v_batch.accepted_at is null and v_batch.answered and not v_batch.timed_out then
-      -- 502/503/504 come from a gateway or a function that could not reach the database,
-      -- 546 from an instance over its limits before it started; a 500 may have done some work.
-      v_never_ran := v_batch.status_code is null or v_batch.status_code in (401, 403, 404, 502, 503, 504, 546);
+      -- 409: the function refused a batch whose lease ran out before it arrived; 502/503/504
+      -- come from a gateway or a function that could not reach the database, 546 from an
+      -- instance over its limits before it started. A 500 may have done some work.
+      v_never_ran := v_batch.status_code is null or v_batch.status_code in (401, 403, 404, 409, 502, 503, 504, 546);
       v_error := case
         when v_batch.status_code is null then format('request to %s failed: %s', p_job.target_function, v_batch.error_msg)
         when v_never_ran then format('%s answered HTTP %s: %s', p_job.target_function, v_batch.status_code,
@@ -439,6 +440,41 @@ begin
   end loop;
 
   return v_total;
+end;
+$$;
+
+-- The function is done with its request: settle the batch, return the tasks it left running to
+-- the queue at once (nobody works on them any more: their outcome could not be written, or a
+-- claim's answer was lost with a connection), and dispatch the next batch (work-conserving).
+-- Idempotent.
+create or replace function jobs.finish_batch(p_batch_id bigint)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobs.job;
+begin
+  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
+   where b.id = p_batch_id and b.settled_at is null;
+  if not found then
+    return 0;
+  end if;
+  update jobs.batch set settled_at = clock_timestamp() where id = p_batch_id and settled_at is null;
+  if not found then
+    return 0;
+  end if;
+  update jobs.task t
+     set state = case when t.attempts >= v_job.max_attempts then 'dead' else 'queued' end,
+         run_after = now(),
+         finished_at = case when t.attempts >= v_job.max_attempts then now() end,
+         lease_token = null, lease_until = null,
+         last_error = format('left running when its batch finished (attempt %s of %s)', t.attempts, v_job.max_attempts),
+         updated_at = now()
+   where t.id in (select x.id from jobs.task x
+                   where x.job_name = v_job.name and x.batch_id = p_batch_id and x.state = 'running'
+                     for update skip locked);
+  return jobs.pump(v_job.name);
 end;
 $$;
 

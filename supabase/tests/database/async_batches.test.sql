@@ -5,7 +5,7 @@
 begin;
 set local search_path = public, extensions;
 create extension if not exists dblink with schema extensions;
-select plan(42);
+select plan(45);
 
 do $$
 begin
@@ -40,11 +40,11 @@ language sql stable as $$ select max(id) from jobs.batch where job_name = p_name
 
 -- defaults ------------------------------------------------------------------------------------
 select is((select column_default from information_schema.columns
-            where table_schema = 'jobs' and table_name = 'job' and column_name = 'lease_seconds'), '30',
-  'a lease is 30 s by default: the function keeps it alive while it works');
+            where table_schema = 'jobs' and table_name = 'job' and column_name = 'lease_seconds'), '20',
+  'a lease is 20 s by default: the function keeps it alive while it works');
 select is((select array_agg(distinct lease_seconds) from jobs.job where name in
             ('youtube-token-refresh', 'instagram-token-refresh', 'tiktok-token-refresh', 'instagram-reel-urls')),
-  array[30], 'the shipped jobs use 30 s leases');
+  array[20], 'the shipped jobs use 20 s leases');
 
 -- accept_batch ----------------------------------------------------------------------------------
 select pg_temp.setup('pgtap-async-accept', 3);
@@ -59,10 +59,10 @@ select throws_ok(format('select jobs.accept_batch(%s, %L)', (select batch_id fro
 select is((select accepted_at from jobs.batch where id = (select batch_id from saved)), null, 'refusals change nothing');
 update jobs.task set lease_until = now() + interval '5 seconds' where batch_id = (select batch_id from saved);
 select is((jobs.accept_batch((select batch_id from saved), (select token from saved))) - 'batch_id',
-  jsonb_build_object('job', 'pgtap-async-accept', 'running', 3, 'lease_seconds', 30),
+  jsonb_build_object('job', 'pgtap-async-accept', 'running', 3, 'lease_seconds', 20),
   'the right token accepts the batch and reports its running tasks and lease');
 select is((select accepted_at from jobs.batch where id = (select batch_id from saved)), now(), 'accepted_at is set');
-select ok((select bool_and(lease_until = now() + interval '30 seconds') from jobs.task where batch_id = (select batch_id from saved)),
+select ok((select bool_and(lease_until = now() + interval '20 seconds') from jobs.task where batch_id = (select batch_id from saved)),
   'accepting extends the leases by lease_seconds');
 select throws_ok(format('select jobs.accept_batch(%s, %L)', (select batch_id from saved), (select token from saved)),
   'DWB04', null, 'a replayed request is refused (DWB04): the token is single-use');
@@ -70,7 +70,7 @@ select throws_ok(format('select jobs.accept_batch(%s, null)', (select batch_id f
   'DWB04', null, 'also for a caller with the secret key');
 
 select pg_temp.setup('pgtap-async-late', 2);
-update jobs.batch set dispatched_at = now() - interval '31 seconds' where id = pg_temp.batch('pgtap-async-late');
+update jobs.batch set dispatched_at = now() - interval '21 seconds' where id = pg_temp.batch('pgtap-async-late');
 select throws_ok(format('select jobs.accept_batch(%s, %L)', pg_temp.batch('pgtap-async-late'), pg_temp.token(pg_temp.batch('pgtap-async-late'))),
   'DWB03', null, 'a token expires with the lease it was dispatched with (DWB03)');
 select pg_temp.setup('pgtap-async-settled', 1);
@@ -85,7 +85,7 @@ select is((jobs.accept_batch(pg_temp.batch('pgtap-async-key'), null)) ->> 'runni
 update jobs.task set lease_until = now() + interval '2 seconds' where batch_id = (select batch_id from saved);
 select is(jobs.keep_batch_alive((select batch_id from saved)), '{"running": 3, "in_flight": true}'::jsonb,
   'keep_batch_alive extends the running tasks of the batch');
-select ok((select bool_and(lease_until = now() + interval '30 seconds') from jobs.task where batch_id = (select batch_id from saved)),
+select ok((select bool_and(lease_until = now() + interval '20 seconds') from jobs.task where batch_id = (select batch_id from saved)),
   'to now + lease_seconds');
 select is((select alive_at from jobs.batch where id = (select batch_id from saved)), now(), 'and stamps alive_at');
 update jobs.task set lease_until = now() + interval '1 hour' where batch_id = (select batch_id from saved);
@@ -145,7 +145,7 @@ select is((select suspended_until from jobs.job where name = 'pgtap-async-resp')
 
 -- an accepted batch whose function went silent -------------------------------------------------------
 select pg_temp.setup('pgtap-async-silent', 3);
-update jobs.batch set accepted_at = now() - interval '40 seconds', alive_at = now() - interval '31 seconds',
+update jobs.batch set accepted_at = now() - interval '40 seconds', alive_at = now() - interval '21 seconds',
                       dispatched_at = now() - interval '40 seconds'
  where id = pg_temp.batch('pgtap-async-silent');
 update jobs.task set lease_until = now() - interval '1 second' where batch_id = pg_temp.batch('pgtap-async-silent');
@@ -154,6 +154,20 @@ select is((select array_agg(distinct row(state, run_after)::text) from jobs.task
   array[row('queued', now())::text], 'claimable at once (a crashed attempt gets no backoff)');
 select isnt((select settled_at from jobs.batch where id = pg_temp.batch('pgtap-async-silent')), null,
   'and the batch, silent for a lease with nothing running, is settled');
+
+-- finish_batch gives back what the function left running ------------------------------------------
+select pg_temp.setup('pgtap-async-finish', 3);
+update jobs.job set max_in_flight = 1 where name = 'pgtap-async-finish';
+create temp table fin as select id, lease_token, batch_id from jobs.task where job_name = 'pgtap-async-finish' order by id;
+select jobs.complete((select min(id) from fin), (select lease_token from fin order by id limit 1));
+select is(jobs.finish_batch((select min(batch_id) from fin)), 2,
+  'jobs.finish_batch settles the batch and the next one carries the two tasks it left running');
+select is(
+  (select array_agg(row(t.state, t.attempts, t.batch_id <> f.batch_id, t.last_error)::text order by t.id)
+     from jobs.task t join fin f on f.id = t.id where t.id <> (select min(id) from fin)),
+  array_fill(row('running', 2, true, 'left running when its batch finished (attempt 1 of 5)')::text, array[2]),
+  'queued at once (no lease wait, no backoff) and claimed again as attempt 2');
+select is(jobs.finish_batch((select min(batch_id) from fin)), 0, 'finishing it again does nothing');
 
 -- pump reaps -----------------------------------------------------------------------------------------
 select pg_temp.setup('pgtap-async-pump', 10);
@@ -175,7 +189,7 @@ select is(
 select dblink_exec(format('host=%s port=%s dbname=%s user=%s', current_setting('cron.host'), current_setting('port'),
   current_database(), current_user), $$
   insert into jobs.job (name, target_function, discover_function, lease_seconds)
-  values ('pgtap-async-minute', 'pgtap-fn', 'jobs.heartbeat()', 30);
+  values ('pgtap-async-minute', 'pgtap-fn', 'jobs.heartbeat()', 20);
   insert into jobs.task (job_name, key) values ('pgtap-async-minute', 'm1')$$);
 create temp table hb as select clock_timestamp() as t0;
 select is(jobs.heartbeat_minute(1, 2), 2, 'jobs.heartbeat_minute(1, 2) runs two heartbeats');
