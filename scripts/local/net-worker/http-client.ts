@@ -66,13 +66,16 @@ function withDeadline<T>(deadline: number, op: (settle: (s: Step<T>) => void) =>
       resolve(s);
     };
     const abort = op(settle);
-    if (Number.isFinite(deadline)) {
+    // timers may fire a little early: like curl, time out only once the deadline has passed
+    const arm = () => {
       timer = setTimeout(() => {
         if (done) return;
+        if (performance.now() < deadline) return arm();
         abort();
         settle(failed("OPERATION_TIMEDOUT", "timeout"));
       }, Math.max(deadline - performance.now(), 0));
-    }
+    };
+    if (Number.isFinite(deadline)) arm();
   });
 }
 
