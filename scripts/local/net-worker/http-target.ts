@@ -28,6 +28,7 @@ function guessScheme(rest: string): string {
 
 export function parseTarget(url: string): Target | { error: CurlCode; detail: string } {
   const bad = (error: CurlCode, detail: string) => ({ error, detail });
+  // deno-lint-ignore no-control-regex
   if (/[\x00-\x20\x7f]/.test(url)) return bad("URL_MALFORMAT", "URL contains spaces or control characters");
   const m = /^([A-Za-z][A-Za-z0-9+.-]{0,39}):(\/+)(.*)$/s.exec(url);
   if (m && m[2].length > 3) return bad("URL_MALFORMAT", "Unsupported number of slashes following scheme");

@@ -44,7 +44,7 @@
 //   refuse it) and would be seen by the worker's session after a restart.
 import postgres from "npm:postgres@^3.4.9";
 import { Latch } from "./latch.ts";
-import { type PassOutcome, runPass } from "./pass.ts";
+import { type PassHooks, type PassOutcome, runPass } from "./pass.ts";
 import { DEFAULT_PASS_SETTINGS, type PassSettings, readPassSettings, readStartupSettings } from "./settings.ts";
 
 export const APPLICATION_NAME = "pg_net 0.20.4 worker";
@@ -73,6 +73,11 @@ type Sql = ReturnType<typeof postgres>;
 type Phase = "starting" | "waiting" | "passes" | "exiting";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A URL for the log: no query string or fragment, no credentials (they can carry keys). */
+function logUrl(url: string): string {
+  return url.split(/[?#]/)[0].replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");
+}
 
 function describe(err: unknown): string {
   if (err instanceof Error) {
@@ -108,14 +113,14 @@ export async function startNetWorker(opts: NetWorkerOptions): Promise<NetWorker>
     latch.set();
   };
 
-  const hooks = {
-    invalidSetting(message: string | null) {
+  const hooks: PassHooks = {
+    invalidSetting(message) {
       if (message !== null && message !== lastInvalid) log(`net-worker: ${message}`);
       lastInvalid = message;
     },
-    answered(req: { id: string; method: string; url: string }, row: { status_code: number | null; timed_out: boolean; error_msg: string | null }, ms: number, detail?: string) {
+    answered(req, row, ms, detail) {
       const result = row.error_msg !== null ? (row.timed_out ? "timeout" : `error "${row.error_msg}"`) + (detail ? ` (${detail})` : "") : String(row.status_code);
-      log(`net-worker ${req.method.toUpperCase()} ${req.url.split(/[?#]/)[0]} ${result} ${Math.round(ms)}ms id=${req.id}`);
+      log(`net-worker ${req.method.toUpperCase()} ${logUrl(req.url)} ${result} ${Math.round(ms)}ms id=${req.id}`);
     },
   };
 
