@@ -32,6 +32,7 @@ alter database postgres set search_path = "$user", public, extensions;
 -- Since 2026-10-30 hosted projects no longer auto-grant new public tables to the API roles,
 -- so the local stack adds no default table privileges either: migrations grant explicitly.
 
+create extension if not exists pg_stat_statements with schema extensions; -- preloaded by the stack
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists "uuid-ossp" with schema extensions;
 create extension if not exists supabase_vault; -- its control file pins schema vault

@@ -1,13 +1,13 @@
 // CLI for the local pg_net worker (LOCAL STACK ONLY; see worker.ts).
-//   deno run -A scripts/local/net-worker/main.ts --db-url postgres://… [--concurrency N]
+//   deno run -A scripts/local/net-worker/main.ts --db-url postgres://… [--database <name>]
 // Prints exactly one `net-worker ready {"application_name":"pg_net 0.20.4 worker"}` line once
 // it is listening, one line per request (method, URL without query string, status or error,
-// duration; never headers or bodies), and stops cleanly on SIGINT/SIGTERM after finishing the
-// requests in flight.
+// duration; never headers or bodies), and on SIGINT/SIGTERM finishes the current pass (as
+// pg_net's worker does on SIGTERM) and exits. --database overrides pg_net.database_name.
 import { parseArgs } from "node:util";
 import { APPLICATION_NAME, startNetWorker } from "./worker.ts";
 
-const USAGE = "usage: main.ts --db-url <postgres url> [--concurrency <n>] [--poll-ms <ms>]";
+const USAGE = "usage: main.ts --db-url <postgres url> [--database <name>]";
 
 function fail(msg: string): never {
   console.error(`net-worker: ${msg}\n${USAGE}`);
@@ -20,8 +20,7 @@ const { values } = (() => {
       args: Deno.args,
       options: {
         "db-url": { type: "string" },
-        "concurrency": { type: "string" },
-        "poll-ms": { type: "string" },
+        "database": { type: "string" },
         "help": { type: "boolean", short: "h" },
       },
       strict: true,
@@ -36,16 +35,8 @@ if (values.help) {
   Deno.exit(0);
 }
 const dbUrl = values["db-url"] ?? fail("--db-url is required");
-const positiveInt = (name: string, v: string | undefined): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) fail(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  return n;
-};
-const concurrency = positiveInt("--concurrency", values.concurrency);
-const pollMs = positiveInt("--poll-ms", values["poll-ms"]);
 
-const worker = await startNetWorker({ dbUrl, concurrency, pollMs, log: (line) => console.log(line) })
+const worker = await startNetWorker({ dbUrl, database: values.database, log: (line) => console.log(line) })
   .catch((e) => fail((e as Error).message));
 console.log(`net-worker ready ${JSON.stringify({ application_name: APPLICATION_NAME })}`);
 
@@ -53,7 +44,7 @@ let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
-  console.log(`net-worker stopping (${signal}): finishing requests in flight`);
+  console.log(`net-worker stopping (${signal}): finishing the current pass`);
   await worker.close();
   console.log("net-worker stopped");
   Deno.exit(0);

@@ -1,5 +1,6 @@
 // The stack's Postgres 15: a project-local cluster (initdb on first run, reused afterwards),
-// pg_cron preloaded, started as a foreground child so the supervisor owns its lifetime.
+// pg_stat_statements and pg_cron preloaded, started as a foreground child so the supervisor
+// owns its lifetime.
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import postgres from "npm:postgres@^3.4.9";
@@ -22,7 +23,9 @@ function serverSettings(cfg: StackConfig): string {
     "# Written by the Duework local stack on every start; edit scripts/local/stack/postgres.ts instead.",
     "listen_addresses = '127.0.0.1'",
     "max_connections = 200",
-    "shared_preload_libraries = 'pg_cron'",
+    // Hosted Supabase preloads (in this order) pg_stat_statements, pg_stat_monitor, pgaudit,
+    // plpgsql, plpgsql_check, pg_cron, pg_net, …; the ones Debian's Postgres 15 has here:
+    "shared_preload_libraries = 'pg_stat_statements, pg_cron'",
     // pg_cron runs jobs in this database, like hosted Supabase; 1.4 schedules in GMT (= UTC).
     "cron.database_name = 'postgres'",
     "cron.host = '127.0.0.1'",
@@ -31,6 +34,13 @@ function serverSettings(cfg: StackConfig): string {
     "log_line_prefix = '%m [%p] '",
     "log_min_messages = warning",
     "cron.log_min_messages = warning",
+    // pg_net's settings with pg_net's defaults. The real ones are defined by the extension's
+    // library; these placeholders make `show`, `alter system set/reset` work the same, and the
+    // local worker (scripts/local/net-worker/settings.ts) reads them.
+    "pg_net.batch_size = 200",
+    "pg_net.ttl = '6 hours'",
+    "pg_net.database_name = 'postgres'",
+    "pg_net.username = ''",
   ];
   if (isThrowaway(cfg.profile)) {
     // Throwaway test/bench data: no fsync (an OS crash may lose it). synchronous_commit stays on,

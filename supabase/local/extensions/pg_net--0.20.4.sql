@@ -17,22 +17,24 @@
 --       - net._urlencode_string: curl_easy_escape (keep A-Za-z0-9-._~, %XX uppercase otherwise).
 --       - net._encode_url_with_params_array: libcurl's URL API as pg_net calls it (set URL,
 --         append each param with CURLU_APPENDQUERY, get URL), including its normalisation and
---         its `invalid URL "…": <curl_url_strerror>` errors. Checked against libcurl 7.88.
---       - net.wake(): pg_notify('pg_net_wake', ''). NOTIFY is delivered only at COMMIT, which
---         is pg_net's "the worker is woken only when the calling transaction commits"; a
---         rolled-back request is never seen or sent.
---       - net.worker_restart(): reloads the config (as pg_net does) and terminates the
---         worker's backend; the worker process (scripts/local/net-worker) reconnects, re-reads
---         pg_net.batch_size / pg_net.ttl and drains the queue. SECURITY DEFINER because the C
---         original needs no privilege to restart the worker and pg_terminate_backend does.
+--         its `invalid URL "…": <curl_url_strerror>` errors, raised with SQLSTATE XX000 like
+--         pg_net's ereport(ERROR) without an errcode. Checked against libcurl 7.88.
+--       - net.wake(): pg_notify('pg_net_wake', ''). NOTIFY is delivered only at COMMIT, once per
+--         transaction, which is pg_net's wake_at_commit; a rolled-back request is never seen.
+--       - net.worker_restart(): reloads the config (as pg_net does, and returns its result) and
+--         ends the worker's LISTEN connection; the worker (scripts/local/net-worker) takes that
+--         as pg_net's got_restart: it finishes its current pass, exits and starts again 1 s
+--         later. SECURITY DEFINER because the C original needs no privilege to restart the
+--         worker and pg_terminate_backend does.
 --       - net.wait_until_running(): polls every 50 ms for the worker's backend and raises after
 --         30 s instead of waiting forever.
 --   * net.check_worker_is_up() looks for application_name = 'pg_net 0.20.4 worker' in the current
---     database, because each local database may have its own worker (the
---     is an ordinary client backend here, not a background worker), with pg_net's message.
---   * Settings pg_net.batch_size (default 200) and pg_net.ttl (default '6 hours') are read by
---     the worker with current_setting(name, true); set them with ALTER SYSTEM / ALTER DATABASE
---     and call net.worker_restart(), as on Supabase.
+--     database, because each local database may have its own worker (the worker is an ordinary
+--     client backend here, not a background worker), with pg_net's message.
+--   * Settings pg_net.batch_size (200), pg_net.ttl ('6 hours'), pg_net.database_name
+--     ('postgres') and pg_net.username ('') are placeholders declared in the local stack's
+--     postgresql.conf; the worker reads them like pg_net's worker does (see worker.ts). Change
+--     them with ALTER SYSTEM and call net.worker_restart(), as on Supabase.
 -- =============================================================================================
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
@@ -199,12 +201,12 @@ begin
   -- scheme
   m := pg_catalog.regexp_match(url, '^([A-Za-z0-9][A-Za-z0-9+.-]{0,39}):(.*)$', 's');
   if m is null then
-    raise exception using message = pg_catalog.format(bad, url, 'Bad scheme');
+    raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Bad scheme');
   end if;
   scheme := pg_catalog.lower(m[1]);
   rest := m[2];
   if not scheme = any (known_schemes) then
-    raise exception using message = pg_catalog.format(bad, url, 'Unsupported URL scheme');
+    raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Unsupported URL scheme');
   end if;
 
   -- file: URLs are not sent by pg_net (http/https only); keep them as given, plus the query.
@@ -217,7 +219,7 @@ begin
   else
     slashes := pg_catalog.length(pg_catalog.substring(rest, '^/*'));
     if slashes < 1 or slashes > 3 then
-      raise exception using message = pg_catalog.format(bad, url, 'Unsupported number of slashes following scheme');
+      raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Unsupported number of slashes following scheme');
     end if;
     rest := pg_catalog.substr(rest, slashes + 1);
     m := pg_catalog.regexp_match(rest, '^([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$', 's');
@@ -238,7 +240,7 @@ begin
     if hostport like '[%' then
       m := pg_catalog.regexp_match(hostport, '^(\[[0-9A-Fa-f:.]+(%25[A-Za-z0-9._~-]+)?\])(:(.*))?$');
       if m is null then
-        raise exception using message = pg_catalog.format(bad, url, 'Bad IPv6 address');
+        raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Bad IPv6 address');
       end if;
       host := m[1];
       port := m[4];
@@ -256,10 +258,10 @@ begin
         host := pg_catalog.replace(host, '%' || m[1], pg_catalog.chr(('x' || m[1])::bit(8)::int));
       end loop;
       if host = '' then
-        raise exception using message = pg_catalog.format(bad, url, 'No host part in the URL');
+        raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'No host part in the URL');
       end if;
       if host ~ '[[:cntrl:] /:#?!@{}\[\]\\$''"^`*<>=;,+&()%]' then
-        raise exception using message = pg_catalog.format(bad, url, 'Bad hostname');
+        raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Bad hostname');
       end if;
       -- numeric IPv4 forms (1 to 4 decimal/octal/hex parts), as libcurl normalises them
       if host ~* '^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$' then
@@ -306,7 +308,7 @@ begin
       if port = '' then
         port := null;
       elsif port !~ '^[0-9]+$' or port::numeric > 65535 then
-        raise exception using message = pg_catalog.format(bad, url, 'Port number was not a decimal number between 0 and 65535');
+        raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Port number was not a decimal number between 0 and 65535');
       else
         port := port::numeric::text;
       end if;
@@ -314,13 +316,13 @@ begin
   end if;
 
   if path ~ '[[:cntrl:] ]' then
-    raise exception using message = pg_catalog.format(bad, url, 'Bad path');
+    raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Bad path');
   end if;
   if query ~ '[[:cntrl:] ]' then
-    raise exception using message = pg_catalog.format(bad, url, 'Bad query');
+    raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Bad query');
   end if;
   if fragment ~ '[[:cntrl:] ]' then
-    raise exception using message = pg_catalog.format(bad, url, 'Bad fragment');
+    raise exception using errcode = 'XX000', message = pg_catalog.format(bad, url, 'Bad fragment');
   end if;
 
   -- path: "/" when empty, dot segments removed (RFC 3986 5.2.4, as libcurl's dedotdotify)
@@ -372,6 +374,11 @@ begin
 end
 $$;
 
+-- Like pg_net's C function: reload the config (its result is the return value) and set
+-- got_restart + the worker's latch. The local worker takes the end of its LISTEN connection as
+-- that signal: it finishes its current pass, exits and starts again 1 s later. The pass's own
+-- connection is left alone, so no pass is cut short. SECURITY DEFINER because the C original
+-- needs no privilege and pg_terminate_backend does.
 create or replace function net.worker_restart()
   returns bool
   language plpgsql
@@ -379,18 +386,17 @@ create or replace function net.worker_restart()
   set search_path = ''
 as $$
 declare
-  signalled int := 0;
+  reloaded bool;
 begin
-  perform pg_catalog.pg_reload_conf();
-  select pg_catalog.count(*) filter (where pg_catalog.pg_terminate_backend(a.pid))
-  into signalled
+  reloaded := pg_catalog.pg_reload_conf();
+  perform pg_catalog.pg_terminate_backend(a.pid)
   from pg_catalog.pg_stat_activity a
   where a.application_name = 'pg_net 0.20.4 worker' and a.datname = pg_catalog.current_database()
-    and a.pid <> pg_catalog.pg_backend_pid();
-  return signalled > 0;
+    and a.query = 'listen pg_net_wake' and a.pid <> pg_catalog.pg_backend_pid();
+  return reloaded;
 end
 $$;
-comment on function net.worker_restart() is 'LOCAL STAND-IN: reloads the config and terminates the net worker''s backend so the worker process reconnects; true if a worker was signalled';
+comment on function net.worker_restart() is 'LOCAL STAND-IN: reloads the config and makes the net worker finish its pass and restart; returns the result of pg_reload_conf()';
 
 create or replace function net.wait_until_running()
   returns void

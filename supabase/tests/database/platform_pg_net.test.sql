@@ -3,7 +3,7 @@
 -- Needs: supabase/local/platform.sql, create extension pg_net with schema extensions,
 -- create extension pgtap with schema extensions.
 begin;
-select plan(107);
+select plan(112);
 
 -- extension and schema ----------------------------------------------------------------------
 select has_extension('pg_net', 'pg_net is installed');
@@ -133,8 +133,16 @@ select is(net._encode_url_with_params_array('http://example.com', array['a=1', '
   'params are appended like CURLU_APPENDQUERY (path "/" added, %XX lower-cased)');
 select is(net._encode_url_with_params_array('https://example.com/p?x=1#f', array['y=2']), 'https://example.com/p?x=1&y=2#f',
   'params join an existing query with "&", before the fragment');
-select throws_ok($$select net.http_get('example.com/no-scheme')$$, 'P0001', 'invalid URL "example.com/no-scheme": Bad scheme',
-  'a URL without a scheme is rejected with libcurl''s message');
+select throws_ok($$select net.http_get('example.com/no-scheme')$$, 'XX000', 'invalid URL "example.com/no-scheme": Bad scheme',
+  'a URL without a scheme is rejected with libcurl''s message and SQLSTATE XX000 (pg_net''s ereport(ERROR) has no errcode)');
+select throws_ok($$select net.http_get('localhost:6666')$$, 'XX000', 'invalid URL "localhost:6666": Unsupported URL scheme',
+  'an unknown scheme is rejected with SQLSTATE XX000 too');
+
+-- settings: pg_net's GUCs with pg_net's defaults (placeholders in the local stack's config) ------
+select is(current_setting('pg_net.batch_size'), '200', 'show pg_net.batch_size: 200');
+select is(current_setting('pg_net.ttl'), '6 hours', 'show pg_net.ttl: 6 hours');
+select is(current_setting('pg_net.database_name'), 'postgres', 'show pg_net.database_name: postgres');
+select is(current_setting('pg_net.username'), '', 'show pg_net.username: empty (the bootstrap user)');
 
 -- behaviour: the Content-Type rule of http_post ---------------------------------------------
 select throws_ok(
