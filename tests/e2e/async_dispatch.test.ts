@@ -67,7 +67,7 @@ afterAll(async () => {
 });
 
 describe("dispatch while another job's backlog drains against a slow provider", () => {
-  it("another job's tick and the heartbeat's re-dispatch reach their function within a second", async () => {
+  it("another job's tick and the heartbeat's re-dispatch reach their function within pg_net's 1 s pause, not behind the backlog", async () => {
     await isolateJob(sql, YOUTUBE_JOB, "youtube");
     await isolateJob(sql, TIKTOK_JOB, "tiktok");
     await clearSandbox(info);
@@ -104,8 +104,11 @@ describe("dispatch while another job's backlog drains against a slow provider", 
        where creator_unique_identifier like ${slow + "-%"} and refresh_count = 0`;
     expect(left, "the YouTube backlog was still draining").toBeGreaterThan(0);
     console.log(`accept delay while a 1 s-latency backlog drains: tick ${tickDelay.toFixed(3)} s, heartbeat ${hbDelay.toFixed(3)} s`);
-    expect(tickDelay).toBeLessThan(1);
-    expect(hbDelay).toBeLessThan(1);
+    // The YouTube requests were answered (202) within milliseconds, so no pass waits for Google.
+    // What is left is pg_net's own pause: a request committed while the worker is in a run of
+    // passes that another commit already woke waits out the 1 s between passes (worker.c).
+    expect(tickDelay).toBeLessThan(1.5);
+    expect(hbDelay).toBeLessThan(1.5);
   }, 60_000);
 });
 
@@ -143,13 +146,17 @@ describe("what pg_net's queue holds", () => {
       for (const h of seen) expect(h).toMatch(/^Bearer dwb_\d+_[0-9a-f]{64}$/);
 
       // A token is no key: it authorises nothing but accepting its own batch.
-      const other = await fetch(`${info.functions_url}/refresh-reels`, {
+      const batchOf = (h: string) => Number(/dwb_(\d+)_/.exec(h)![1]);
+      const other = await fetch(`${info.functions_url}/refresh-token`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: seen[0], prefer: "respond-async" },
-        body: JSON.stringify({ job: "instagram-reel-urls", batch_id: 1_000_000, tasks: [{ id: 1, lease_token: "00000000-0000-0000-0000-000000000000", attempt: 1, payload: { reel_id: 1 } }] }),
+        body: JSON.stringify({ job: YOUTUBE_JOB, batch_id: batchOf(seen[1]), tasks: [{ id: 1, lease_token: "00000000-0000-0000-0000-000000000000", attempt: 1, payload: { account_id: 1 } }] }),
       });
-      expect(other.status).toBe(401);
+      expect(other.status, "one batch's token does not open another batch").toBe(401);
       await other.body?.cancel();
+      const [{ accepted }] = await sql`select count(*)::int as accepted from jobs.batch
+                                        where id = ${batchOf(seen[1])} and accepted_at is not null`;
+      expect(accepted).toBe(0);
 
       // Let pg_net send them; once the function has accepted each batch, its token is spent.
       await sql`alter system reset pg_net.batch_size`;
@@ -160,7 +167,7 @@ describe("what pg_net's queue holds", () => {
         return n === 30;
       }, "30 tokens refreshed", 30_000);
       for (const h of seen) {
-        const batchId = Number(/dwb_(\d+)_/.exec(h)![1]);
+        const batchId = batchOf(h);
         const res = await fetch(`${info.functions_url}/refresh-token`, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: h, prefer: "respond-async" },
