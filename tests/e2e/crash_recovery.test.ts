@@ -166,6 +166,29 @@ describe("functions killed mid-drain", () => {
     expect(await wronglyCharged(prefix)).toEqual([]);
   }, 120_000);
 
+  it("TikTok: a functions server killed mid-drain costs at most the accounts whose refresh was at TikTok", async () => {
+    await setLatency("tiktok", 100);
+    const prefix = uniquePrefix("tt-kill");
+    await insertTikTokAccounts(info, sql, prefix, 300);
+    await sql`select public.refresh_expired_tiktok_tokens()`;
+    await eventually(async () => (await refreshedCount(prefix)) >= 90, "30 % of the TikTok drain", 30_000);
+    const [{ inflight }] = await sql`select count(*)::int as inflight from jobs.task where job_name = ${TIKTOK_JOB} and state = 'running'`;
+    killFunctionsServer(info);
+    const settled = await eventually(async () => {
+      const open = await sql`select 1 from jobs.task t join public.social_accounts a on a.id::text = t.key
+                              where t.job_name = ${TIKTOK_JOB} and a.creator_unique_identifier like ${prefix + "-%"}
+                                and t.state in ('queued', 'running') limit 1`;
+      if (open.length > 0) return false;
+      return await sql<{ status: string; refresh_count: number }[]>`
+        select status, refresh_count from public.social_accounts where creator_unique_identifier like ${prefix + "-%"}`;
+    }, "every TikTok task to finish", 90_000);
+    const lost = settled.filter((r) => r.status === "needs_reauth").length;
+    console.log(`tiktok functions server killed at 30 %: ${300 - lost} refreshed, ${lost} accounts need a new sign-in ` +
+      `(${inflight} tasks were running at the kill)`);
+    expect(settled.filter((r) => r.status === "active" && r.refresh_count >= 1).length + lost).toBe(300);
+    expect(lost).toBeLessThanOrEqual(inflight);
+  }, 150_000);
+
   it("a function worker killed mid-batch: its tasks come back by the heartbeat alone within 45 s", async () => {
     // Google answers only after 5 s, so the function is mid-batch when it dies.
     const { prefix } = await youtubeBacklog(10);
