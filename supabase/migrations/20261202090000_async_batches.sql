@@ -324,6 +324,30 @@ begin
 end;
 $$;
 
+-- Running tasks nobody works on any more (their lease expired, or their function finished the
+-- batch without them) go back to the queue at once: no backoff, since the attempt crashed rather
+-- than failed; at max_attempts they end dead. The caller has locked them. Returns how many.
+create function jobs.requeue_abandoned(p_job jobs.job, p_task_ids bigint[], p_why text)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_count int;
+begin
+  update jobs.task t
+     set state = case when t.attempts >= p_job.max_attempts then 'dead' else 'queued' end,
+         run_after = now(),
+         finished_at = case when t.attempts >= p_job.max_attempts then now() end,
+         lease_token = null, lease_until = null,
+         last_error = format('%s (attempt %s of %s)', p_why, t.attempts, p_job.max_attempts),
+         updated_at = now()
+   where t.id = any (p_task_ids) and t.state = 'running';
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
 -- Returns in-flight batches' leftovers to the queue. The caller holds the job row lock.
 --  * Running tasks whose lease expired (the function died, or never accepted in time) become
 --    claimable at once (no backoff: the attempt crashed), or dead after max_attempts.
@@ -356,22 +380,11 @@ begin
     return 0;
   end if;
 
-  with expired as (
-    update jobs.task t
-       set state = case when t.attempts >= p_job.max_attempts then 'dead' else 'queued' end,
-           run_after = now(),
-           finished_at = case when t.attempts >= p_job.max_attempts then now() end,
-           lease_token = null, lease_until = null,
-           last_error = format('lease expired after %s s (attempt %s of %s)',
-                               p_job.lease_seconds, t.attempts, p_job.max_attempts),
-           updated_at = now()
-     where t.id in (select x.id from jobs.task x
-                     where x.job_name = p_job.name and x.state = 'running' and x.lease_until < now()
-                       for update skip locked)
-    returning 1
-  )
-  select count(*) into v_count from expired;
-  v_total := v_total + v_count;
+  v_total := v_total + jobs.requeue_abandoned(p_job,
+    array(select x.id from jobs.task x
+           where x.job_name = p_job.name and x.state = 'running' and x.lease_until < now()
+             for update skip locked),
+    format('lease expired after %s s', p_job.lease_seconds));
 
   for v_batch in
     select b.id, b.dispatched_at, b.accepted_at, b.alive_at,
@@ -464,16 +477,11 @@ begin
   if not found then
     return 0;
   end if;
-  update jobs.task t
-     set state = case when t.attempts >= v_job.max_attempts then 'dead' else 'queued' end,
-         run_after = now(),
-         finished_at = case when t.attempts >= v_job.max_attempts then now() end,
-         lease_token = null, lease_until = null,
-         last_error = format('left running when its batch finished (attempt %s of %s)', t.attempts, v_job.max_attempts),
-         updated_at = now()
-   where t.id in (select x.id from jobs.task x
-                   where x.job_name = v_job.name and x.batch_id = p_batch_id and x.state = 'running'
-                     for update skip locked);
+  perform jobs.requeue_abandoned(v_job,
+    array(select x.id from jobs.task x
+           where x.job_name = v_job.name and x.batch_id = p_batch_id and x.state = 'running'
+             for update skip locked),
+    'left running when its batch finished');
   return jobs.pump(v_job.name);
 end;
 $$;
@@ -581,3 +589,4 @@ revoke all on function jobs.dispatch_batch(jobs.job, bigint, bigint[], text) fro
 revoke all on function jobs.accept_batch(bigint, text) from public, anon, authenticated;
 revoke all on function jobs.extend_batch_leases(jobs.job, bigint) from public, anon, authenticated;
 revoke all on function jobs.keep_batch_alive(bigint) from public, anon, authenticated;
+revoke all on function jobs.requeue_abandoned(jobs.job, bigint[], text) from public, anon, authenticated;
