@@ -9,6 +9,9 @@ import * as gwDesc from "./contenders/graphile_worker.ts";
 import * as bossDesc from "./contenders/pg_boss.ts";
 import * as ceilingDesc from "./contenders/http_ceiling.ts";
 
+/** The issue's targets at 20 ms, C = 50. */
+const PEER_RATIO_TARGET = 1.3;
+
 export interface Results {
   startedAt: string;
   finishedAt: string;
@@ -63,11 +66,14 @@ export function targets(runs: RunRecord[]): { lines: string[]; pass: boolean | n
   }
   if (bestPeer !== null) {
     const ratio = dw / bestPeer;
-    const ok = ratio >= 1.2;
+    const ok = ratio >= PEER_RATIO_TARGET;
     pass = ok;
-    lines.push(`| Duework ≥ 1.2 × best of graphile-worker / pg-boss | ${fmt(dw)} vs best peer ${fmt(bestPeer)} items/s | ${ratio.toFixed(2)} × | **${ok ? "PASS" : "MISS"}** |`);
+    // No contender can beat the HTTP-only ceiling, so when the best peer runs close to it the
+    // ratio target cannot be met at all; the row says so rather than hiding it.
+    const reachable = http !== null ? ` (at most ${(http / bestPeer).toFixed(2)} × is possible in this run: ceiling / best peer)` : "";
+    lines.push(`| Duework ≥ ${PEER_RATIO_TARGET} × best of graphile-worker / pg-boss | ${fmt(dw)} vs best peer ${fmt(bestPeer)} items/s${reachable} | ${ratio.toFixed(2)} × | **${ok ? "PASS" : "MISS"}** |`);
   } else {
-    lines.push("| Duework ≥ 1.2 × best of graphile-worker / pg-boss | peers not measured | – | – |");
+    lines.push(`| Duework ≥ ${PEER_RATIO_TARGET} × best of graphile-worker / pg-boss | peers not measured | – | – |`);
   }
   if (http !== null) {
     const pct = (100 * dw) / http;
