@@ -145,7 +145,9 @@ describe("refresh_instagram_reel_urls()", () => {
     const { ids, owner } = await setup("rate", [
       { name: "a", reels: 4 }, { name: "b", reels: 4 }, { name: "c", reels: 4 },
     ]);
-    // Claims as often as possible: ticks every 50 ms on top of the function's own claims.
+    // Claims as often as possible: ticks every 50 ms on top of the function's own claims. The first
+    // tick is awaited, so the wait below never sees "nothing open" before discovery ran.
+    expect((await refreshNow()).discovered).toBe(12);
     let draining = true;
     const ticker = (async () => {
       while (draining) {
