@@ -7,9 +7,9 @@
 --    every request of the pass has finished. A function that answered only when its batch was
 --    done (up to 60 s) held every other job's dispatches behind it. Now the function accepts the
 --    batch (jobs.accept_batch), answers 202 at once and works in EdgeRuntime.waitUntil, extending
---    its tasks' leases (jobs.keep_batch_alive) while it works. The default lease is 20 s, so a
---    function that dies gives its tasks back within about 30 s (a lease, then a heartbeat), and the heartbeat reaps every
---    10 s instead of once a minute.
+--    its tasks' leases (jobs.keep_batch_alive) while it works. The default lease is 15 s and the
+--    heartbeat reaps every 10 s instead of once a minute, so a function that dies gives its tasks
+--    back within about 25 s.
 --  * pg_net's queue is readable by client roles on many installations, and its headers used to
 --    carry the secret key. A batch now carries a random single-use token that only authorises
 --    accepting that batch while its lease lasts; only its SHA-256 is stored here.
@@ -31,11 +31,11 @@ comment on column jobs.batch.token_hash is
 comment on column jobs.batch.accepted_at is 'When the function accepted the batch (jobs.accept_batch) and answered 202.';
 comment on column jobs.batch.alive_at is 'Last lease extension by the function working on the batch (jobs.keep_batch_alive).';
 
-alter table jobs.job alter column lease_seconds set default 20;
+alter table jobs.job alter column lease_seconds set default 15;
 -- Leases are now kept alive by the function while it works; the old 180 s default only delayed recovery.
-update jobs.job set lease_seconds = 20 where lease_seconds = 180;
+update jobs.job set lease_seconds = 15 where lease_seconds = 180;
 
--- As in 20261123100000_jobs_core.sql, with the new 20 s lease default.
+-- As in 20261123100000_jobs_core.sql, with the new 15 s lease default.
 -- Registers (or updates) a job and its pg_cron schedule (see there).
 create or replace function jobs.define(
   p_name text,
@@ -45,7 +45,7 @@ create or replace function jobs.define(
   p_config jsonb default '{}',
   p_batch_size int default 10,
   p_max_in_flight int default 5,
-  p_lease_seconds int default 20,
+  p_lease_seconds int default 15,
   p_max_attempts int default 5,
   p_description text default '')
 returns jobs.job

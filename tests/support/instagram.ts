@@ -72,7 +72,7 @@ export async function isolateReelsJob(sql: Sql) {
   await sql`select jobs.cancel(id, 'e2e isolation') from jobs.task where job_name = ${REELS_JOB} and state in ('queued', 'running')`;
   await sql`update jobs.batch set settled_at = now() where job_name = ${REELS_JOB} and settled_at is null`;
   await sql`
-    update jobs.job set lease_seconds = 20, backoff_base_seconds = 30, max_attempts = 5, batch_size = 10,
+    update jobs.job set lease_seconds = 15, backoff_base_seconds = 30, max_attempts = 5, batch_size = 10,
                         max_in_flight = 5, paused = false, enabled = true, suspended_until = null,
                         last_error = null, last_error_at = null,
                         config = '{"graph_version": "v22.0", "margin_hours": 48, "account_rate_per_second": 2,

@@ -50,7 +50,7 @@ export async function isolateJob(sql: Sql, job: string = JOB, platform = "youtub
   await sql`select jobs.cancel(id, 'e2e isolation') from jobs.task where job_name = ${job} and state in ('queued', 'running')`;
   await sql`update jobs.batch set settled_at = now() where job_name = ${job} and settled_at is null`;
   await sql`
-    update jobs.job set lease_seconds = 20, backoff_base_seconds = 30, max_attempts = 5, batch_size = 10,
+    update jobs.job set lease_seconds = 15, backoff_base_seconds = 30, max_attempts = 5, batch_size = 10,
                         max_in_flight = 5, paused = false, enabled = true, suspended_until = null,
                         last_error = null, last_error_at = null
      where name = ${job}`;

@@ -11,7 +11,7 @@
 // (jobs.accept_batch), answered 202 at once, and processed in EdgeRuntime.waitUntil. Without the
 // header the function answers when it is done, with the batch summary. Either way the batch's
 // leases are extended every lease_seconds / 3 while it works (withLeaseHeartbeat), so a function
-// that dies gives its tasks back within one lease (20 s by default).
+// that dies gives its tasks back within one lease (15 s by default).
 //
 // Errors escaping the function's own processing are setup errors or bugs (provider and SQL
 // failures are handled per task): answered 500 without details, or logged when running after 202.
@@ -36,7 +36,7 @@ export interface JobRuntimeDeps {
   /** Defaults to EdgeRuntime.waitUntil when the runtime has it; without one, async requests are
    * still accepted but answered only when the work is done. */
   waitUntil?: WaitUntil;
-  /** Lease heartbeat interval; default lease_seconds / 3 of the accepted batch (10 s). */
+  /** Lease heartbeat interval; default lease_seconds / 3 of the accepted batch (5 s). */
   heartbeatMs?: number;
 }
 
@@ -52,7 +52,7 @@ export interface JobRequestOptions<S extends z.ZodType> extends JobRuntimeDeps {
 }
 
 const BATCH_TOKEN = /^Bearer\s+(dwb_[0-9]+_[0-9a-f]{64})$/i;
-const DEFAULT_LEASE_SECONDS = 20;
+const DEFAULT_LEASE_SECONDS = 15;
 
 /** The batch token a request carries, if any (shape only; jobs.accept_batch checks it). */
 export function batchToken(req: Request): string | null {

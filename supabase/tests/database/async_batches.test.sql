@@ -40,11 +40,11 @@ language sql stable as $$ select max(id) from jobs.batch where job_name = p_name
 
 -- defaults ------------------------------------------------------------------------------------
 select is((select column_default from information_schema.columns
-            where table_schema = 'jobs' and table_name = 'job' and column_name = 'lease_seconds'), '20',
-  'a lease is 20 s by default: the function keeps it alive while it works');
+            where table_schema = 'jobs' and table_name = 'job' and column_name = 'lease_seconds'), '15',
+  'a lease is 15 s by default: the function keeps it alive while it works');
 select is((select array_agg(distinct lease_seconds) from jobs.job where name in
             ('youtube-token-refresh', 'instagram-token-refresh', 'tiktok-token-refresh', 'instagram-reel-urls')),
-  array[20], 'the shipped jobs use 20 s leases');
+  array[15], 'the shipped jobs use 15 s leases');
 
 -- accept_batch ----------------------------------------------------------------------------------
 select pg_temp.setup('pgtap-async-accept', 3);
@@ -59,10 +59,10 @@ select throws_ok(format('select jobs.accept_batch(%s, %L)', (select batch_id fro
 select is((select accepted_at from jobs.batch where id = (select batch_id from saved)), null, 'refusals change nothing');
 update jobs.task set lease_until = now() + interval '5 seconds' where batch_id = (select batch_id from saved);
 select is((jobs.accept_batch((select batch_id from saved), (select token from saved))) - 'batch_id',
-  jsonb_build_object('job', 'pgtap-async-accept', 'running', 3, 'lease_seconds', 20),
+  jsonb_build_object('job', 'pgtap-async-accept', 'running', 3, 'lease_seconds', 15),
   'the right token accepts the batch and reports its running tasks and lease');
 select is((select accepted_at from jobs.batch where id = (select batch_id from saved)), now(), 'accepted_at is set');
-select ok((select bool_and(lease_until = now() + interval '20 seconds') from jobs.task where batch_id = (select batch_id from saved)),
+select ok((select bool_and(lease_until = now() + interval '15 seconds') from jobs.task where batch_id = (select batch_id from saved)),
   'accepting extends the leases by lease_seconds');
 select throws_ok(format('select jobs.accept_batch(%s, %L)', (select batch_id from saved), (select token from saved)),
   'DWB04', null, 'a replayed request is refused (DWB04): the token is single-use');
@@ -70,7 +70,7 @@ select throws_ok(format('select jobs.accept_batch(%s, null)', (select batch_id f
   'DWB04', null, 'also for a caller with the secret key');
 
 select pg_temp.setup('pgtap-async-late', 2);
-update jobs.batch set dispatched_at = now() - interval '21 seconds' where id = pg_temp.batch('pgtap-async-late');
+update jobs.batch set dispatched_at = now() - interval '16 seconds' where id = pg_temp.batch('pgtap-async-late');
 select throws_ok(format('select jobs.accept_batch(%s, %L)', pg_temp.batch('pgtap-async-late'), pg_temp.token(pg_temp.batch('pgtap-async-late'))),
   'DWB03', null, 'a token expires with the lease it was dispatched with (DWB03)');
 select pg_temp.setup('pgtap-async-settled', 1);
@@ -85,7 +85,7 @@ select is((jobs.accept_batch(pg_temp.batch('pgtap-async-key'), null)) ->> 'runni
 update jobs.task set lease_until = now() + interval '2 seconds' where batch_id = (select batch_id from saved);
 select is(jobs.keep_batch_alive((select batch_id from saved)), '{"running": 3, "in_flight": true}'::jsonb,
   'keep_batch_alive extends the running tasks of the batch');
-select ok((select bool_and(lease_until = now() + interval '20 seconds') from jobs.task where batch_id = (select batch_id from saved)),
+select ok((select bool_and(lease_until = now() + interval '15 seconds') from jobs.task where batch_id = (select batch_id from saved)),
   'to now + lease_seconds');
 select is((select alive_at from jobs.batch where id = (select batch_id from saved)), now(), 'and stamps alive_at');
 update jobs.task set lease_until = now() + interval '1 hour' where batch_id = (select batch_id from saved);
@@ -145,7 +145,7 @@ select is((select suspended_until from jobs.job where name = 'pgtap-async-resp')
 
 -- an accepted batch whose function went silent -------------------------------------------------------
 select pg_temp.setup('pgtap-async-silent', 3);
-update jobs.batch set accepted_at = now() - interval '40 seconds', alive_at = now() - interval '21 seconds',
+update jobs.batch set accepted_at = now() - interval '40 seconds', alive_at = now() - interval '16 seconds',
                       dispatched_at = now() - interval '40 seconds'
  where id = pg_temp.batch('pgtap-async-silent');
 update jobs.task set lease_until = now() - interval '1 second' where batch_id = pg_temp.batch('pgtap-async-silent');
@@ -189,7 +189,7 @@ select is(
 select dblink_exec(format('host=%s port=%s dbname=%s user=%s', current_setting('cron.host'), current_setting('port'),
   current_database(), current_user), $$
   insert into jobs.job (name, target_function, discover_function, lease_seconds)
-  values ('pgtap-async-minute', 'pgtap-fn', 'jobs.heartbeat()', 20);
+  values ('pgtap-async-minute', 'pgtap-fn', 'jobs.heartbeat()', 15);
   insert into jobs.task (job_name, key) values ('pgtap-async-minute', 'm1')$$);
 create temp table hb as select clock_timestamp() as t0;
 select is(jobs.heartbeat_minute(1, 2), 2, 'jobs.heartbeat_minute(1, 2) runs two heartbeats');
