@@ -511,7 +511,8 @@ $$;
 -- The heartbeat runs every 10 s, so a function that died gives its tasks back within a lease
 -- plus 10 s. pg_cron 1.5+ (hosted Supabase has 1.6) schedules in seconds. pg_cron 1.4 (Debian 12,
 -- the local stack) has whole minutes only; there a minute job runs jobs.heartbeat_minute(), which
--- runs the heartbeat six times, 10 s apart, each in a session of its own (dblink, connecting the
+-- runs the heartbeat every 10 s until the minute ends (six times; and at server start, for the rest
+-- of that minute), each in a session of its own (dblink, connecting the
 -- way pg_cron 1.4 itself does: cron.host, this database, this role). Each heartbeat needs its own
 -- transaction: now() stands still within one, so a heartbeat after a pg_sleep in the same
 -- transaction would see every lease as 10-50 s younger than it is. (A procedure could COMMIT
@@ -523,7 +524,8 @@ begin
     return;
   end if;
   create extension if not exists dblink with schema extensions;
-  create function jobs.heartbeat_minute(p_every_seconds int default 10, p_runs int default 6)
+  -- Heartbeats every p_every_seconds until the minute ends (or p_runs of them).
+  create function jobs.heartbeat_minute(p_every_seconds int default 10, p_runs int default null)
   returns int
   language plpgsql
   set search_path = ''
@@ -533,23 +535,32 @@ begin
       coalesce(nullif(pg_catalog.current_setting('cron.host', true), ''), 'localhost'),
       pg_catalog.current_setting('port'), pg_catalog.current_database(), current_user);
     v_started timestamptz := pg_catalog.clock_timestamp();
+    v_minute_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '1 minute';
+    v_every interval := make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
     v_ok int := 0;
+    i int := 0;
   begin
-    for i in 0 .. greatest(coalesce(p_runs, 1), 1) - 1 loop
-      perform pg_catalog.pg_sleep(greatest(0, i * p_every_seconds
-        - extract(epoch from pg_catalog.clock_timestamp() - v_started)::double precision));
+    loop
       begin
         perform * from extensions.dblink(v_conn, 'select jobs.heartbeat()') as h (dispatched int);
         v_ok := v_ok + 1;
       exception when others then
-        raise warning 'jobs.heartbeat_minute: heartbeat % of % failed: %', i + 1, p_runs, sqlerrm;
+        raise warning 'jobs.heartbeat_minute: heartbeat % failed: %', i + 1, sqlerrm;
       end;
+      i := i + 1;
+      exit when i >= coalesce(p_runs, 2147483647)
+             or (p_runs is null and v_started + i * v_every > v_minute_end - interval '1 second');
+      perform pg_catalog.pg_sleep(greatest(0, extract(epoch from
+        v_started + i * v_every - pg_catalog.clock_timestamp())::double precision));
     end loop;
     return v_ok;
   end;
   $fn$;
   revoke all on function jobs.heartbeat_minute(int, int) from public, anon, authenticated;
   perform cron.schedule('duework:heartbeat', '* * * * *', 'select jobs.heartbeat_minute()');
+  -- After a server restart pg_cron 1.4 would wait for the next whole minute: cover the rest of
+  -- the minute the server came back in.
+  perform cron.schedule('duework:heartbeat-at-start', '@reboot', 'select jobs.heartbeat_minute()');
 end;
 $$;
 

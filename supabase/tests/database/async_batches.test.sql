@@ -181,9 +181,10 @@ select is(
   (select array_agg(jobname || ' ' || schedule || ' ' || command order by jobname) from cron.job where jobname like 'duework:heartbeat%'),
   case when (select (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= array[1, 5] from pg_extension where extname = 'pg_cron')
     then array['duework:heartbeat 10 seconds select jobs.heartbeat()']
-    else array['duework:heartbeat * * * * * select jobs.heartbeat_minute()']
+    else array['duework:heartbeat * * * * * select jobs.heartbeat_minute()',
+               'duework:heartbeat-at-start @reboot select jobs.heartbeat_minute()']
   end,
-  'pg_cron runs the heartbeat every 10 s (a minute job running six on pg_cron 1.4, which has no seconds)');
+  'pg_cron runs the heartbeat every 10 s (on pg_cron 1.4, which has no seconds: a minute job running six, and one at server start)');
 -- The loop's heartbeats run in sessions of their own: they see committed rows only, and their
 -- now() is their own. A task committed through dblink, due now, is dispatched by it.
 select dblink_exec(format('host=%s port=%s dbname=%s user=%s', current_setting('cron.host'), current_setting('port'),
