@@ -1,5 +1,5 @@
-// Workload W1 "token refresh drain" for the peer job systems, copied from the peer bench
-// (/work/shared/reference/peer-bench/src/workload.js): table, job SQL and the post-run check.
+// Workload W1 "token refresh drain" for the peer job systems, as the peer benchmark defines it
+// (its workload module): table, job SQL and the post-run check.
 // Strings only, so the orchestrator (Deno, postgres.js) and the peer worker (pg) share them.
 
 export const PEER_DB = "bench_peers";

@@ -1,6 +1,5 @@
 // Fake Google OAuth 2.0 token endpoint (https://oauth2.googleapis.com), enough
-// for the refresh-token flow used for YouTube (see
-// /work/shared/reference/provider-contracts.md §1):
+// for the refresh-token flow used for YouTube (Google's OAuth 2.0 refresh grant):
 //   POST /token      grant_type=refresh_token (form-encoded, as google-auth-library
 //                    sends it; JSON and HTTP Basic client auth accepted too)
 //   POST /revoke     ?token=… or form/JSON body; revokes a refresh token (or the
