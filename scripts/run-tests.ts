@@ -5,7 +5,8 @@
 //   npm test -- supabase/tests/database/x.sql  one pgTAP file
 //   npm test -- tests/e2e/platform.test.ts     one vitest file
 //   npm test -- scripts/local/sandbox/         deno tests under a path
-//   npm test -- --suite pgtap                  one suite: pgtap | deno | vitest | advisors | lint
+//   npm test -- --suite pgtap                  one suite: schema | pgtap | deno | vitest | advisors | lint
+//   npm run schema                             rewrite supabase/schema.sql from the migrations
 //
 // A test stack already running (`npm run stack:up -- --profile test`) is reused and left running.
 import { parseArgs } from "node:util";
@@ -16,15 +17,17 @@ import { createStack, type StackJson } from "./local/stack/supervisor.ts";
 import { runningSupervisor } from "./local/stack/lock.ts";
 import { runAdvisors } from "./local/stack/advisors.ts";
 import { runLint } from "./local/stack/lint.ts";
+import { checkSnapshot } from "./local/stack/schema-snapshot.ts";
 import { join } from "./local/stack/paths.ts";
 
-const SUITES = ["pgtap", "deno", "vitest", "advisors", "lint"] as const;
+// schema first: it compares the migrated schema before any test has touched the database.
+const SUITES = ["schema", "pgtap", "deno", "vitest", "advisors", "lint"] as const;
 type Suite = typeof SUITES[number];
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
   allowPositionals: true,
-  options: { suite: { type: "string", multiple: true } },
+  options: { suite: { type: "string", multiple: true }, "write-schema": { type: "boolean", default: false } },
 });
 for (const s of values.suite ?? []) {
   if (!SUITES.includes(s as Suite)) {
@@ -128,6 +131,13 @@ for (const [suite, paths] of suites) {
       console.log(`\n$ supabase db advisors (security + performance)\n${r.report}`);
       ok = r.ok;
       note = r.ok ? "0 findings" : "findings";
+      break;
+    }
+    case "schema": {
+      const r = await checkSnapshot(cfg, values["write-schema"] ?? false);
+      console.log(`\n$ pg_dump --schema-only (supabase/schema.sql)\n${r.report}`);
+      ok = r.ok;
+      note = r.ok ? "current" : "out of date";
       break;
     }
     case "lint": {
