@@ -71,7 +71,13 @@ Deno.test("keepAlive: a killed process is started again with the same argv; not 
     assert.deepEqual(h.replaced, [[first.pid, second.pid]]);
     await until(() => h.logs.some((l) => l.startsWith(`thing is back (pid ${second.pid}`)), "the back line");
     assert.match(h.logs[0], new RegExp(`^thing \\(pid ${first.pid}\\) exited unexpectedly \\(signal SIGKILL\\); restarting in 0.05 s \\(5 restarts within 60 s at most\\)$`));
-    const argv = (await Deno.readTextFile(`/proc/${second.pid}/cmdline`)).split("\0").filter(Boolean);
+    // Between fork and exec /proc shows an empty cmdline, or the spawning (deno) process's own:
+    // wait until the restarted process runs its own program.
+    const self = Deno.readTextFileSync("/proc/self/cmdline");
+    const raw = () => Deno.readTextFileSync(`/proc/${second.pid}/cmdline`);
+    const cmdline = () => raw().split("\0").filter(Boolean);
+    await until(() => raw() !== "" && raw() !== self, "the restarted process to exec");
+    const argv = cmdline();
     assert.deepEqual([argv[0].replace(/^.*\//, ""), ...argv.slice(1)], ["sleep", "30"], "same argv");
   } finally {
     await h.stop();
