@@ -237,6 +237,11 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
         name: spec.name,
         policy: SERVICE_RESTARTS,
         spawn,
+        // Recorded again once it serves: until its exec, /proc shows the spawning process's cmdline.
+        ready: async (c) => {
+          await c.ready;
+          await recordChildren();
+        },
         stopping: () => stopping,
         replaced: replaceChild,
         log: say,
@@ -247,6 +252,7 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
     const services = specs.map(startService);
     await recordChildren();
     await Promise.all(services.map((c) => c.ready));
+    await recordChildren(); // again: each has exec'd by now, so its cmdline is its own
     checkpoint();
 
     const info: StackJson = {
