@@ -77,7 +77,7 @@ describe("dispatch while another job's backlog drains against a slow provider", 
     await insertTikTokAccounts(info, sql, tt, 2);
     const [{ r: tick }] = await sql`select public.refresh_expired_tiktok_tokens() as r`;
     expect(tick.claimed).toBe(2);
-    const [{ id: tickBatch }] = await sql`select max(id)::int as id from jobs.batch where job_name = ${TIKTOK_JOB}`;
+    const [{ id: tickBatch }] = await sql`select id::int from jobs.batch where run_id = ${tick.run_id}`;
     const tickDelay = await acceptDelay(tickBatch);
 
     // A task the heartbeat dispatches: discovered while the job was paused, then due.
