@@ -467,16 +467,15 @@ set search_path = ''
 as $$
 declare
   v_job jobs.job;
+  v_job_name text;
 begin
-  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
-   where b.id = p_batch_id and b.settled_at is null;
-  if not found then
+  update jobs.batch set settled_at = clock_timestamp()
+   where id = p_batch_id and settled_at is null
+  returning job_name into v_job_name;
+  if v_job_name is null then
     return 0;
   end if;
-  update jobs.batch set settled_at = clock_timestamp() where id = p_batch_id and settled_at is null;
-  if not found then
-    return 0;
-  end if;
+  select * into v_job from jobs.job where name = v_job_name;
   perform jobs.requeue_abandoned(v_job,
     array(select x.id from jobs.task x
            where x.job_name = v_job.name and x.batch_id = p_batch_id and x.state = 'running'

@@ -3,7 +3,7 @@
 // once, so one job's slow backlog never holds another job's dispatch; and the requests pg_net
 // queues carry only single-use batch tokens, never a reusable key.
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { db, eventually, stackInfo } from "../support/stack";
+import { db, eventually, seedProvider, stackInfo } from "../support/stack";
 import { insertTikTokAccounts, TIKTOK_JOB } from "../support/tiktok";
 import {
   clearSandbox,
@@ -17,15 +17,7 @@ import {
 const info = stackInfo();
 const sql = db(info);
 
-async function setGoogleLatency(ms: number) {
-  const res = await fetch(`${info.sandbox_url}/__state/google_oauth`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ latency_ms: ms }),
-  });
-  if (!res.ok) throw new Error(`latency → ${res.status}`);
-  await res.body?.cancel();
-}
+const setGoogleLatency = (ms: number) => seedProvider(info, "google_oauth", { latency_ms: ms });
 
 /** A YouTube backlog of n tokens draining against Google answering in 1 s. */
 async function startSlowBacklog(n: number) {

@@ -4,8 +4,8 @@
 // Each test prints what the crash cost in duplicate provider calls (delivery is at least once).
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { killFunctionsServer, killFunctionWorkers, stopPostgresImmediately } from "../support/processes";
-import { db, eventually, stackInfo } from "../support/stack";
-import { insertTikTokAccounts, providerState, TIKTOK_JOB } from "../support/tiktok";
+import { db, eventually, providerState, retrying, seedProvider, stackInfo } from "../support/stack";
+import { insertTikTokAccounts, TIKTOK_JOB } from "../support/tiktok";
 import {
   clearSandbox,
   googleRefreshCounts,
@@ -19,30 +19,8 @@ import {
 const info = stackInfo();
 let sql = db(info);
 
-async function setLatency(provider: "google_oauth" | "tiktok", ms: number) {
-  await retrying(async () => {
-    const res = await fetch(`${info.sandbox_url}/__state/${provider}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ latency_ms: ms }),
-    });
-    if (!res.ok) throw new Error(`latency → ${res.status}`);
-    await res.body?.cancel();
-  });
-}
-
-/** Runs fn until it stops failing (the pool still holds connections of a dead server). */
-async function retrying<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
+const setLatency = (provider: "google_oauth" | "tiktok", ms: number) =>
+  retrying(`${provider} latency`, () => seedProvider(info, provider, { latency_ms: ms }), 30_000);
 
 async function refreshedCount(prefix: string): Promise<number> {
   const [{ n }] = await sql`select count(*)::int as n from public.social_accounts
@@ -100,7 +78,7 @@ describe("Postgres stopped with -m immediate mid-drain", () => {
     stopPostgresImmediately(info);
     await sql.end({ timeout: 0 }).catch(() => {});
     sql = db(info);
-    await retrying(() => sql`select 1`);
+    await retrying("a new connection", () => sql`select 1`, 30_000);
     const back = Date.now();
 
     // pg_net's ids start again at 1: unrelated requests now take the ids the old batches had.
@@ -126,7 +104,7 @@ describe("Postgres stopped with -m immediate mid-drain", () => {
     stopPostgresImmediately(info);
     await sql.end({ timeout: 0 }).catch(() => {});
     sql = db(info);
-    await retrying(() => sql`select 1`);
+    await retrying("a new connection", () => sql`select 1`, 30_000);
 
     const settled = await eventually(async () => {
       const rows = await sql<{ status: string; refresh_count: number }[]>`

@@ -2,8 +2,8 @@
 // jobs.tick → pg_net → refresh-token Edge Function → the sandbox's fake Instagram Graph / TikTok →
 // grouped SQL outcome calls. Rotation (TikTok), needs_reauth and single flight under overlap.
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { db, eventually, sandboxRequests, stackInfo } from "../support/stack";
-import { insertTikTokAccounts, providerState as sharedProviderState, seedProvider } from "../support/tiktok";
+import { db, eventually, providerState as sharedProviderState, sandboxRequests, seedProvider, stackInfo } from "../support/stack";
+import { insertTikTokAccounts } from "../support/tiktok";
 import { clearSandbox, isolateJob, uniquePrefix } from "../support/youtube";
 
 const info = stackInfo();

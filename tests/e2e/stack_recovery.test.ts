@@ -11,7 +11,7 @@ import {
   stopPostgresImmediately,
   waitForExit,
 } from "../support/processes";
-import { db, eventually, stackInfo } from "../support/stack";
+import { db, eventually, retrying, stackInfo } from "../support/stack";
 
 const info = stackInfo();
 const sql = db(info);
@@ -37,19 +37,6 @@ async function connects(): Promise<boolean> {
     return false;
   } finally {
     await probe.end({ timeout: 1 });
-  }
-}
-
-/** Retries a statement while the connection pool still holds connections of the dead server. */
-async function retrying<T>(what: string, run: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await run();
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`${what} kept failing for ${timeoutMs} ms: ${(e as Error).message}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
   }
 }
 

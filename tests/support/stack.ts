@@ -44,3 +44,32 @@ export async function sandboxRequests(info: StackInfo, filter: Record<string, st
   if (!res.ok) throw new Error(`GET /__requests → ${res.status}`);
   return ((await res.json()) as { requests: Array<Record<string, any>> }).requests;
 }
+
+/** Runs `run` until it stops failing, e.g. while a pool still holds connections of a dead server. */
+export async function retrying<T>(what: string, run: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await run();
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`${what} kept failing for ${timeoutMs} ms: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Replaces part of a sandbox provider's state (POST /__state/<provider>). */
+export async function seedProvider(info: StackInfo, provider: string, body: unknown) {
+  const res = await fetch(`${info.sandbox_url}/__state/${provider}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`seeding ${provider} → ${res.status} ${await res.text()}`);
+  await res.body?.cancel();
+}
+
+export async function providerState<T>(info: StackInfo, provider: string): Promise<T> {
+  const res = await fetch(`${info.sandbox_url}/__state/${provider}`);
+  return ((await res.json()) as { state: T }).state;
+}
