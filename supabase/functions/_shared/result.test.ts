@@ -11,7 +11,8 @@ Deno.test("summarize: counts per outcome; success only when every task succeeded
     processed: 2,
     succeeded: 2,
     retried: 0,
-    failed: 0,
+    dead: 0,
+    discarded: 0,
     skipped: 0,
     errors: [],
   });
@@ -19,17 +20,18 @@ Deno.test("summarize: counts per outcome; success only when every task succeeded
   const mixed = summarize([
     { task_id: 1, status: "succeeded" },
     { task_id: 2, status: "retried", error: "HTTP 503" },
-    { task_id: 3, status: "failed", error: "invalid_grant: x" },
+    { task_id: 3, status: "dead", error: "invalid_grant: x" },
     { task_id: 4, status: "skipped", error: "lease lost" },
     { task_id: 5, status: "released", error: "config" },
+    { task_id: 6, status: "discarded", error: "account no longer exists" },
   ]);
   assert.equal(mixed.success, false);
   assert.equal(batchResponse(mixed).status, 207);
   assert.deepEqual(
-    [mixed.processed, mixed.succeeded, mixed.retried, mixed.failed, mixed.skipped, mixed.released],
-    [5, 1, 1, 1, 1, 1],
+    [mixed.processed, mixed.succeeded, mixed.retried, mixed.dead, mixed.skipped, mixed.released, mixed.discarded],
+    [6, 1, 1, 1, 1, 1, 1],
   );
-  assert.deepEqual(mixed.errors.map((e) => e.task_id), [2, 3, 4, 5]);
+  assert.deepEqual(mixed.errors.map((e) => e.task_id), [2, 3, 4, 5, 6]);
   assert.equal(summarize([]).success, false);
 });
 

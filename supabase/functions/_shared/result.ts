@@ -1,10 +1,12 @@
 // The response envelope of job functions (DESIGN §4): 200 when every task succeeded, 207
-// otherwise, with per-outcome counts and one error entry per task that did not succeed.
+// otherwise, with a count per status and one error entry per task that did not succeed.
+// The statuses follow the outcome table of outcome.ts.
 
 export type TaskStatus =
-  | "succeeded" // outcome recorded, task completed
-  | "retried" // will run again (transient failure, or outcome could not be recorded)
-  | "failed" // permanent failure: task is dead
+  | "succeeded" // ok recorded: the task succeeded
+  | "retried" // back in the queue: retry recorded, or its outcome could not be recorded (lease expiry re-runs it)
+  | "dead" // dead letter: dead recorded, or a retry on its last attempt
+  | "discarded" // the work was moot (discard recorded, or found moot when its context was read)
   | "skipped" // lease lost (stale/forged token or already re-claimed): nothing changed
   | "released"; // handed back without consuming an attempt (configuration error)
 
@@ -19,7 +21,8 @@ export interface BatchSummary {
   processed: number;
   succeeded: number;
   retried: number;
-  failed: number;
+  dead: number;
+  discarded: number;
   skipped: number;
   /** Present only when tasks were released (configuration error). */
   released?: number;
@@ -33,7 +36,8 @@ export function summarize(outcomes: readonly TaskOutcome[]): BatchSummary {
     processed: outcomes.length,
     succeeded: count("succeeded"),
     retried: count("retried"),
-    failed: count("failed"),
+    dead: count("dead"),
+    discarded: count("discarded"),
     skipped: count("skipped"),
     errors: outcomes
       .filter((o) => o.status !== "succeeded")
