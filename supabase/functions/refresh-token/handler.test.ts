@@ -1,8 +1,12 @@
-// refresh-token handler against an in-process TokenStore and a fake Google token endpoint on a
-// local port. No database, no network beyond 127.0.0.1.
+// refresh-token over the job runner, against the in-process FakeJobStore and a fake Google token
+// endpoint on a local port. No database, no network beyond 127.0.0.1. What the runner does for
+// any job (refill, claim-ahead, limits, finishing the batch) is tested in
+// _shared/job_runner.test.ts; here: the front door as this function sees it, and how each
+// provider answer becomes an outcome.
 
 import assert from "node:assert/strict";
 import { envFrom } from "../_shared/env.ts";
+import type { Outcome } from "../_shared/outcome.ts";
 import {
   type FakeAnswer,
   type FakeGoogle,
@@ -10,7 +14,12 @@ import {
   googleToken,
   startFakeGoogle,
 } from "../_shared/testing/fake_google.ts";
-import { type FakeCredential, FakeTokenStore, type FakeTokenStoreOptions } from "../_shared/testing/fake_token_store.ts";
+import {
+  defaultState,
+  FakeJobStore,
+  type FakeJobStoreOptions,
+  type FakeTask,
+} from "../_shared/testing/fake_job_store.ts";
 import { createHandler, type HandlerDeps } from "./handler.ts";
 
 const SECRET_KEY = "sb_secret_test_key_0123456789abcdef";
@@ -22,13 +31,25 @@ const LEASE = [
   "0b7e8c1d-3a52-4c6e-8f90-1a2b3c4d5e6f",
   "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
 ];
+const YOUTUBE_SCOPE = "https://www.googleapis.com/auth/youtube.readonly";
 
 function refreshTokenOf(taskId: number): string {
   return `1//refresh-token-of-task-${taskId}-abcdefghij`;
 }
 
-function cred(taskId: number, platform = "youtube", leaseToken = LEASE[taskId - 1]): FakeCredential {
-  return { taskId, accountId: 40 + taskId, platform, refreshToken: refreshTokenOf(taskId), leaseToken };
+/** A task as the engine holds it, with what social.refresh_context returns for it. */
+function task(
+  taskId: number,
+  platform = "youtube",
+  leaseToken = LEASE[taskId - 1],
+  refreshToken: string | null = refreshTokenOf(taskId),
+): FakeTask {
+  return {
+    taskId,
+    leaseToken,
+    payload: { account_id: 40 + taskId },
+    context: { account_id: 40 + taskId, platform, refresh_token: refreshToken },
+  };
 }
 
 function batch(taskIds: number[], extra: Record<string, unknown> = {}) {
@@ -47,13 +68,15 @@ function batch(taskIds: number[], extra: Record<string, unknown> = {}) {
 
 interface Harness {
   google: FakeGoogle;
-  store: FakeTokenStore;
+  store: FakeJobStore;
   storeOpened: () => number;
   logs: string[];
-  call(body: unknown, init?: { headers?: Record<string, string>; method?: string; raw?: string }): Promise<Outcome>;
+  call(body: unknown, init?: { headers?: Record<string, string>; method?: string; raw?: string }): Promise<Reply>;
+  /** The recorded outcomes, in order, with their task ids. */
+  outcomes(): { taskId: number; outcome: Outcome }[];
 }
 
-interface Outcome {
+interface Reply {
   status: number;
   text: string;
   // deno-lint-ignore no-explicit-any
@@ -63,7 +86,7 @@ interface Outcome {
 async function withHarness(
   opts: {
     respond?: (params: URLSearchParams) => FakeAnswer;
-    store?: FakeTokenStoreOptions;
+    store?: FakeJobStoreOptions;
     env?: Record<string, string | undefined>;
     deps?: Partial<HandlerDeps>;
   },
@@ -72,7 +95,7 @@ async function withHarness(
   const google = startFakeGoogle(
     opts.respond ?? ((p) => googleToken(`ya29.access-for-${p.get("refresh_token")?.slice(3, 30)}`)),
   );
-  const store = new FakeTokenStore({ credentials: [cred(1), cred(2), cred(3)], ...opts.store });
+  const store = new FakeJobStore({ tasks: [task(1), task(2), task(3)], ...opts.store });
   let opened = 0;
   const logs: string[] = [];
   const handler = createHandler({
@@ -114,6 +137,7 @@ async function withHarness(
       }
       return { status: res.status, text, json };
     },
+    outcomes: () => store.recorded.map((r) => ({ taskId: r.lease.taskId, outcome: r.outcome })),
   };
   try {
     await fn(h);
@@ -123,14 +147,16 @@ async function withHarness(
 }
 
 function assertNoSideEffects(h: Harness): void {
-  assert.equal(h.storeOpened(), 0, "the token store must not be used");
+  assert.equal(h.storeOpened(), 0, "the job store must not be used");
   assert.deepEqual(h.store.calls, []);
   assert.equal(h.google.requests.length, 0, "Google must not be called");
 }
 
+const recordCalls = (h: Harness) => h.store.calls.filter((c) => c.method === "record");
+
 // ── success ────────────────────────────────────────────────────────────────────────────────
 
-Deno.test("success: stores access token + expires_in, keeps the refresh token Google did not return", async () => {
+Deno.test("success: ok with the access token + expires_in, refresh_token null keeps the one Google did not return", async () => {
   await withHarness({ respond: () => googleToken("ya29.fresh-access-token-1") }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 200);
@@ -139,7 +165,8 @@ Deno.test("success: stores access token + expires_in, keeps the refresh token Go
       processed: 1,
       succeeded: 1,
       retried: 0,
-      failed: 0,
+      dead: 0,
+      discarded: 0,
       skipped: 0,
       errors: [],
     });
@@ -155,33 +182,41 @@ Deno.test("success: stores access token + expires_in, keeps the refresh token Go
     assert.equal(req.params.get("client_id"), CLIENT_ID);
     assert.equal(req.params.get("client_secret"), CLIENT_SECRET);
 
-    // One credentials read for the batch, one outcome call for the task.
-    assert.deepEqual(h.store.credentialReads, [[{ taskId: 1, leaseToken: LEASE[0] }]]);
-    assert.deepEqual(h.store.refreshes, [{
+    // One context read for the batch, one outcome for the task (and nothing else recorded).
+    assert.deepEqual(h.store.contextReads, [[{ taskId: 1, leaseToken: LEASE[0] }]]);
+    assert.deepEqual(h.store.recorded, [{
       lease: { taskId: 1, leaseToken: LEASE[0] },
-      record: {
-        accessToken: "ya29.fresh-access-token-1",
-        expiresIn: 3599,
-        refreshToken: null, // null = keep the stored one
-        scope: "https://www.googleapis.com/auth/youtube.readonly",
-        refreshExpiresIn: null,
+      outcome: {
+        outcome: "ok",
+        data: {
+          access_token: "ya29.fresh-access-token-1",
+          expires_in: 3599,
+          refresh_token: null, // null = keep the stored one
+          scope: YOUTUBE_SCOPE,
+          refresh_expires_in: null,
+        },
+        durable: false, // not rotated: the stored refresh token is still good
       },
+      state: "succeeded",
     }]);
-    assert.deepEqual(h.store.failures, []);
     // The slot claims its next task while Google answers (claim-ahead), then records the outcome.
-    assert.deepEqual(h.store.calls.map((c) => c.method), ["leasedCredentials", "claimNext", "recordRefresh", "finishBatch"]);
+    assert.deepEqual(h.store.calls.map((c) => c.method), ["contexts", "claim", "record", "finishBatch"]);
   });
 });
 
-Deno.test("success: a refresh token returned by Google is stored", async () => {
+Deno.test("success: a refresh token returned by Google goes to the write, durably", async () => {
   await withHarness({
     respond: () => googleToken("ya29.fresh-access-token-2", { refresh_token: "1//rotated-refresh-token-xyz" }),
   }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 200);
-    assert.equal(h.store.refreshes.length, 1);
-    assert.equal(h.store.refreshes[0].record.refreshToken, "1//rotated-refresh-token-xyz");
-    assert.equal(h.store.refreshes[0].record.accessToken, "ya29.fresh-access-token-2");
+    const outcomes = h.outcomes();
+    assert.equal(outcomes.length, 1);
+    const ok = outcomes[0].outcome as Extract<Outcome, { outcome: "ok" }>;
+    assert.equal(ok.outcome, "ok");
+    assert.equal(ok.data?.refresh_token, "1//rotated-refresh-token-xyz");
+    assert.equal(ok.data?.access_token, "ya29.fresh-access-token-2");
+    assert.equal(ok.durable, true);
     assert.ok(!res.text.includes("1//rotated-refresh-token-xyz"));
   });
 });
@@ -194,13 +229,34 @@ Deno.test("success: a batch's tasks are refreshed concurrently", async () => {
     assert.equal(res.status, 200);
     assert.equal(res.json.succeeded, 3);
     assert.equal(h.google.maxInFlight, 3);
-    assert.deepEqual(h.store.refreshes.map((r) => r.lease.taskId).sort(), [1, 2, 3]);
+    assert.deepEqual(h.outcomes().filter((o) => o.outcome.outcome === "ok").map((o) => o.taskId).sort(), [1, 2, 3]);
+  });
+});
+
+Deno.test("the account is gone by the time its token is written (apply discards): counted as discarded", async () => {
+  await withHarness({ store: { state: (_l, o) => o.outcome === "ok" ? "discarded" : defaultState(o) } }, async (h) => {
+    const res = await h.call(batch([1]));
+    assert.equal(res.status, 207);
+    assert.equal(res.json.discarded, 1);
+    assert.equal(res.json.succeeded, 0);
+  });
+});
+
+Deno.test("moot (social.refresh_context: account gone): discarded by the engine, no Google call", async () => {
+  await withHarness({ store: { tasks: [{ ...task(1), moot: "account no longer exists" }, task(2)] } }, async (h) => {
+    const res = await h.call(batch([1, 2]));
+    assert.equal(res.status, 207);
+    assert.equal(res.json.discarded, 1);
+    assert.equal(res.json.succeeded, 1);
+    assert.deepEqual(res.json.errors, [{ task_id: 1, error: "moot: account no longer exists" }]);
+    assert.equal(h.google.requests.length, 1);
+    assert.deepEqual(h.outcomes().map((o) => o.taskId), [2]);
   });
 });
 
 // ── provider failures ───────────────────────────────────────────────────────────────────────
 
-Deno.test("invalid_grant: permanent failure that needs re-auth, 207", async () => {
+Deno.test("invalid_grant: dead, needs re-auth, 207", async () => {
   await withHarness({
     respond: () => googleError(400, "invalid_grant", "Token has been expired or revoked."),
   }, async (h) => {
@@ -211,106 +267,107 @@ Deno.test("invalid_grant: permanent failure that needs re-auth, 207", async () =
       processed: 1,
       succeeded: 0,
       retried: 0,
-      failed: 1,
+      dead: 1,
+      discarded: 0,
       skipped: 0,
       errors: [{ task_id: 1, error: "invalid_grant: Token has been expired or revoked." }],
     });
-    assert.deepEqual(h.store.failures, [{
+    assert.deepEqual(h.store.recorded, [{
       lease: { taskId: 1, leaseToken: LEASE[0] },
-      record: {
+      outcome: {
+        outcome: "dead",
         error: "invalid_grant: Token has been expired or revoked.",
-        permanent: true,
-        needsReauth: true,
-        retryAfterSeconds: null,
+        data: { needs_reauth: true },
       },
+      state: "dead",
     }]);
-    assert.deepEqual(h.store.refreshes, []);
   });
 });
 
-Deno.test("unauthorized_client (token minted for another client): permanent, needs re-auth", async () => {
+Deno.test("unauthorized_client (token minted for another client): dead, needs re-auth", async () => {
   await withHarness({ respond: () => googleError(401, "unauthorized_client", "Unauthorized") }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
-    assert.equal(h.store.failures.length, 1);
-    assert.equal(h.store.failures[0].record.permanent, true);
-    assert.equal(h.store.failures[0].record.needsReauth, true);
-    assert.equal(h.store.releases.length, 0);
+    const outcomes = h.outcomes();
+    assert.equal(outcomes.length, 1);
+    assert.equal(outcomes[0].outcome.outcome, "dead");
+    assert.deepEqual((outcomes[0].outcome as { data?: unknown }).data, { needs_reauth: true });
+    assert.equal(outcomes.filter((o) => o.outcome.outcome === "release").length, 0);
   });
 });
 
-Deno.test("other 4xx (invalid_request): permanent, no re-auth", async () => {
+Deno.test("other 4xx (invalid_request): dead, no re-auth", async () => {
   await withHarness({
     respond: () => googleError(400, "invalid_request", "Required parameter is missing: grant_type"),
   }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
-    assert.equal(res.json.failed, 1);
-    const rec = h.store.failures[0].record;
-    assert.equal(rec.permanent, true);
-    assert.equal(rec.needsReauth, false);
-    assert.match(rec.error, /invalid_request: Required parameter is missing/);
+    assert.equal(res.json.dead, 1);
+    const o = h.outcomes()[0].outcome as Extract<Outcome, { outcome: "dead" }>;
+    assert.equal(o.outcome, "dead");
+    assert.deepEqual(o.data, { needs_reauth: false });
+    assert.match(o.error, /invalid_request: Required parameter is missing/);
   });
 });
 
-Deno.test("429 with Retry-After: 30 → transient, retry_after 30", async () => {
+Deno.test("429 with Retry-After: 30 → retry after 30 s", async () => {
   await withHarness({
     respond: () => googleError(429, "rate_limit_exceeded", "Rate Limit Exceeded", { "retry-after": "30" }),
   }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
     assert.equal(res.json.retried, 1);
-    assert.equal(res.json.failed, 0);
-    const rec = h.store.failures[0].record;
-    assert.equal(rec.permanent, false);
-    assert.equal(rec.needsReauth, false);
-    assert.equal(rec.retryAfterSeconds, 30);
-    assert.match(rec.error, /^HTTP 429/);
+    assert.equal(res.json.dead, 0);
+    const o = h.outcomes()[0].outcome as Extract<Outcome, { outcome: "retry" }>;
+    assert.equal(o.outcome, "retry");
+    assert.deepEqual(o.data, { needs_reauth: false });
+    assert.equal(o.after, 30);
+    assert.match(o.error, /^HTTP 429/);
   });
 });
 
-Deno.test("503 → transient, engine backoff (retry_after null)", async () => {
+Deno.test("503 → retry with the engine's backoff (after null)", async () => {
   await withHarness({ respond: () => ({ status: 503, body: "<html>unavailable</html>" }) }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
     assert.deepEqual(res.json.errors, [{ task_id: 1, error: "HTTP 503" }]);
-    assert.deepEqual(h.store.failures[0].record, {
+    assert.deepEqual(h.outcomes()[0].outcome, {
+      outcome: "retry",
       error: "HTTP 503",
-      permanent: false,
-      needsReauth: false,
-      retryAfterSeconds: null,
+      after: null,
+      data: { needs_reauth: false },
     });
   });
 });
 
-Deno.test("transient failure on the last attempt: the store says dead → counted as failed", async () => {
+Deno.test("transient failure on the last attempt: the engine says dead → counted as dead", async () => {
   await withHarness({
     respond: () => ({ status: 500, body: { error: "internal_failure", error_description: "Backend Error" } }),
-    store: { failureState: () => "dead" },
+    store: { state: (_l, o) => o.outcome === "retry" ? "dead" : defaultState(o) },
   }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
-    assert.equal(res.json.failed, 1);
+    assert.equal(res.json.dead, 1);
     assert.equal(res.json.retried, 0);
-    assert.equal(h.store.failures[0].record.permanent, false);
+    assert.equal(h.outcomes()[0].outcome.outcome, "retry", "reported as a retry (not permanent)");
   });
 });
 
-Deno.test("timeout: Google hangs past the (injected) deadline → transient", async () => {
+Deno.test("timeout: Google hangs past the (injected) deadline → retry", async () => {
   await withHarness({ respond: () => "hang", deps: { timeoutMs: 150 } }, async (h) => {
     const started = Date.now();
     const res = await h.call(batch([1]));
     assert.ok(Date.now() - started < 5000, "the deadline must cut the call short");
     assert.equal(res.status, 207);
     assert.equal(res.json.retried, 1);
-    const rec = h.store.failures[0].record;
-    assert.equal(rec.permanent, false);
-    assert.equal(rec.retryAfterSeconds, null);
-    assert.match(rec.error, /timeout/);
+    const o = h.outcomes()[0].outcome as Extract<Outcome, { outcome: "retry" }>;
+    assert.equal(o.outcome, "retry");
+    assert.equal(o.after, null);
+    assert.match(o.error, /timeout/);
   });
 });
 
-Deno.test("network error (connection refused) → transient", async () => {
+Deno.test("network error (connection refused) → retry", async () => {
   await withHarness({
     deps: {
       fetch: () => Promise.reject(new TypeError("error sending request: Connection refused (os error 111)")),
@@ -319,23 +376,45 @@ Deno.test("network error (connection refused) → transient", async () => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
     assert.equal(res.json.retried, 1);
-    assert.match(h.store.failures[0].record.error, /^network error: .*Connection refused/);
-    assert.equal(h.store.failures[0].record.permanent, false);
+    const o = h.outcomes()[0].outcome as Extract<Outcome, { outcome: "retry" }>;
+    assert.match(o.error, /^network error: .*Connection refused/);
+    assert.equal(o.outcome, "retry");
   });
 });
 
-Deno.test("unsupported platform: permanent failure, no provider call", async () => {
-  await withHarness({ store: { credentials: [cred(1, "myspace")] } }, async (h) => {
+Deno.test("unsupported platform: dead, no provider call", async () => {
+  await withHarness({ store: { tasks: [task(1, "myspace")] } }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
     assert.equal(h.google.requests.length, 0);
-    assert.deepEqual(h.store.failures[0].record, {
+    assert.deepEqual(h.outcomes()[0].outcome, {
+      outcome: "dead",
       error: "unsupported platform: myspace",
-      permanent: true,
-      needsReauth: false,
-      retryAfterSeconds: null,
+      data: { needs_reauth: false },
     });
-    assert.equal(res.json.failed, 1);
+    assert.equal(res.json.dead, 1);
+  });
+});
+
+Deno.test("no refresh token stored: dead, needs re-auth, no provider call", async () => {
+  await withHarness({ store: { tasks: [task(1, "youtube", LEASE[0], null)] } }, async (h) => {
+    const res = await h.call(batch([1]));
+    assert.equal(res.status, 207);
+    assert.equal(h.google.requests.length, 0);
+    assert.deepEqual(h.outcomes()[0].outcome, {
+      outcome: "dead",
+      error: "no refresh token stored for this account",
+      data: { needs_reauth: true },
+    });
+  });
+});
+
+Deno.test("a context that does not parse: retried with the field named, no provider call", async () => {
+  await withHarness({ store: { tasks: [{ ...task(1), context: { account_id: 41, platform: "youtube" } }] } }, async (h) => {
+    const res = await h.call(batch([1]));
+    assert.equal(res.json.retried, 1);
+    assert.match(res.json.errors[0].error, /context does not parse: refresh_token/);
+    assert.equal(h.google.requests.length, 0);
   });
 });
 
@@ -353,15 +432,16 @@ Deno.test("GOOGLE_CLIENT_SECRET unset: all tasks released, 500, no Google call, 
     );
     assert.equal(res.json.released, 3);
     assert.equal(h.google.requests.length, 0);
-    assert.equal(h.store.releases.length, 1, "one release call for the batch");
-    assert.deepEqual(h.store.releases[0].leases.map((l) => l.taskId).sort(), [1, 2, 3]);
+    // Each task released under its own lease, with the reason (the store groups them into one
+    // jobs.report call: job_runner.test.ts "grouped").
+    assert.deepEqual(h.outcomes().map((o) => o.taskId).sort(), [1, 2, 3]);
     assert.deepEqual(
-      h.store.releases[0].leases.find((l) => l.taskId === 2),
+      h.store.recorded.find((r) => r.lease.taskId === 2)?.lease,
       { taskId: 2, leaseToken: LEASE[1] },
     );
-    assert.equal(h.store.releases[0].reason, res.json.message);
-    assert.deepEqual(h.store.failures, []);
-    assert.deepEqual(h.store.refreshes, []);
+    for (const { outcome } of h.outcomes()) {
+      assert.deepEqual(outcome, { outcome: "release", error: res.json.message }, "released: nothing failed, dead or written");
+    }
   });
 });
 
@@ -374,24 +454,27 @@ Deno.test("invalid_client from Google: tasks released (no attempt used), 500", a
     assert.equal(res.json.error, "configuration_error");
     assert.match(res.json.message, /invalid_client: The OAuth client was not found\./);
     assert.match(res.json.message, /GOOGLE_CLIENT_SECRET/);
-    assert.equal(h.store.releases.length, 1);
-    assert.deepEqual(h.store.releases[0].leases.map((l) => l.taskId).sort(), [1, 2]);
-    assert.deepEqual(h.store.failures, [], "a configuration error must not fail (or kill) tasks");
+    assert.deepEqual(h.outcomes().map((o) => o.taskId).sort(), [1, 2]);
+    assert.deepEqual(
+      h.outcomes().filter((o) => o.outcome.outcome !== "release"),
+      [],
+      "a configuration error must not fail (or kill) tasks",
+    );
     assert.ok(!res.text.includes(CLIENT_SECRET));
   });
 });
 
-Deno.test("release refused as a whole (one stale lease): the others are released one by one", async () => {
-  // The fake refuses any release call that includes task 2.
+Deno.test("release with one stale lease: that task is skipped, the others are released (each on its own lease)", async () => {
+  // The fake refuses any outcome of task 2 (its lease is gone).
   await withHarness({
     env: { GOOGLE_CLIENT_ID: undefined },
-    store: { leaseLost: { release: [2] } },
+    store: { leaseLost: { record: [2] } },
   }, async (h) => {
     const res = await h.call(batch([1, 2, 3]));
     assert.equal(res.status, 500);
     assert.equal(res.json.released, 2);
     assert.equal(res.json.skipped, 1);
-    const releasedIds = h.store.releases.flatMap((r) => r.leases.map((l) => l.taskId)).sort();
+    const releasedIds = h.outcomes().filter((o) => o.outcome.outcome === "release").map((o) => o.taskId).sort();
     assert.deepEqual(releasedIds, [1, 3]);
   });
 });
@@ -481,8 +564,8 @@ Deno.test("unknown extra keys are allowed", async () => {
 
 // ── lease lost ──────────────────────────────────────────────────────────────────────────────
 
-Deno.test("lease lost: a task missing from the leased credentials is skipped, no Google call for it", async () => {
-  await withHarness({ store: { credentials: [cred(1), cred(2, "youtube", LEASE[2])] } }, async (h) => {
+Deno.test("lease lost: a task missing from the leased contexts is skipped, no Google call for it", async () => {
+  await withHarness({ store: { tasks: [task(1), task(2, "youtube", LEASE[2])] } }, async (h) => {
     const res = await h.call(batch([1, 2]));
     assert.equal(res.status, 207);
     assert.equal(res.json.succeeded, 1);
@@ -492,45 +575,51 @@ Deno.test("lease lost: a task missing from the leased credentials is skipped, no
     assert.match(res.json.errors[0].error, /lease lost/);
     assert.equal(h.google.requests.length, 1);
     assert.equal(h.google.requests[0].params.get("refresh_token"), refreshTokenOf(1));
-    assert.deepEqual(h.store.calls.filter((c) => c.taskIds.includes(2) && c.method !== "leasedCredentials"), []);
+    assert.deepEqual(h.store.calls.filter((c) => c.taskIds.includes(2) && c.method !== "contexts"), []);
   });
 });
 
-Deno.test("lease lost: DWL01 from record_token_refresh → skipped, nothing else", async () => {
-  await withHarness({ store: { leaseLost: { recordRefresh: [1] } } }, async (h) => {
+Deno.test("lease lost: DWL01 when recording an ok → skipped, nothing else", async () => {
+  await withHarness({ store: { leaseLost: { record: [1] } } }, async (h) => {
     const res = await h.call(batch([1, 2]));
     assert.equal(res.status, 207);
     assert.equal(res.json.skipped, 1);
     assert.equal(res.json.succeeded, 1);
-    assert.equal(res.json.failed + res.json.retried, 0);
-    assert.deepEqual(h.store.failures, [], "a lost lease is not a failure to record");
-    assert.deepEqual(h.store.releases, []);
+    assert.equal(res.json.dead + res.json.retried + res.json.discarded, 0);
+    assert.deepEqual(
+      h.outcomes().map((o) => [o.taskId, o.outcome.outcome]),
+      [[2, "ok"]],
+      "a lost lease is not a failure (or a release) to record",
+    );
   });
 });
 
-Deno.test("lease lost: DWL01 from record_token_failure → skipped", async () => {
+Deno.test("lease lost: DWL01 when recording a dead outcome → skipped", async () => {
   await withHarness({
     respond: () => googleError(400, "invalid_grant", "Token has been expired or revoked."),
-    store: { leaseLost: { recordFailure: "all" } },
+    store: { leaseLost: { record: "all" } },
   }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
     assert.equal(res.json.skipped, 1);
-    assert.equal(res.json.failed, 0);
+    assert.equal(res.json.dead, 0);
   });
 });
 
 Deno.test("database error while recording: reported as retried (lease expiry re-runs it), no tokens", async () => {
-  await withHarness({ store: { dbError: { recordRefresh: [1] } } }, async (h) => {
+  const respond = () => googleToken("ya29.unrecorded-access-token");
+  await withHarness({ respond, store: { dbError: { record: [1] } } }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 207);
     assert.equal(res.json.retried, 1);
     assert.match(res.json.errors[0].error, /SQLSTATE 57P01/);
+    assert.ok(!res.text.includes("ya29.unrecorded-access-token"));
+    assert.ok(!h.logs.join("\n").includes("ya29.unrecorded-access-token"));
   });
 });
 
-Deno.test("database unreachable when reading credentials → 500, no Google call", async () => {
-  await withHarness({ store: { dbError: { leasedCredentials: "all" } } }, async (h) => {
+Deno.test("database unreachable when reading contexts → 500, no Google call", async () => {
+  await withHarness({ store: { dbError: { contexts: "all" } } }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.status, 500);
     assert.equal(res.json.error, "database_error");
@@ -540,7 +629,7 @@ Deno.test("database unreachable when reading credentials → 500, no Google call
 
 // ── secrets never leak ──────────────────────────────────────────────────────────────────────
 
-Deno.test("responses, stored errors and logs never contain tokens or the client secret", async () => {
+Deno.test("responses, recorded errors and logs never contain tokens or the client secret", async () => {
   const answers: Record<string, FakeAnswer> = {
     [refreshTokenOf(1)]: googleToken("ya29.secret-access-token-1", { refresh_token: "1//rotated-secret-rt" }),
     // A hostile/buggy error body echoing the refresh token and client secret back.
@@ -555,7 +644,7 @@ Deno.test("responses, stored errors and logs never contain tokens or the client 
     const res = await h.call(batch([1, 2, 3]));
     assert.equal(res.status, 207);
     assert.equal(res.json.succeeded, 1);
-    assert.equal(res.json.failed, 1);
+    assert.equal(res.json.dead, 1);
     assert.equal(res.json.retried, 1);
 
     const leaked = [
@@ -567,91 +656,42 @@ Deno.test("responses, stored errors and logs never contain tokens or the client 
       CLIENT_SECRET,
       SECRET_KEY,
     ];
-    const stored = JSON.stringify(h.store.failures.map((f) => f.record.error));
+    // Everything recorded except the ok's data, which is the token write itself (it goes to the
+    // SQL apply function only; the engine never stores it).
+    const recorded = h.store.recorded.map((r) => r.outcome.outcome === "ok" ? { ...r.outcome, data: undefined } : r.outcome);
+    const stored = JSON.stringify(recorded);
     const logs = h.logs.join("\n");
     for (const secret of leaked) {
       assert.ok(!res.text.includes(secret), `response leaks ${secret}`);
-      assert.ok(!stored.includes(secret), `stored error leaks ${secret}`);
+      assert.ok(!stored.includes(secret), `recorded error leaks ${secret}`);
       assert.ok(!logs.includes(secret), `log leaks ${secret}`);
     }
     assert.match(stored, /invalid_grant: Bad token \[redacted\]/);
     assert.equal(h.logs.length, 1, "one log line per batch");
-    assert.match(h.logs[0], /processed=3 succeeded=1 retried=1 failed=1 skipped=0/);
+    assert.match(h.logs[0], /processed=3 succeeded=1 retried=1 dead=1 discarded=0 skipped=0/);
   });
 });
 
-// ── refill: a finished slot claims the job's next due task into the same batch ─────────────
+// ── refill (integration; the runner's own tests are in _shared/job_runner.test.ts) ──────────
 
-Deno.test("refill: each finished slot claims the next due task into the batch until none is left", async () => {
-  const backlog = [cred(4, "youtube", crypto.randomUUID()), cred(5, "youtube", crypto.randomUUID())];
+Deno.test("refill: each finished slot claims the next due account into the batch until none is left", async () => {
+  const backlog = [task(4, "youtube", crypto.randomUUID()), task(5, "youtube", crypto.randomUUID())];
   await withHarness({ store: { backlog } }, async (h) => {
     const res = await h.call(batch([1, 2]));
     assert.equal(res.status, 200);
     assert.equal(res.json.processed, 4);
     assert.equal(res.json.succeeded, 4);
-    assert.deepEqual(h.store.refreshes.map((r) => r.lease.taskId).sort(), [1, 2, 4, 5]);
+    assert.deepEqual(h.outcomes().map((o) => o.taskId).sort(), [1, 2, 4, 5]);
     // The backlog's lease tokens (not the batch's) are used for its outcomes.
-    const four = h.store.refreshes.find((r) => r.lease.taskId === 4)!;
+    const four = h.store.recorded.find((r) => r.lease.taskId === 4)!;
     assert.equal(four.lease.leaseToken, backlog[0].leaseToken);
     assert.ok(h.store.claimedBatches.every((b) => b === 123));
     assert.equal(h.google.requests.length, 4);
-  });
-});
-
-Deno.test("refill: a request stops claiming at maxTasksPerRequest", async () => {
-  const backlog = [4, 5, 6, 7].map((id) => cred(id, "youtube", crypto.randomUUID()));
-  await withHarness({ store: { backlog }, deps: { maxTasksPerRequest: 3 } }, async (h) => {
-    const res = await h.call(batch([1, 2]));
-    assert.equal(res.json.processed, 3);
-    assert.equal(h.google.requests.length, 3);
-  });
-});
-
-Deno.test("refill: after a configuration error the task claimed ahead is released too, and nothing more is claimed", async () => {
-  const backlog = [cred(4, "youtube", crypto.randomUUID()), cred(5, "youtube", crypto.randomUUID())];
-  await withHarness({ store: { backlog }, env: { GOOGLE_CLIENT_SECRET: undefined } }, async (h) => {
-    const res = await h.call(batch([1]));
-    assert.equal(res.status, 500);
-    assert.equal(h.store.claimedBatches.length, 1, "one claim ahead, none after the error");
-    assert.deepEqual(h.store.releases.flatMap((r) => r.leases.map((l) => l.taskId)).sort(), [1, 4]);
-    assert.equal(h.google.requests.length, 0);
-  });
-});
-
-Deno.test("refill: a lost lease skips that task only; the task claimed ahead is still refreshed", async () => {
-  const backlog = [cred(4, "youtube", crypto.randomUUID())];
-  await withHarness({ store: { backlog, leaseLost: { recordRefresh: [1] } } }, async (h) => {
-    const res = await h.call(batch([1]));
-    assert.equal(res.json.skipped, 1);
-    assert.equal(res.json.succeeded, 1);
-    assert.deepEqual(h.store.calls.filter((c) => c.method === "recordRefresh").map((c) => c.taskIds[0]), [1, 4]);
-    assert.deepEqual(h.store.refreshes.map((r) => r.lease.taskId), [4], "only task 4 was recorded");
-  });
-});
-
-Deno.test("refill: the provider is called again before the previous outcome is recorded", async () => {
-  // A store whose outcome writes hang until released: the slot must still move on to its next task.
-  const backlog = [cred(4, "youtube", crypto.randomUUID()), cred(5, "youtube", crypto.randomUUID())];
-  let releaseWrites!: () => void;
-  const writesHeld = new Promise<void>((r) => (releaseWrites = r));
-  await withHarness({ store: { backlog, holdRefreshes: writesHeld } }, async (h) => {
-    const pending = h.call(batch([1]));
-    // One slot, writes held: it can only reach its third outcome by not waiting for the first two.
-    const deadline = Date.now() + 5_000;
-    while (h.store.refreshes.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-    assert.equal(h.store.refreshes.length, 3, "three outcomes submitted while none is recorded yet");
-    assert.equal(h.google.requests.length, 3);
-    releaseWrites();
-    const res = await pending;
-    assert.equal(res.json.succeeded, 3);
-  });
-});
-
-Deno.test("finish: the batch is finished once, after every slot is done", async () => {
-  await withHarness({ store: { backlog: [cred(4, "youtube", crypto.randomUUID())] } }, async (h) => {
-    await h.call(batch([1, 2, 3]));
-    assert.deepEqual(h.store.finishedBatches, [123]);
-    assert.equal(h.store.calls.at(-1)?.method, "finishBatch");
+    assert.deepEqual(
+      h.google.requests.map((r) => r.params.get("refresh_token")).sort(),
+      [1, 2, 4, 5].map(refreshTokenOf).sort(),
+      "a claimed task's context (its refresh token) reaches Google",
+    );
   });
 });
 
@@ -679,20 +719,25 @@ function rotatingProvider(calls: string[]) {
   };
 }
 
-Deno.test("rotation: the new refresh token and its lifetime are stored with the access token in one write", async () => {
+Deno.test("rotation: the new refresh token and its lifetime go with the access token in one durable write", async () => {
   const calls: string[] = [];
   await withHarness(
-    { store: { credentials: [cred(1, "tiktok")] }, deps: { providers: rotatingProvider(calls) } },
+    { store: { tasks: [task(1, "tiktok")] }, deps: { providers: rotatingProvider(calls) } },
     async (h) => {
       const res = await h.call(batch([1]));
       assert.equal(res.json.succeeded, 1);
       assert.deepEqual(calls, [refreshTokenOf(1)]);
-      assert.deepEqual(h.store.refreshes.map((r) => r.record), [{
-        accessToken: `act.new-for-${refreshTokenOf(1)}`,
-        expiresIn: 86400,
-        refreshToken: `rft.rotated-from-${refreshTokenOf(1)}`,
-        scope: "user.info.basic",
-        refreshExpiresIn: 31536000,
+      assert.equal(recordCalls(h).length, 1, "one write");
+      assert.deepEqual(h.outcomes().map((o) => o.outcome), [{
+        outcome: "ok",
+        data: {
+          access_token: `act.new-for-${refreshTokenOf(1)}`,
+          expires_in: 86400,
+          refresh_token: `rft.rotated-from-${refreshTokenOf(1)}`,
+          scope: "user.info.basic",
+          refresh_expires_in: 31536000,
+        },
+        durable: true,
       }]);
     },
   );
@@ -701,13 +746,13 @@ Deno.test("rotation: the new refresh token and its lifetime are stored with the 
 Deno.test("rotation: a failed write of a rotated token is retried (it is the only copy)", async () => {
   await withHarness(
     {
-      store: { credentials: [cred(1, "tiktok")], dbErrorTimes: { recordRefresh: 2 } },
-      deps: { providers: rotatingProvider([]), rotatedWriteRetryMs: [1, 1, 1] },
+      store: { tasks: [task(1, "tiktok")], dbErrorTimes: { record: 2 } },
+      deps: { providers: rotatingProvider([]), durableRetryMs: [1, 1, 1] },
     },
     async (h) => {
       const res = await h.call(batch([1]));
       assert.equal(res.json.succeeded, 1);
-      assert.equal(h.store.calls.filter((c) => c.method === "recordRefresh").length, 3, "two failures, then stored");
+      assert.equal(recordCalls(h).length, 3, "two failures, then stored");
     },
   );
 });
@@ -715,24 +760,27 @@ Deno.test("rotation: a failed write of a rotated token is retried (it is the onl
 Deno.test("rotation: a write that keeps failing is reported as retried and logged without the token", async () => {
   await withHarness(
     {
-      store: { credentials: [cred(1, "tiktok")], dbError: { recordRefresh: [1] } },
-      deps: { providers: rotatingProvider([]), rotatedWriteRetryMs: [1, 1] },
+      store: { tasks: [task(1, "tiktok")], dbError: { record: [1] } },
+      deps: { providers: rotatingProvider([]), durableRetryMs: [1, 1] },
     },
     async (h) => {
       const res = await h.call(batch([1]));
       assert.equal(res.json.retried, 1);
-      assert.equal(h.store.calls.filter((c) => c.method === "recordRefresh").length, 3);
-      assert.ok(h.logs.some((l) => /rotated refresh token could not be stored/.test(l)));
-      assert.ok(!h.logs.join("\n").includes("rft.rotated"), "the new token is never logged");
+      assert.equal(recordCalls(h).length, 3);
+      assert.ok(h.logs.some((l) => /task 1: an outcome that is the only copy of its data could not be stored/.test(l)));
+      const logs = h.logs.join("\n");
+      assert.ok(!logs.includes("rft.rotated"), "the new token is never logged");
+      assert.ok(!logs.includes("act.new-for"));
       assert.ok(!res.text.includes("rft.rotated"));
+      assert.ok(!res.text.includes("act.new-for"));
     },
   );
 });
 
 Deno.test("youtube: a write failure without rotation is not retried", async () => {
-  await withHarness({ store: { dbError: { recordRefresh: [1] } }, deps: { rotatedWriteRetryMs: [1, 1] } }, async (h) => {
+  await withHarness({ store: { dbError: { record: [1] } }, deps: { durableRetryMs: [1, 1] } }, async (h) => {
     const res = await h.call(batch([1]));
     assert.equal(res.json.retried, 1);
-    assert.equal(h.store.calls.filter((c) => c.method === "recordRefresh").length, 1);
+    assert.equal(recordCalls(h).length, 1);
   });
 });
