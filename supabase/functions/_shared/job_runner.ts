@@ -58,7 +58,8 @@ export interface JobFunction<P, C, S = undefined> {
   secrets?: (task: Task<P, C>, session: S) => ReadonlyArray<string | null | undefined>;
   /** The response field that counts recorded outcome tags (e.g. "reels"). */
   tagsField?: string;
-  /** Extra counters of the request added to the tags (e.g. provider calls made). */
+  /** Extra counters of the request added to the tags (e.g. provider calls made; a 0 makes a tag
+   * always present). */
   counters?: (session: S) => Record<string, number>;
   /** Defaults for RunnerDeps.maxTasksPerRequest / maxWallMs. */
   maxTasksPerRequest?: number;
@@ -249,7 +250,7 @@ export function serveJob<P, C, S>(job: JobFunction<P, C, S>, deps: RunnerDeps): 
     }
 
     for (const r of results) if (r.tag !== undefined && r.outcome.status !== "skipped") tags[r.tag] = (tags[r.tag] ?? 0) + 1;
-    Object.assign(tags, job.counters?.(session) ?? {});
+    for (const [k, v] of Object.entries(job.counters?.(session) ?? {})) tags[k] = (tags[k] ?? 0) + v;
     return respond(batch, results.map((r) => r.outcome), tags, released);
   }
 

@@ -2,14 +2,14 @@
 import { type BatchLeases, createPgBatchLeases } from "../_shared/batch_lease.ts";
 import { getSql } from "../_shared/db.ts";
 import { denoEnv } from "../_shared/env.ts";
-import { createPgReelStore, type ReelStore } from "../_shared/reel_store.ts";
+import { createPgJobStore, type JobStore } from "../_shared/job_store.ts";
 import { createHandler } from "./handler.ts";
 
-let store: ReelStore | undefined;
+let store: JobStore | undefined;
 let leases: BatchLeases | undefined;
 
 Deno.serve(createHandler({
   env: denoEnv,
   leases: () => (leases ??= createPgBatchLeases(getSql())),
-  store: () => (store ??= createPgReelStore(getSql())),
+  store: () => (store ??= createPgJobStore(getSql())),
 }));

@@ -1,6 +1,7 @@
 // The in-process JobStore every job's handler tests use: it serves contexts only for tasks whose
 // lease token matches (like jobs.task_contexts), hands out a backlog one claim at a time (like
-// jobs.report's claims), and records every outcome it was given.
+// jobs.report's claims, which discard the claimed tasks the context function finds moot), and
+// records every outcome it was given.
 
 import type { ClaimedTask, JobStore, LeasedContext, MootTask, TaskLease } from "../job_store.ts";
 import type { Outcome, RecordedState } from "../outcome.ts";
@@ -10,7 +11,8 @@ export interface FakeTask {
   /** The lease the task currently runs under; other tokens get nothing back. */
   leaseToken: string;
   context?: unknown;
-  /** Set: the context function finds the task moot (the engine discards it). */
+  /** Set: the context function finds the task moot (the engine discards it, when its context is
+   * read or when it is claimed). */
   moot?: string;
   /** For backlog tasks: what the claim hands out. */
   attempt?: number;
@@ -28,6 +30,10 @@ export interface FakeJobStoreOptions {
   state?: (lease: TaskLease, outcome: Outcome) => RecordedState;
   /** record resolves only after this promise (outcome writes that take a while). */
   holdRecords?: Promise<void>;
+  /** claim takes from the backlog only after this promise (claims that reach SQL late). */
+  holdClaims?: Promise<void>;
+  /** The context function at claim time, given what was recorded so far (a reason: moot). */
+  mootOnClaim?: (task: FakeTask, recorded: FakeJobStore["recorded"]) => string | undefined;
   /** Answer "lease lost" from this method for these task ids ("all" = always). */
   leaseLost?: Partial<Record<StoreMethod, number[] | "all">>;
   /** Throw a database error from this method for these task ids ("all" = always). */
@@ -61,6 +67,8 @@ export class FakeJobStore implements JobStore {
   /** Every outcome recorded (lease checked), in order. */
   readonly recorded: { lease: TaskLease; outcome: Outcome; state: RecordedState }[] = [];
   readonly claimedBatches: number[] = [];
+  /** Backlog tasks found moot when claimed: discarded by the engine, never handed out. */
+  readonly discardedOnClaim: { taskId: number; reason: string }[] = [];
   readonly finishedBatches: number[] = [];
   private readonly tasks: Map<number, FakeTask>;
   private readonly backlog: FakeTask[];
@@ -122,15 +130,26 @@ export class FakeJobStore implements JobStore {
       return Promise.reject(err);
     }
     this.claimedBatches.push(batchId);
-    const next = this.backlog.shift();
-    if (next === undefined) return Promise.resolve(null);
-    this.tasks.set(next.taskId, next);
-    return Promise.resolve({
-      lease: { taskId: next.taskId, leaseToken: next.leaseToken },
-      attempt: next.attempt ?? 1,
-      payload: next.payload ?? {},
-      context: next.context ?? null,
-    });
+    return this.opts.holdClaims ? this.opts.holdClaims.then(() => this.takeNext()) : Promise.resolve(this.takeNext());
+  }
+
+  private takeNext(): ClaimedTask | null {
+    for (;;) {
+      const next = this.backlog.shift();
+      if (next === undefined) return null;
+      const moot = next.moot ?? this.opts.mootOnClaim?.(next, this.recorded);
+      if (moot !== undefined) {
+        this.discardedOnClaim.push({ taskId: next.taskId, reason: moot });
+        continue;
+      }
+      this.tasks.set(next.taskId, next);
+      return {
+        lease: { taskId: next.taskId, leaseToken: next.leaseToken },
+        attempt: next.attempt ?? 1,
+        payload: next.payload ?? {},
+        context: next.context ?? null,
+      };
+    }
   }
 
   finishBatch(batchId: number): Promise<void> {
