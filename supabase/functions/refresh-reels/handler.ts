@@ -58,6 +58,8 @@ export interface HandlerDeps extends RunnerDeps {
 }
 
 export const MAX_TASKS_PER_REQUEST = 500;
+const APP_THROTTLE_DEFAULT_S = 60;
+const ACCOUNT_THROTTLE_DEFAULT_S = 300;
 /** The job's app-wide bucket (its rate_limit_key), emptied by a #4 throttle. */
 export const APP_RATE_KEY = "instagram-graph";
 
@@ -115,9 +117,11 @@ export function refreshReelsJob(deps: HandlerDeps): JobFunction<ReelTaskPayload,
           return { outcome: "dead", error, data: { token_invalid: true }, tag: "token_invalid" };
         case "rate_limited": {
           // #4 is the app's limit (every account waits); 17/32/613/80002 concern this account.
+          // Without a wait from Graph: a minute for the app, the hourly budget's 5 minutes for an account.
           const app = r.code === 4 || r.code === null;
-          s.throttles.set(app ? "app" : c.account_id, { error, after: r.retryAfterSeconds });
-          return { outcome: "retry", error, after: r.retryAfterSeconds, pause: app ? APP_RATE_KEY : `ig-hourly:${c.account_id}` };
+          const after = r.retryAfterSeconds ?? (app ? APP_THROTTLE_DEFAULT_S : ACCOUNT_THROTTLE_DEFAULT_S);
+          s.throttles.set(app ? "app" : c.account_id, { error, after });
+          return { outcome: "retry", error, after, pause: app ? APP_RATE_KEY : `ig-hourly:${c.account_id}` };
         }
         case "transient":
           return { outcome: "retry", error, after: r.retryAfterSeconds };
