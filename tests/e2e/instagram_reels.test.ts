@@ -122,7 +122,7 @@ describe("refresh_instagram_reel_urls()", () => {
     const revokedTasks = await sql`
       select state, count(*)::int as n from jobs.task
        where job_name = ${REELS_JOB} and (payload ->> 'account_id')::bigint = ${ids.get("revoked")!} group by state order by state`;
-    expect(Object.fromEntries(revokedTasks.map((t) => [t.state, t.n]))).toEqual({ dead: 1, failed: 3 });
+    expect(Object.fromEntries(revokedTasks.map((t) => [t.state, t.n]))).toEqual({ dead: 1, discarded: 3 });
 
     // Graph calls: 3 (ok) + 3 (gone) + the revoked account's, against 11 stored reels.
     expect(calls.filter((c) => c.account !== "revoked")).toHaveLength(6);
