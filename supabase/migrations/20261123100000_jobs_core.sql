@@ -812,6 +812,11 @@ begin
   if not found then
     return;
   end if;
+  if v_job.context_function is null then
+    return query select c.id, c.lease_token, c.attempt, c.payload, null::jsonb
+                   from jobs.claim_into_batch(p_batch_id, v_missing) c order by c.id;
+    return;
+  end if;
   -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
   perform jobs.lock_outcomes(v_job.name, false);
   for i in 1 .. 10 loop
