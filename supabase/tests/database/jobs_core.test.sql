@@ -12,7 +12,7 @@
 -- dblink (a second session) and delete it again before the end.
 begin;
 set local search_path = public, extensions;
-select plan(329);
+select plan(330);
 
 -- fixtures ----------------------------------------------------------------------------------
 do $$
@@ -1104,6 +1104,18 @@ select is((select array_agg(jsonb_array_length(tasks) order by n) from ctx_calls
 select is((select array_agg(key || '=' || floor(tokens) order by key) from jobs.rate_limit where key like 'pgtap-core-ct-%'),
   array['pgtap-core-ct-acct=96', 'pgtap-core-ct-app=96'],
   'the moot tasks'' claim tokens are refunded to the task''s and the job''s bucket (100 - 1 - 3 - 2 + 2)');
+
+select pg_temp.define('pgtap-core-ct0', p_batch => 1, p_in_flight => 1);
+insert into jobs.task (job_name, key) values ('pgtap-core-ct0', 'first');
+select jobs.tick('pgtap-core-ct0');
+select pg_temp.add_tasks('pgtap-core-ct0', 'n', 2);
+create temp table ct0 as select * from jobs.claim_tasks((select batch_id from pg_temp.task('pgtap-core-ct0', 'first')), 5);
+select is(
+  (select array_agg(t.key || ':' || coalesce(c.context::text, 'null') || ':' || (t.lease_token = c.lease_token and t.state = 'running'
+                    and t.batch_id = (select batch_id from pg_temp.task('pgtap-core-ct0', 'first'))) order by t.key)
+     from ct0 c join jobs.task t on t.id = c.task_id),
+  array['n01:null:true', 'n02:null:true'],
+  'claim_tasks of a job without a context function: what is due, claimed into the batch, context null');
 
 select jobs.define(p_name => 'pgtap-core-ct10', p_target_function => 'pgtap-fn', p_discover_function => 'pg_temp.discover(jsonb)',
                    p_config => '{"job": "pgtap-core-ct10"}', p_batch_size => 1, p_max_in_flight => 1,
