@@ -934,6 +934,7 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_bad record;
+  v_bad_override record;
   v_ids bigint[];
   v_leased bigint[];
   v_work jsonb;
@@ -1030,13 +1031,13 @@ begin
       v_apply.apply_function::regprocedure::regproc)
       into v_rows using v_input;
     perform pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    select o.key, o.value ->> 'outcome' as outcome into v_bad
+    select o.key, o.value ->> 'outcome' as outcome into v_bad_override
       from jsonb_each(v_rows) o
      where o.value ->> 'outcome' not in ('discard', 'dead', 'retry')
      limit 1;
     if found then
       raise exception 'jobs.record_outcomes: % returned outcome % for task %; an apply function may only change an outcome to discard, dead or retry (or null to keep it)',
-        v_apply.apply_function, v_bad.outcome, v_bad.key using errcode = 'invalid_parameter_value';
+        v_apply.apply_function, v_bad_override.outcome, v_bad_override.key using errcode = 'invalid_parameter_value';
     end if;
     v_over := v_over || v_rows;
   end loop;

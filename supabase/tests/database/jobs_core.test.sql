@@ -8,8 +8,8 @@
 -- project_url and service_key (created here, inside the transaction, when missing).
 -- Runs in one transaction that is rolled back; the jobs it uses are its own ('pgtap-core-*',
 -- 'pgtap-async-*'), discovered by a function in pg_temp, with context and apply functions in
--- pg_temp too. The SKIP LOCKED check and the heartbeat loop alone commit a disabled job through
--- dblink (a second session) and delete it again before the end.
+-- pg_temp too. The SKIP LOCKED check (a disabled job) and the heartbeat loop ('pgtap-async-minute')
+-- alone commit a job through dblink (a second session) and delete it again before the end.
 begin;
 set local search_path = public, extensions;
 select plan(330);
