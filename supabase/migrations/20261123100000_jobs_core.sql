@@ -1,27 +1,51 @@
--- Duework jobs core: the engine every scheduled job runs on (docs/jobs.md has the state diagram).
+-- Duework jobs core: the whole engine every scheduled job runs on (docs/jobs.md has the state
+-- diagram and the walk-through of a new job). Engine changes go in a later jobs_* migration.
 --
 --   pg_cron ──> jobs.tick(job)   one transaction: reap → discover → claim → dispatch (net.http_post)
---   function ──> jobs.complete / jobs.fail / jobs.release (or a domain function wrapping them),
---                jobs.claim_into_batch to take the next due task into its batch, and
---                jobs.finish_batch at the end, which dispatches the next batch (work-conserving):
---                a backlog drains at max_in_flight, not one batch per tick.
---   pg_cron ──> jobs.heartbeat() every minute: reaps expired leases and restarts a broken chain.
---   pg_cron ──> jobs.prune() daily: history of tasks, runs, cron.job_run_details, net responses.
+--   function ──> jobs.accept_batch(batch, token), answers 202 and works in EdgeRuntime.waitUntil;
+--                jobs.task_contexts(ids, tokens) for the tasks it was sent (what a payload must not
+--                carry, e.g. credentials); jobs.keep_batch_alive(batch) every lease_seconds / 3;
+--                jobs.report(outcomes, claims): a group of outcomes recorded (the domain's apply in
+--                the same transaction) and the next tasks claimed into its batches, in one call;
+--                jobs.finish_batch(batch) at the end, which dispatches the next batch at once
+--                (work-conserving): a backlog drains at max_in_flight, not one batch per tick.
+--   pg_cron ──> jobs.heartbeat() every 10 s: reaps, and restarts a dispatch chain that broke.
+--   pg_cron ──> jobs.prune() daily: history of tasks, runs, batches, cron.job_run_details, net responses.
+--   by hand ──> jobs.run_now(job), jobs.retry, jobs.retry_dead, jobs.cancel.
 --
--- Lock order, which keeps overlapping ticks and outcome calls free of deadlocks:
---   outcome calls take the job's outcome lock (shared), then the task; nothing else;
---   jobs.finish_batch locks the batch, then the job row (to dispatch the next batch);
---   ticks take the job's outcome lock (exclusive), then the job row, then batches and tasks with
---   SKIP LOCKED; the heartbeat takes job rows and batches with SKIP LOCKED.
--- The outcome lock (a transaction advisory lock per job) closes a race: without it, a tick's
--- discover could read a domain row as still due just before a concurrent outcome call commits
--- its refresh, then find no open task for the key and queue the same item a second time.
+-- A domain supplies (docs/jobs.md "Write a new job"), and never writes jobs.* tables:
+--   discover (config jsonb) → table(key text, payload jsonb); payload.rate_keys become the task's
+--            per-task buckets, sized with jobs.size_rate_limits(job, buckets);
+--   context  (tasks jsonb)  → table(task_id bigint, context jsonb, moot text)          [optional]
+--   apply    (outcomes jsonb) → table(task_id bigint, outcome text, error text, result jsonb) [optional]
+-- and registers the job with jobs.define(…).
+--
+-- Outcomes a function reports for a task: ok | retry | dead | discard | release.
+-- Task states: queued | running | succeeded | discarded | dead | cancelled.
+--
+-- Lock order, which keeps ticks, claims and outcome calls free of deadlocks:
+--   1. the job's outcome lock (jobs.lock_outcomes, a transaction advisory lock): shared by every
+--      call that records an outcome or discards a moot task (jobs.record_outcomes, jobs.report,
+--      jobs.claim_tasks, jobs.task_contexts, jobs.cancel), exclusive by jobs.tick; a call that
+--      needs several takes them in job-name order;
+--   2. task rows a call records outcomes for, in id order (FOR UPDATE);
+--   3. the job row (jobs.tick, jobs.pump after the batch row in jobs.finish_batch, jobs.heartbeat,
+--      jobs.define; jobs.record_outcomes for a release);
+--   4. the job's claim lock (jobs.lock_claims, advisory): claims of a job with task_rate_limits,
+--      jobs.size_rate_limits, jobs.rate_limit_pause with a job, refunds of such a job;
+--   5. bucket rows (jobs.rate_limit);
+--   claims take task rows only with SKIP LOCKED, so they never wait for an outcome call; the
+--   heartbeat takes job rows and the reap batches and tasks with SKIP LOCKED.
+-- The outcome lock closes a race: without it, a tick's discover could read a domain row as still
+-- due just before a concurrent outcome call commits its refresh, then find no open task for the
+-- key and queue the same item a second time.
 -- Everything runs as the owner (postgres): pg_cron and the Edge Functions (SUPABASE_DB_URL) call
 -- it directly. Nothing here is SECURITY DEFINER; anon and authenticated get no access at all.
 
 create schema if not exists jobs;
 revoke all on schema jobs from public;
 comment on schema jobs is 'Duework jobs core. Not exposed through the Data API; see docs/jobs.md.';
+alter default privileges in schema jobs revoke execute on functions from public;
 
 -- Token buckets (one row per key) for provider rate limits; honoured by claim, so no function sleeps.
 create table jobs.rate_limit (
@@ -40,18 +64,21 @@ create table jobs.job (
   description text not null default '',
   schedule text,
   target_function text not null check (target_function ~ '^[A-Za-z0-9_-]{1,128}$'),
-  -- Signature text such as 'social.discover_due_tokens(jsonb)' (a reg* column would block
-  -- pg_upgrade); jobs.define checks that it resolves.
+  -- Signature texts such as 'social.discover_due_tokens(jsonb)' (a reg* column would block
+  -- pg_upgrade); jobs.define checks that they resolve and have the right shape.
   discover_function text not null,
+  context_function text,
+  apply_function text,
   config jsonb not null default '{}' check (jsonb_typeof(config) = 'object'),
   batch_size int not null default 10 check (batch_size between 1 and 100),
   max_in_flight int not null default 5 check (max_in_flight between 1 and 100),
-  lease_seconds int not null default 180 check (lease_seconds between 1 and 3600),
+  lease_seconds int not null default 15 check (lease_seconds between 1 and 3600),
   max_attempts int not null default 5 check (max_attempts between 1 and 100),
   backoff_base_seconds numeric not null default 30 check (backoff_base_seconds > 0),
   backoff_cap_seconds numeric not null default 3600,
   backoff_jitter numeric not null default 0.2 check (backoff_jitter between 0 and 1),
   rate_limit_key text references jobs.rate_limit (key) on delete set null,
+  task_rate_limits boolean not null default false,
   enabled boolean not null default true,
   paused boolean not null default false,
   suspended_until timestamptz,
@@ -61,12 +88,24 @@ create table jobs.job (
   updated_at timestamptz not null default now(),
   constraint job_backoff_cap_at_least_base check (backoff_cap_seconds >= backoff_base_seconds)
 );
-comment on table jobs.job is 'One row per named job. schedule is a UTC cron expression (null = manual only).';
+comment on table jobs.job is 'One row per named job (jobs.define). schedule is a UTC cron expression (null = manual only).';
+comment on column jobs.job.context_function is
+  'Optional (tasks jsonb) → table(task_id bigint, context jsonb, moot text): what the function needs for a leased task '
+  'that its payload must not carry; moot ones are discarded (jobs.task_contexts, jobs.claim_tasks).';
+comment on column jobs.job.apply_function is
+  'Optional (outcomes jsonb) → table(task_id bigint, outcome text, error text, result jsonb): the domain write of a '
+  'group of outcomes, called by jobs.record_outcomes in the same transaction, once per job per group.';
+comment on column jobs.job.lease_seconds is
+  'A claim''s lease; the function keeps it alive while it works (jobs.keep_batch_alive), so a dead function''s '
+  'tasks are back within about a lease and a heartbeat.';
 comment on column jobs.job.max_in_flight is 'Batches (HTTP requests) in flight at once for this job.';
+comment on column jobs.job.rate_limit_key is 'The job''s bucket (jobs.define p_rate_limit): every claimed task takes a token.';
+comment on column jobs.job.task_rate_limits is
+  'Claims honour jobs.task.rate_keys (per-account buckets and the like); see jobs.claim_due_tasks.';
 comment on column jobs.job.paused is 'Paused: ticks still discover due work, but nothing is claimed or dispatched.';
 comment on column jobs.job.enabled is 'Disabled: ticks do nothing at all.';
 comment on column jobs.job.suspended_until is
-  'Set by jobs.release after a configuration error: no claims until then, so a broken setup does not burn attempts.';
+  'Set by a release after a configuration error: no claims until then, so a broken setup does not burn attempts.';
 create index job_rate_limit_key on jobs.job (rate_limit_key);
 
 create table jobs.run (
@@ -87,8 +126,8 @@ create index run_job_started on jobs.run (job_name, started_at desc);
 create index run_started on jobs.run (started_at);
 
 -- One HTTP request: it starts with up to batch_size tasks and the function may claim more into it
--- (jobs.claim_into_batch). It is in flight until jobs.finish_batch (the function is done) or a
--- reap (its answer came back, or it outlived the lease) settles it.
+-- (jobs.claim_tasks). It is in flight until jobs.finish_batch (the function is done) or a reap
+-- (its answer came back, it was lost in a restart, or its function went silent) settles it.
 create table jobs.batch (
   id bigint generated always as identity primary key,
   job_name text not null references jobs.job (name) on delete cascade,
@@ -98,9 +137,19 @@ create table jobs.batch (
   dispatched_at timestamptz not null default now(),
   settled_at timestamptz,
   http_status int,
-  http_error text
+  http_error text,
+  boot timestamptz,
+  token_hash bytea,
+  accepted_at timestamptz,
+  alive_at timestamptz
 );
 comment on table jobs.batch is 'Dispatched requests. Unsettled batches are the ones in flight (max_in_flight).';
+comment on column jobs.batch.boot is
+  'pg_postmaster_start_time() at dispatch: request_id means something only within the same server start.';
+comment on column jobs.batch.token_hash is
+  'SHA-256 of the single-use credential the request carries (Authorization: Bearer dwb_…); the token itself is never stored.';
+comment on column jobs.batch.accepted_at is 'When the function accepted the batch (jobs.accept_batch) and answered 202.';
+comment on column jobs.batch.alive_at is 'Last lease extension by the function working on the batch (jobs.keep_batch_alive).';
 create index batch_in_flight on jobs.batch (job_name) where settled_at is null;
 create index batch_settled on jobs.batch (settled_at) where settled_at is not null;
 
@@ -110,12 +159,13 @@ create table jobs.task (
   key text not null,
   payload jsonb not null default '{}',
   state text not null default 'queued'
-    check (state in ('queued', 'running', 'succeeded', 'failed', 'dead', 'cancelled')),
+    check (state in ('queued', 'running', 'succeeded', 'discarded', 'dead', 'cancelled')),
   attempts int not null default 0 check (attempts >= 0),
   run_after timestamptz not null default now(),
   lease_until timestamptz,
   lease_token uuid,
   batch_id bigint,
+  rate_keys text[] constraint task_rate_keys_small check (cardinality(rate_keys) <= 8),
   last_error text,
   result jsonb,
   created_at timestamptz not null default now(),
@@ -126,11 +176,16 @@ create table jobs.task (
     check ((state = 'running') = (lease_token is not null and lease_until is not null and batch_id is not null)
            and (state = 'running' or (lease_token is null and lease_until is null))),
   constraint task_finished_iff_terminal
-    check ((state in ('succeeded', 'failed', 'dead', 'cancelled')) = (finished_at is not null)),
+    check ((state in ('succeeded', 'discarded', 'dead', 'cancelled')) = (finished_at is not null)),
   constraint task_running_has_attempt check (state <> 'running' or attempts >= 1)
 );
 comment on table jobs.task is 'One unit of due work. States and transitions: docs/jobs.md.';
 comment on column jobs.task.key is 'Dedupe key: at most one queued or running task per (job, key).';
+comment on column jobs.task.state is
+  'queued | running | succeeded | discarded (moot: nothing to retry, nothing for an operator to do) | dead | cancelled.';
+comment on column jobs.task.rate_keys is
+  'Token buckets (jobs.rate_limit keys) this task takes one token from when claimed, in addition to '
+  'the job''s rate_limit_key. Honoured only for jobs with task_rate_limits. A missing bucket row means no limit.';
 
 -- Discovery is idempotent: a due item is never queued twice while a task for it is open.
 create unique index task_open_key on jobs.task (job_name, key) where state in ('queued', 'running');
@@ -150,8 +205,8 @@ set search_path = ''
 as $$
   select p_from = p_to
       or (p_from = 'queued' and p_to in ('running', 'cancelled'))
-      or (p_from = 'running' and p_to in ('queued', 'succeeded', 'failed', 'dead', 'cancelled'))
-      or (p_from in ('failed', 'dead', 'cancelled') and p_to = 'queued')
+      or (p_from = 'running' and p_to in ('queued', 'succeeded', 'discarded', 'dead', 'cancelled'))
+      or (p_from in ('discarded', 'dead', 'cancelled') and p_to = 'queued')
       or (p_from = 'dead' and p_to = 'cancelled');
 $$;
 
@@ -174,8 +229,8 @@ create trigger task_guard_transition
   for each row when (not (
         old.state = new.state
      or (old.state = 'queued' and new.state in ('running', 'cancelled'))
-     or (old.state = 'running' and new.state in ('queued', 'succeeded', 'failed', 'dead', 'cancelled'))
-     or (old.state in ('failed', 'dead', 'cancelled') and new.state = 'queued')
+     or (old.state = 'running' and new.state in ('queued', 'succeeded', 'discarded', 'dead', 'cancelled'))
+     or (old.state in ('discarded', 'dead', 'cancelled') and new.state = 'queued')
      or (old.state = 'dead' and new.state = 'cancelled')))
   execute function jobs.task_guard_transition();
 
@@ -192,9 +247,32 @@ begin
 end;
 $$;
 
+-- Discovery inserts thousands of tasks in one statement; the guard only needs to run for a row
+-- that breaks its rule, so the check is the trigger's WHEN clause (no plpgsql call per row).
 create trigger task_guard_insert
   before insert on jobs.task
-  for each row execute function jobs.task_guard_insert();
+  for each row when (new.state <> 'queued') execute function jobs.task_guard_insert();
+
+-- A discover function returns (key, payload) only; it gives a task its rate keys as
+-- payload.rate_keys, which this moves to the column (so they never travel in the request body).
+create function jobs.task_take_rate_keys()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if jsonb_typeof(new.payload -> 'rate_keys') = 'array' then
+    new.rate_keys := array(select jsonb_array_elements_text(new.payload -> 'rate_keys'));
+  end if;
+  new.payload := new.payload - 'rate_keys';
+  return new;
+end;
+$$;
+
+create trigger task_take_rate_keys
+  before insert on jobs.task
+  for each row when (new.payload ? 'rate_keys')
+  execute function jobs.task_take_rate_keys();
 
 -- Exponential, capped, jittered: min(cap, base * 2^(attempt-1)), shortened by up to jitter * 100 %.
 -- rand is a parameter so tests can pin it; callers use random().
@@ -260,191 +338,50 @@ begin
 end;
 $$;
 
--- Takes the job's outcome lock (shared), then locks the running task (the outcome-side lock order).
--- Raises DWL01 when the task is not running under p_lease_token: a stale or forged token
--- changes nothing, and the caller's domain write in the same transaction is rolled back.
-create function jobs.lock_leased_task(p_task_id bigint, p_lease_token uuid)
-returns jobs.task
-language plpgsql
+-- The per-job claim lock, taken before bucket rows by everything that spends, refunds, pauses or
+-- sizes the buckets of a job with task_rate_limits: concurrent claims never overspend a bucket and
+-- never deadlock on bucket rows.
+create function jobs.lock_claims(p_job_name text)
+returns void
+language sql
 set search_path = ''
 as $$
-declare
-  v_task jobs.task;
-begin
-  if p_task_id is null or p_lease_token is null then
-    raise exception 'task id and lease token are required' using errcode = 'null_value_not_allowed';
-  end if;
-  perform jobs.lock_outcomes(t.job_name, false) from jobs.task t where t.id = p_task_id;
-  select * into v_task from jobs.task t
-   where t.id = p_task_id and t.state = 'running' and t.lease_token = p_lease_token
-     for update;
-  if not found then
-    raise exception 'lease lost: task % is not running under this lease token', p_task_id
-      using errcode = 'DWL01',
-            detail = 'It was completed, cancelled, or its lease expired and it was claimed again.',
-            hint = 'Drop the result; the current lease holder reports the outcome.';
-  end if;
-  return v_task;
-end;
+  select pg_catalog.pg_advisory_xact_lock(20261201, pg_catalog.hashtext(p_job_name));
 $$;
 
--- Claims up to max_in_flight batches of due tasks and sends one request per batch.
--- The caller holds the job row lock (jobs.tick, jobs.pump, jobs.heartbeat).
-create function jobs.claim_and_dispatch(p_job jobs.job, p_run_id bigint)
-returns table (claimed int, request_ids bigint[])
-language plpgsql
+-- Whether a function has the shape the engine calls: one jsonb argument and the given result
+-- (as pg_get_function_result spells it, e.g. 'TABLE(key text, payload jsonb)').
+create function jobs.has_signature(p_function regprocedure, p_result text)
+returns boolean
+language sql
+stable
 set search_path = ''
 as $$
-declare
-  v_slots int;
-  v_want int;
-  v_available int;
-  v_ids bigint[];
-  v_chunk bigint[];
-  v_batch_id bigint;
-  v_body jsonb;
-  v_request_id bigint;
-  v_url text;
-  v_key text;
-  v_claimed int := 0;
-  v_requests bigint[] := '{}'::bigint[];
-begin
-  if not p_job.enabled or p_job.paused or coalesce(p_job.suspended_until > now(), false) then
-    return query select 0, v_requests;
-    return;
-  end if;
-
-  select p_job.max_in_flight - count(*) into v_slots
-    from jobs.batch where job_name = p_job.name and settled_at is null;
-  v_want := v_slots * p_job.batch_size;
-  if v_want <= 0 then
-    return query select 0, v_requests;
-    return;
-  end if;
-
-  if p_job.rate_limit_key is not null then
-    v_available := jobs.rate_limit_refill(p_job.rate_limit_key);
-    v_want := least(v_want, coalesce(v_available, v_want));
-    if v_want <= 0 then
-      return query select 0, v_requests;
-      return;
-    end if;
-  end if;
-
-  select array_agg(id order by run_after, id) into v_ids
-    from (select t.id, t.run_after from jobs.task t
-           where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
-           order by t.run_after, t.id
-           limit v_want
-             for update skip locked) due;
-  if v_ids is null then
-    return query select 0, v_requests;
-    return;
-  end if;
-
-  v_url := rtrim(jobs.vault_secret('project_url'), '/') || '/functions/v1/' || p_job.target_function;
-  v_key := jobs.vault_secret('service_key');
-
-  for i in 0 .. (cardinality(v_ids) - 1) / p_job.batch_size loop
-    v_chunk := v_ids[i * p_job.batch_size + 1 : (i + 1) * p_job.batch_size];
-    insert into jobs.batch (job_name, run_id, size)
-    values (p_job.name, p_run_id, cardinality(v_chunk))
-    returning id into v_batch_id;
-
-    with leased as (
-      update jobs.task t
-         set state = 'running',
-             attempts = t.attempts + 1,
-             lease_token = gen_random_uuid(),
-             lease_until = now() + make_interval(secs => p_job.lease_seconds),
-             batch_id = v_batch_id,
-             updated_at = now()
-       where t.id = any (v_chunk)
-      returning t.id, t.lease_token, t.attempts, t.payload
-    )
-    select jsonb_build_object(
-             'job', p_job.name,
-             'batch_id', v_batch_id,
-             'tasks', jsonb_agg(jsonb_build_object(
-               'id', l.id, 'lease_token', l.lease_token, 'attempt', l.attempts, 'payload', l.payload)
-               order by l.id))
-      into v_body
-      from leased l;
-
-    v_request_id := net.http_post(
-      url := v_url,
-      body := v_body,
-      headers := jsonb_build_object(
-        'Content-Type', 'application/json',
-        'apikey', v_key,
-        'Authorization', 'Bearer ' || v_key),
-      timeout_milliseconds := p_job.lease_seconds * 1000);
-    update jobs.batch set request_id = v_request_id where id = v_batch_id;
-
-    v_claimed := v_claimed + cardinality(v_chunk);
-    v_requests := v_requests || v_request_id;
-  end loop;
-
-  if p_job.rate_limit_key is not null then
-    update jobs.rate_limit set tokens = greatest(tokens - v_claimed, 0) where key = p_job.rate_limit_key;
-  end if;
-
-  return query select v_claimed, v_requests;
-end;
+  select pg_catalog.pg_get_function_result(p_function) = p_result
+     and pg_catalog.pg_get_function_identity_arguments(p_function) ~ '^([a-z_][a-z0-9_]* )?jsonb$';
 $$;
 
--- Work-conserving inside a batch: a function that finished a task claims the next due one into
--- the same batch (same request, same in-flight slot), so its slots never idle while backlog
--- remains. Returns nothing once the batch is settled, the job cannot dispatch, the rate limit is
--- empty, or nothing is due. Takes only task rows (SKIP LOCKED) and the rate-limit bucket.
-create function jobs.claim_into_batch(p_batch_id bigint, p_count int default 1)
-returns table (id bigint, lease_token uuid, attempt int, payload jsonb)
-language plpgsql
+-- What is wrong with a bucket description {"key", "capacity", "refill_per_second"} (null: nothing).
+create function jobs.bucket_problem(p_bucket jsonb)
+returns text
+language sql
+immutable
 set search_path = ''
 as $$
-declare
-  v_job jobs.job;
-  v_want int := least(greatest(coalesce(p_count, 1), 1), 100);
-  v_available int;
-  v_claimed int;
-begin
-  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
-   where b.id = p_batch_id and b.settled_at is null;
-  if not found or not v_job.enabled or v_job.paused or coalesce(v_job.suspended_until > now(), false) then
-    return;
-  end if;
-
-  if v_job.rate_limit_key is not null then
-    v_available := jobs.rate_limit_refill(v_job.rate_limit_key);
-    v_want := least(v_want, coalesce(v_available, v_want));
-    if v_want <= 0 then
-      return;
-    end if;
-  end if;
-
-  return query
-    with due as (
-      select t.id from jobs.task t
-       where t.job_name = v_job.name and t.state = 'queued' and t.run_after <= now()
-       order by t.run_after, t.id
-       limit v_want
-         for update skip locked
-    )
-    update jobs.task t
-       set state = 'running',
-           attempts = t.attempts + 1,
-           lease_token = gen_random_uuid(),
-           lease_until = now() + make_interval(secs => v_job.lease_seconds),
-           batch_id = p_batch_id,
-           updated_at = now()
-      from due
-     where t.id = due.id
-    returning t.id, t.lease_token, t.attempts, t.payload;
-  get diagnostics v_claimed = row_count;
-  if v_claimed > 0 and v_job.rate_limit_key is not null then
-    update jobs.rate_limit r set tokens = greatest(r.tokens - v_claimed, 0) where r.key = v_job.rate_limit_key;
-  end if;
-end;
+  select case
+    when p_bucket is null or jsonb_typeof(p_bucket) <> 'object'
+      then format('expected an object {"key", "capacity", "refill_per_second"}, got %s', coalesce(p_bucket::text, 'null'))
+    when case when jsonb_typeof(p_bucket -> 'key') = 'string'
+              then p_bucket ->> 'key' !~ '^[a-z0-9][a-z0-9_.:-]{0,62}$' else true end
+      then format('key must be a bucket name (a-z, 0-9 and _.:-, at most 63 characters), got %s',
+                  coalesce((p_bucket -> 'key')::text, 'nothing'))
+    when case when jsonb_typeof(p_bucket -> 'capacity') = 'number'
+              then (p_bucket ->> 'capacity')::numeric < 1 else true end
+      then format('capacity must be a number >= 1, got %s', coalesce((p_bucket -> 'capacity')::text, 'nothing'))
+    when case when jsonb_typeof(p_bucket -> 'refill_per_second') = 'number'
+              then (p_bucket ->> 'refill_per_second')::numeric <= 0 else true end
+      then format('refill_per_second must be a number > 0, got %s', coalesce((p_bucket -> 'refill_per_second')::text, 'nothing'))
+  end;
 $$;
 
 -- Refills a token bucket to now and returns the whole tokens it holds (row stays locked).
@@ -461,15 +398,996 @@ as $$
   returning floor(tokens)::int;
 $$;
 
+-- Empties a bucket and holds it empty for p_seconds (a provider said "wait"): the refill of
+-- jobs.rate_limit_refill counts from refilled_at, which is moved into the future.
+-- Takes the job's claim lock first when given a job, the lock order of jobs.claim_due_tasks.
+create function jobs.rate_limit_pause(p_key text, p_seconds numeric, p_job_name text default null)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_job_name is not null then
+    perform jobs.lock_claims(p_job_name);
+  end if;
+  update jobs.rate_limit
+     set tokens = 0,
+         refilled_at = greatest(refilled_at, now() + make_interval(secs => greatest(coalesce(p_seconds, 0), 0)::double precision))
+   where key = p_key;
+end;
+$$;
+
+-- Creates the given buckets of a job (full) and re-sizes the ones whose capacity or refill
+-- changed (tokens capped at the new capacity). Called by jobs.define for the job's bucket and by
+-- a discover function for per-task buckets, e.g.
+--   perform jobs.size_rate_limits('instagram-reel-urls', jsonb_build_array(
+--     jsonb_build_object('key', 'ig-account:42', 'capacity', 5, 'refill_per_second', 2)));
+-- Takes the job's claim lock first (the lock order of jobs.claim_due_tasks). A key given twice:
+-- the last one counts. Returns how many buckets were created or re-sized.
+create function jobs.size_rate_limits(p_job text, p_buckets jsonb)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_bad record;
+  v_count int;
+begin
+  if p_buckets is null or jsonb_typeof(p_buckets) <> 'array' then
+    raise exception 'jobs.size_rate_limits: p_buckets must be a JSON array of {"key", "capacity", "refill_per_second"}, got %',
+      coalesce(jsonb_typeof(p_buckets), 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  if not exists (select 1 from jobs.job j where j.name = p_job) then
+    raise exception 'jobs.size_rate_limits: no job named %', coalesce(p_job, 'null')
+      using errcode = 'no_data_found', hint = 'Define the job first (jobs.define); its name takes the claim lock.';
+  end if;
+  select x.ord, x.problem into v_bad
+    from (select e.ord, jobs.bucket_problem(e.v) as problem
+            from jsonb_array_elements(p_buckets) with ordinality as e (v, ord)) x
+   where x.problem is not null
+   order by x.ord
+   limit 1;
+  if found then
+    raise exception 'jobs.size_rate_limits: p_buckets[%]: %', v_bad.ord - 1, v_bad.problem
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  perform jobs.lock_claims(p_job);
+  insert into jobs.rate_limit as b (key, capacity, refill_per_second, tokens)
+  select k.key, k.capacity, k.refill, k.capacity
+    from (select distinct on (e.v ->> 'key') e.v ->> 'key' as key, (e.v ->> 'capacity')::numeric as capacity,
+                 (e.v ->> 'refill_per_second')::numeric as refill
+            from jsonb_array_elements(p_buckets) with ordinality as e (v, ord)
+           order by e.v ->> 'key', e.ord desc) k
+   order by k.key
+  on conflict on constraint rate_limit_pkey do update
+     set capacity = excluded.capacity, refill_per_second = excluded.refill_per_second,
+         tokens = least(b.tokens, excluded.capacity)
+   where b.capacity <> excluded.capacity or b.refill_per_second <> excluded.refill_per_second;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
+-- How long pg_net waits for a function to accept a batch. It answers in milliseconds once booted;
+-- the bound only keeps an unresponsive function from holding pg_net's pass for a whole lease.
+create function jobs.accept_timeout_ms(p_job jobs.job)
+returns int
+language sql
+immutable
+set search_path = ''
+as $$
+  select least(p_job.lease_seconds, 30) * 1000;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Claiming: select due tasks (buckets debited), lease them (the one leasing statement), and either
+-- dispatch them as new batches (jobs.claim_and_dispatch) or add them to a batch in flight
+-- (jobs.claim_into_batch; jobs.claim_tasks adds the job's context).
+
+-- The claim selection of a job with task_rate_limits: up to p_want due tasks (run_after, id
+-- order), skipping a task while any of its buckets (the job's rate_limit_key and the task's
+-- rate_keys) is empty, so one throttled account never blocks the others (the scan reads past
+-- it, up to 50 × p_want rows, at least 1,000). Returns the ids, locked; the buckets are debited.
+-- Takes the job's claim lock first and then bucket rows (job bucket, then task buckets), so
+-- concurrent claims never deadlock on buckets and never overspend them.
+create function jobs.claim_due_tasks(p_job jobs.job, p_want int)
+returns bigint[]
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_want int := coalesce(p_want, 0);
+  v_ids bigint[] := '{}'::bigint[];
+  v_avail jsonb := '{}'::jsonb;
+  v_cand record;
+  v_key text;
+  v_ok boolean;
+  v_locked bigint;
+begin
+  if v_want <= 0 then
+    return v_ids;
+  end if;
+  perform jobs.lock_claims(p_job.name);
+  if p_job.rate_limit_key is not null then
+    v_want := least(v_want, coalesce(jobs.rate_limit_refill(p_job.rate_limit_key), v_want));
+    if v_want <= 0 then
+      return v_ids;
+    end if;
+  end if;
+
+  for v_cand in
+    select t.id, t.rate_keys from jobs.task t
+     where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+     order by t.run_after, t.id
+     limit greatest(v_want * 50, 1000)
+  loop
+    exit when cardinality(v_ids) >= v_want;
+    v_ok := true;
+    foreach v_key in array coalesce(v_cand.rate_keys, '{}'::text[]) loop
+      if not v_avail ? v_key then
+        -- A key without a bucket row is not limited.
+        v_avail := v_avail || jsonb_build_object(v_key, coalesce(jobs.rate_limit_refill(v_key), 2147483647));
+      end if;
+      if (v_avail ->> v_key)::int < 1 then
+        v_ok := false;
+        exit;
+      end if;
+    end loop;
+    continue when not v_ok;
+
+    v_locked := null;
+    select t.id into v_locked from jobs.task t
+     where t.id = v_cand.id and t.state = 'queued' and t.run_after <= now()
+       for update skip locked;
+    continue when v_locked is null;
+
+    v_ids := v_ids || v_locked;
+    foreach v_key in array coalesce(v_cand.rate_keys, '{}'::text[]) loop
+      v_avail := jsonb_set(v_avail, array[v_key], to_jsonb((v_avail ->> v_key)::int - 1));
+    end loop;
+  end loop;
+
+  if cardinality(v_ids) > 0 then
+    update jobs.rate_limit r set tokens = greatest(r.tokens - c.n, 0)
+      from (select k, count(*) as n
+              from jobs.task t, unnest(t.rate_keys) as k
+             where t.id = any (v_ids)
+             group by k) c
+     where r.key = c.k;
+    if p_job.rate_limit_key is not null then
+      update jobs.rate_limit set tokens = greatest(tokens - cardinality(v_ids), 0) where key = p_job.rate_limit_key;
+    end if;
+  end if;
+  return v_ids;
+end;
+$$;
+
+-- Up to p_want due tasks of a job, locked (SKIP LOCKED), with the job's bucket (or, for jobs with
+-- task_rate_limits, every task's buckets: jobs.claim_due_tasks) debited. null: nothing due.
+-- The one selection both claims use (jobs.claim_and_dispatch and jobs.claim_into_batch).
+create function jobs.select_due_tasks(p_job jobs.job, p_want int)
+returns bigint[]
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_want int := coalesce(p_want, 0);
+  v_ids bigint[];
+begin
+  if v_want <= 0 then
+    return null;
+  end if;
+  if p_job.task_rate_limits then
+    return nullif(jobs.claim_due_tasks(p_job, v_want), '{}'::bigint[]);
+  end if;
+  if p_job.rate_limit_key is not null then
+    v_want := least(v_want, coalesce(jobs.rate_limit_refill(p_job.rate_limit_key), v_want));
+    if v_want <= 0 then
+      return null;
+    end if;
+  end if;
+  select array_agg(id order by run_after, id) into v_ids
+    from (select t.id, t.run_after from jobs.task t
+           where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+           order by t.run_after, t.id
+           limit v_want
+             for update skip locked) due;
+  if v_ids is not null and p_job.rate_limit_key is not null then
+    update jobs.rate_limit set tokens = greatest(tokens - cardinality(v_ids), 0) where key = p_job.rate_limit_key;
+  end if;
+  return v_ids;
+end;
+$$;
+
+-- Leases the given (locked, queued) tasks into a batch: the one leasing statement.
+create function jobs.lease_tasks(p_job jobs.job, p_batch_id bigint, p_task_ids bigint[])
+returns table (id bigint, lease_token uuid, attempt int, payload jsonb)
+language sql
+set search_path = ''
+as $$
+  update jobs.task t
+     set state = 'running',
+         attempts = t.attempts + 1,
+         lease_token = gen_random_uuid(),
+         lease_until = now() + make_interval(secs => p_job.lease_seconds),
+         batch_id = p_batch_id,
+         updated_at = now()
+   where t.id = any (p_task_ids)
+  returning t.id, t.lease_token, t.attempts, t.payload;
+$$;
+
+-- Gives back the bucket tokens the claim of these tasks took, because no provider call was made
+-- for them (they were moot): one per task to the job's bucket and, for a job with
+-- task_rate_limits, one to each of the task's rate_keys. For such a job the claim lock comes
+-- first (a claim in the same transaction holds it already); otherwise only the job's bucket is
+-- touched, which a claim of this transaction may hold.
+create function jobs.refund_claims(p_job jobs.job, p_task_ids bigint[])
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if p_job.task_rate_limits then
+    perform jobs.lock_claims(p_job.name);
+  end if;
+  update jobs.rate_limit r
+     set tokens = least(r.capacity, r.tokens + c.n)
+    from (select k.key, count(*) as n
+            from (select unnest(t.rate_keys) as key from jobs.task t
+                   where p_job.task_rate_limits and t.id = any (p_task_ids)
+                  union all
+                  select p_job.rate_limit_key from unnest(p_task_ids) as i (id)
+                   where p_job.rate_limit_key is not null) k
+           group by k.key) c
+   where r.key = c.key;
+end;
+$$;
+
+-- The contexts of a job's leased tasks (the caller has locked them, running under their lease):
+-- p_tasks is the JSON array [{"task_id", "key", "payload", "attempt"}] the job's context function
+-- takes. Tasks it calls moot are discarded (state 'discarded', last_error = the reason) and their
+-- claim's bucket tokens are given back. One row per task; a job without a context function, or a
+-- task the function returned no row for, gets context null.
+create function jobs.resolve_contexts(p_job jobs.job, p_tasks jsonb)
+returns table (task_id bigint, context jsonb, moot text)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_rows jsonb := '{}'::jsonb;
+  v_moot bigint[];
+begin
+  if p_job.context_function is not null then
+    execute format(
+      'select coalesce(jsonb_object_agg(r.task_id::text, jsonb_build_object(''context'', r.context, ''moot'', r.moot)), ''{}'')
+         from %s($1) r where r.task_id is not null',
+      p_job.context_function::regprocedure::regproc)
+      into v_rows using p_tasks;
+
+    with moot as (
+      update jobs.task t
+         set state = 'discarded', last_error = left(v_rows -> t.id::text ->> 'moot', 1000),
+             lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
+       where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_tasks) e))
+         and t.state = 'running'
+         and v_rows -> t.id::text ->> 'moot' is not null
+      returning t.id
+    )
+    select array_agg(m.id) into v_moot from moot m;
+    if v_moot is not null then
+      perform jobs.refund_claims(p_job, v_moot);
+    end if;
+  end if;
+
+  return query
+    select (e ->> 'task_id')::bigint,
+           nullif(v_rows -> (e ->> 'task_id') -> 'context', 'null'::jsonb),
+           v_rows -> (e ->> 'task_id') ->> 'moot'
+      from jsonb_array_elements(p_tasks) e
+     order by 1;
+end;
+$$;
+
+-- A new batch of the given tasks and its request, sent by pg_net when the caller commits. The
+-- request carries a fresh single-use batch token, not the project's secret key, and asks the
+-- function to answer at once (Prefer: respond-async) so it never holds pg_net's pass.
+create function jobs.dispatch_batch(p_job jobs.job, p_run_id bigint, p_task_ids bigint[], p_url text)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_batch_id bigint;
+  v_token text;
+  v_body jsonb;
+  v_request_id bigint;
+begin
+  insert into jobs.batch (job_name, run_id, size, boot)
+  values (p_job.name, p_run_id, cardinality(p_task_ids), pg_catalog.pg_postmaster_start_time())
+  returning id into v_batch_id;
+  -- 244 random bits (two v4 UUIDs); the batch id in it only helps a reader of logs.
+  v_token := 'dwb_' || v_batch_id || '_' || replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+  update jobs.batch set token_hash = pg_catalog.sha256(convert_to(v_token, 'UTF8')) where id = v_batch_id;
+
+  select jsonb_build_object(
+           'job', p_job.name,
+           'batch_id', v_batch_id,
+           'tasks', jsonb_agg(jsonb_build_object(
+             'id', l.id, 'lease_token', l.lease_token, 'attempt', l.attempt, 'payload', l.payload)
+             order by l.id))
+    into v_body
+    from jobs.lease_tasks(p_job, v_batch_id, p_task_ids) l;
+
+  v_request_id := net.http_post(
+    url := p_url,
+    body := v_body,
+    headers := jsonb_build_object(
+      'Content-Type', 'application/json',
+      'Authorization', 'Bearer ' || v_token,
+      'Prefer', 'respond-async'),
+    timeout_milliseconds := jobs.accept_timeout_ms(p_job));
+  update jobs.batch set request_id = v_request_id where id = v_batch_id;
+  return v_request_id;
+end;
+$$;
+
+-- Claims up to max_in_flight batches of due tasks and sends one request per batch.
+-- The caller holds the job row lock (jobs.tick, jobs.pump, jobs.heartbeat).
+create function jobs.claim_and_dispatch(p_job jobs.job, p_run_id bigint)
+returns table (claimed int, request_ids bigint[])
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_slots int;
+  v_ids bigint[];
+  v_url text;
+  v_requests bigint[] := '{}'::bigint[];
+begin
+  if not p_job.enabled or p_job.paused or coalesce(p_job.suspended_until > now(), false) then
+    return query select 0, v_requests;
+    return;
+  end if;
+  select p_job.max_in_flight - count(*) into v_slots
+    from jobs.batch where job_name = p_job.name and settled_at is null;
+  v_ids := jobs.select_due_tasks(p_job, v_slots * p_job.batch_size);
+  if v_ids is null then
+    return query select 0, v_requests;
+    return;
+  end if;
+
+  v_url := rtrim(jobs.vault_secret('project_url'), '/') || '/functions/v1/' || p_job.target_function;
+  for i in 0 .. (cardinality(v_ids) - 1) / p_job.batch_size loop
+    v_requests := v_requests || jobs.dispatch_batch(
+      p_job, p_run_id, v_ids[i * p_job.batch_size + 1 : (i + 1) * p_job.batch_size], v_url);
+  end loop;
+  return query select cardinality(v_ids), v_requests;
+end;
+$$;
+
+-- Work-conserving inside a batch: claims up to p_count (at most 100) of the job's next due tasks
+-- into a batch that is still in flight (same request, same in-flight slot). Returns nothing once
+-- the batch is settled, the job cannot dispatch, the buckets are empty, or nothing is due.
+-- Takes only task rows (SKIP LOCKED), the claim lock and buckets.
+create function jobs.claim_into_batch(p_batch_id bigint, p_count int default 1)
+returns table (id bigint, lease_token uuid, attempt int, payload jsonb)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobs.job;
+begin
+  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
+   where b.id = p_batch_id and b.settled_at is null;
+  if not found or not v_job.enabled or v_job.paused or coalesce(v_job.suspended_until > now(), false) then
+    return;
+  end if;
+  return query select * from jobs.lease_tasks(
+    v_job, p_batch_id, jobs.select_due_tasks(v_job, least(greatest(coalesce(p_count, 1), 1), 100)));
+end;
+$$;
+
+-- What a function's claim ahead asks for: up to p_count (at most 100) next due tasks claimed into
+-- its batch (jobs.claim_into_batch, so every bucket is honoured), each with what the job's context
+-- function returns for it. Moot tasks are discarded, the bucket tokens their claim took are given
+-- back (no provider call was made), and the claim asks again for the difference, at most 10
+-- rounds. Fewer rows than asked: nothing more for this batch now.
+create function jobs.claim_tasks(p_batch_id bigint, p_count int default 1)
+returns table (task_id bigint, lease_token uuid, attempt int, payload jsonb, context jsonb)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobs.job;
+  v_missing int := least(greatest(coalesce(p_count, 1), 1), 100);
+  v_claimed jsonb;
+  v_tasks jsonb;
+  v_contexts jsonb;
+  v_found int;
+begin
+  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
+   where b.id = p_batch_id and b.settled_at is null;
+  if not found then
+    return;
+  end if;
+  -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
+  perform jobs.lock_outcomes(v_job.name, false);
+  for i in 1 .. 10 loop
+    -- (The join reads each claimed task's key, which a claim never changes.)
+    select jsonb_agg(jsonb_build_object('task_id', c.id, 'lease_token', c.lease_token, 'attempt', c.attempt,
+                                        'payload', c.payload) order by c.id),
+           jsonb_agg(jsonb_build_object('task_id', c.id, 'key', t.key, 'payload', c.payload, 'attempt', c.attempt)
+                     order by c.id)
+      into v_claimed, v_tasks
+      from jobs.claim_into_batch(p_batch_id, v_missing) c
+      join jobs.task t on t.id = c.id;
+    exit when v_claimed is null;
+
+    select jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot))
+      into v_contexts
+      from jobs.resolve_contexts(v_job, v_tasks) x;
+    return query
+      select c.task_id, c.lease_token, c.attempt, c.payload,
+             nullif(v_contexts -> c.task_id::text -> 'context', 'null'::jsonb)
+        from jsonb_to_recordset(v_claimed) as c (task_id bigint, lease_token uuid, attempt int, payload jsonb)
+       where v_contexts -> c.task_id::text ->> 'moot' is null
+       order by c.task_id;
+    get diagnostics v_found = row_count;
+    exit when v_found = jsonb_array_length(v_claimed);
+    v_missing := v_missing - v_found;
+    exit when v_missing <= 0;
+  end loop;
+end;
+$$;
+
+-- What the function needs for the tasks it was sent (the job's context function): one row per
+-- task still running under the given lease (by job, then id); others get no row. Moot ones are
+-- discarded here, their claim's bucket tokens given back, and come back with moot set.
+create function jobs.task_contexts(p_task_ids bigint[], p_lease_tokens uuid[])
+returns table (task_id bigint, context jsonb, moot text)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_leased jsonb;
+  v_job jobs.job;
+begin
+  if cardinality(p_task_ids) is distinct from cardinality(p_lease_tokens) then
+    raise exception 'jobs.task_contexts: % task ids but % lease tokens',
+      cardinality(p_task_ids), cardinality(p_lease_tokens) using errcode = 'invalid_parameter_value';
+  end if;
+  perform jobs.lock_outcomes(j.job_name, false)
+     from (select distinct t.job_name from jobs.task t where t.id = any (p_task_ids) order by t.job_name) j;
+  select jsonb_agg(jsonb_build_object('job_name', l.job_name, 'task_id', l.id, 'key', l.key, 'payload', l.payload,
+                                      'attempt', l.attempts) order by l.id)
+    into v_leased
+    from (select t.id, t.job_name, t.key, t.payload, t.attempts
+            from unnest(p_task_ids, p_lease_tokens) as i (id, lease_token)
+            join jobs.task t on t.id = i.id and t.lease_token = i.lease_token
+           where t.state = 'running'
+           order by t.id
+             for update of t) l;
+  if v_leased is null then
+    return;
+  end if;
+  for v_job in
+    select j.* from jobs.job j
+     where j.name in (select e ->> 'job_name' from jsonb_array_elements(v_leased) e)
+     order by j.name
+  loop
+    return query
+      select x.task_id, x.context, x.moot
+        from jobs.resolve_contexts(v_job, (
+               select jsonb_agg(e - 'job_name' order by (e ->> 'task_id')::bigint)
+                 from jsonb_array_elements(v_leased) e
+                where e ->> 'job_name' = v_job.name)) x;
+  end loop;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Outcomes
+
+-- Records a group of outcomes in one transaction, each task decided on its own lease.
+-- p_outcomes: JSON array of
+--   {"task_id", "lease_token", "outcome": "ok" | "retry" | "dead" | "discard" | "release",
+--    "error"?, "after"?, "pause"?, "data"?, "result"?}
+--   after   retry delay in seconds (null: the job's backoff);
+--   pause   a rate key of that task (or the job's rate_limit_key) that a retry empties for
+--           coalesce(after, 60) seconds (the provider said "wait"); other keys are ignored;
+--   data    whatever the function's perform put in the outcome, handed to the job's apply
+--           function and NEVER stored (it may hold secrets, e.g. a new token);
+--   result  stored as jobs.task.result of a succeeded task (unless apply returns one).
+-- Invalid input raises invalid_parameter_value, naming the element and field, before anything
+-- is written. Then: the outcome locks (shared, per job in name order), the tasks running under
+-- the given lease (FOR UPDATE, id order; any other is 'lease_lost' and changes nothing), the
+-- job's apply function once with all its tasks whose outcome is ok, retry, dead or discard
+-- (not release; it may change an outcome to discard, dead or retry, set the error or the result),
+-- then the states:
+--   ok      → succeeded                        retry → queued after `after` or the backoff,
+--   dead    → dead                                     dead once attempts >= max_attempts
+--   discard → discarded (moot)                 release → queued at once with the attempt given
+--                                                back; the job's last_error is set and its
+--                                                dispatch suspended for a minute
+-- Returns one row per element, in input order: succeeded | queued | dead | discarded | lease_lost.
+-- A task given twice: the first element with its lease counts, the others are lease_lost.
+create function jobs.record_outcomes(p_outcomes jsonb)
+returns table (task_id bigint, state text)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_bad record;
+  v_work jsonb;
+  v_over jsonb := '{}'::jsonb;
+  v_apply record;
+  v_input jsonb;
+  v_rows jsonb;
+  v_final jsonb;
+  v_states jsonb;
+  v_pause record;
+begin
+  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
+    raise exception 'jobs.record_outcomes: expected a JSON array of outcomes, got %',
+      coalesce(jsonb_typeof(p_outcomes), 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  select x.ord, x.problem into v_bad
+    from (select e.ord, case
+            when jsonb_typeof(e.v) <> 'object' then format('expected an object, got %s', e.v)
+            when coalesce(jsonb_typeof(e.v -> 'task_id'), 'null') = 'null' then 'task_id is required'
+            when not (jsonb_typeof(e.v -> 'task_id') in ('number', 'string') and (e.v ->> 'task_id') ~ '^[0-9]{1,18}$')
+              then format('task_id must be a task id (a positive integer), got %s', e.v -> 'task_id')
+            when coalesce(jsonb_typeof(e.v -> 'lease_token'), 'null') = 'null' then 'lease_token is required'
+            when not (jsonb_typeof(e.v -> 'lease_token') = 'string'
+                      and (e.v ->> 'lease_token') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+              then format('lease_token must be a uuid, got %s', e.v -> 'lease_token')
+            when coalesce(jsonb_typeof(e.v -> 'outcome'), 'null') = 'null'
+              then 'outcome is required (ok, retry, dead, discard or release)'
+            when not (jsonb_typeof(e.v -> 'outcome') = 'string'
+                      and (e.v ->> 'outcome') in ('ok', 'retry', 'dead', 'discard', 'release'))
+              then format('outcome must be one of ok, retry, dead, discard, release; got %s', e.v -> 'outcome')
+            when coalesce(jsonb_typeof(e.v -> 'error'), 'null') not in ('null', 'string')
+              then format('error must be a string, got %s', e.v -> 'error')
+            when coalesce(jsonb_typeof(e.v -> 'after'), 'null') not in ('null', 'number')
+              then format('after must be a number of seconds, got %s', e.v -> 'after')
+            when (e.v ->> 'after')::numeric < 0 then format('after must be >= 0 seconds, got %s', e.v -> 'after')
+            when coalesce(jsonb_typeof(e.v -> 'pause'), 'null') not in ('null', 'string')
+              then format('pause must be a rate key (a string), got %s', e.v -> 'pause')
+          end as problem
+          from jsonb_array_elements(p_outcomes) with ordinality as e (v, ord)) x
+   where x.problem is not null
+   order by x.ord
+   limit 1;
+  if found then
+    raise exception 'jobs.record_outcomes: p_outcomes[%]: %', v_bad.ord - 1, v_bad.problem
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if jsonb_array_length(p_outcomes) = 0 then
+    return;
+  end if;
+
+  -- Outcome locks first (shared, one per job, in name order), then the tasks in id order.
+  perform jobs.lock_outcomes(j.job_name, false)
+     from (select distinct t.job_name
+             from jobs.task t
+            where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_outcomes) e))
+            order by t.job_name) j;
+
+  select coalesce(jsonb_agg(to_jsonb(w) order by w.task_id), '[]'::jsonb) into v_work
+    from (select distinct on (l.id) l.ord, l.id as task_id, l.job_name, l.key, l.payload, l.attempts as attempt,
+                 l.rate_keys, l.outcome, l.error, l.after, l.pause, l.data, l.result
+            from (select i.ord, t.id, t.job_name, t.key, t.payload, t.attempts, t.rate_keys,
+                         i.v ->> 'outcome' as outcome, i.v ->> 'error' as error, (i.v ->> 'after')::numeric as after,
+                         i.v ->> 'pause' as pause, nullif(i.v -> 'data', 'null'::jsonb) as data,
+                         nullif(i.v -> 'result', 'null'::jsonb) as result
+                    from jsonb_array_elements(p_outcomes) with ordinality as i (v, ord)
+                    join jobs.task t on t.id = (i.v ->> 'task_id')::bigint and t.lease_token = (i.v ->> 'lease_token')::uuid
+                   where t.state = 'running'
+                   order by t.id
+                     for update of t) l
+           order by l.id, l.ord) w;
+
+  -- The domain write: each job's apply function, once, with its tasks (not the released ones).
+  for v_apply in
+    select j.name, j.apply_function from jobs.job j
+     where j.apply_function is not null
+       and j.name in (select w ->> 'job_name' from jsonb_array_elements(v_work) w where w ->> 'outcome' <> 'release')
+     order by j.name
+  loop
+    select jsonb_agg(w - 'ord' - 'job_name' - 'rate_keys' - 'pause' - 'result' order by (w ->> 'task_id')::bigint)
+      into v_input
+      from jsonb_array_elements(v_work) w
+     where w ->> 'job_name' = v_apply.name and w ->> 'outcome' <> 'release';
+    execute format(
+      'select coalesce(jsonb_object_agg(r.task_id::text, jsonb_build_object(
+                 ''outcome'', r.outcome, ''error'', r.error, ''result'', r.result)), ''{}'')
+         from %s($1) r
+        where r.task_id in (select (e ->> ''task_id'')::bigint from jsonb_array_elements($1) e)',
+      v_apply.apply_function::regprocedure::regproc)
+      into v_rows using v_input;
+    select o.key, o.value ->> 'outcome' as outcome into v_bad
+      from jsonb_each(v_rows) o
+     where o.value ->> 'outcome' not in ('discard', 'dead', 'retry')
+     limit 1;
+    if found then
+      raise exception 'jobs.record_outcomes: % returned outcome % for task %; an apply function may only change an outcome to discard, dead or retry (or null to keep it)',
+        v_apply.apply_function, v_bad.outcome, v_bad.key using errcode = 'invalid_parameter_value';
+    end if;
+    v_over := v_over || v_rows;
+  end loop;
+
+  -- The outcomes as they stand after apply.
+  select jsonb_agg(w || jsonb_build_object(
+           'final', coalesce(v_over -> (w ->> 'task_id') ->> 'outcome', w ->> 'outcome'),
+           'final_error', coalesce(v_over -> (w ->> 'task_id') ->> 'error', w ->> 'error'),
+           'final_result', coalesce(nullif(v_over -> (w ->> 'task_id') -> 'result', 'null'::jsonb), w -> 'result')))
+    into v_final
+    from jsonb_array_elements(v_work) w;
+
+  with f as (
+    select * from jsonb_to_recordset(v_final)
+      as x (ord bigint, task_id bigint, job_name text, final text, final_error text, final_result jsonb, after numeric)
+  ),
+  written as (
+    update jobs.task t
+       set state = case
+             when f.final = 'ok' then 'succeeded'
+             when f.final = 'discard' then 'discarded'
+             when f.final = 'release' then 'queued'
+             when f.final = 'retry' and t.attempts < j.max_attempts then 'queued'
+             else 'dead' end,
+           attempts = case when f.final = 'release' then t.attempts - 1 else t.attempts end,
+           run_after = case
+             when f.final = 'release' then now()
+             when f.final = 'retry' and t.attempts < j.max_attempts then now() + make_interval(secs => coalesce(
+               f.after,
+               jobs.backoff_seconds(j.backoff_base_seconds, j.backoff_cap_seconds, j.backoff_jitter, t.attempts, random())
+             )::double precision)
+             else t.run_after end,
+           result = case when f.final = 'ok' then f.final_result else t.result end,
+           last_error = case
+             when f.final = 'ok' then t.last_error
+             when f.final = 'discard' then left(coalesce(f.final_error, 'discarded'), 1000)
+             when f.final = 'release' then left(coalesce(f.final_error, 'released'), 1000)
+             else left(coalesce(f.final_error, 'failed without a message'), 1000) end,
+           lease_token = null, lease_until = null,
+           finished_at = case
+             when f.final in ('ok', 'discard', 'dead') or (f.final = 'retry' and t.attempts >= j.max_attempts)
+             then now() end,
+           updated_at = now()
+      from f join jobs.job j on j.name = f.job_name
+     where t.id = f.task_id
+    returning t.id, t.state
+  )
+  select jsonb_object_agg(f.ord::text, w.state) into v_states
+    from written w join f on f.task_id = w.id;
+
+  -- A release is a configuration error: one clear error on the job, dispatch held for a minute.
+  -- (The job row before the claim lock of a pause: the lock order.)
+  update jobs.job j
+     set last_error = r.reason, last_error_at = now(), suspended_until = now() + interval '1 minute'
+    from (select distinct on (x.job_name) x.job_name, left(coalesce(x.final_error, 'released'), 1000) as reason
+            from jsonb_to_recordset(v_final) as x (ord bigint, job_name text, final text, final_error text)
+           where x.final = 'release'
+           order by x.job_name, x.ord desc) r
+   where j.name = r.job_name;
+
+  -- A retry that names one of its task's buckets empties it for the provider's wait.
+  for v_pause in
+    select x.job_name, x.pause, max(coalesce(x.after, 60)) as seconds
+      from jsonb_to_recordset(v_final) as x (job_name text, outcome text, pause text, after numeric, rate_keys text[])
+      join jobs.job j on j.name = x.job_name
+     where x.outcome = 'retry' and x.pause is not null
+       and (x.pause = any (coalesce(x.rate_keys, '{}'::text[])) or x.pause = j.rate_limit_key)
+     group by x.job_name, x.pause
+     order by x.job_name, x.pause
+  loop
+    perform jobs.rate_limit_pause(v_pause.pause, v_pause.seconds, v_pause.job_name);
+  end loop;
+
+  return query
+    select (i.v ->> 'task_id')::bigint, coalesce(v_states ->> i.ord::text, 'lease_lost')
+      from jsonb_array_elements(p_outcomes) with ordinality as i (v, ord)
+     order by i.ord;
+end;
+$$;
+
+-- One task's outcome (the single-task wrappers below). Raises DWL01 "lease lost" when the task
+-- is not running under p_lease_token: nothing changes, and a domain write the caller made in the
+-- same transaction is rolled back with it. Returns the task's new state.
+create function jobs.record_outcome(p_task_id bigint, p_lease_token uuid, p_outcome jsonb)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_state text;
+begin
+  if p_task_id is null or p_lease_token is null then
+    raise exception 'task id and lease token are required' using errcode = 'null_value_not_allowed';
+  end if;
+  select r.state into v_state
+    from jobs.record_outcomes(jsonb_build_array(
+           p_outcome || jsonb_build_object('task_id', p_task_id, 'lease_token', p_lease_token))) r;
+  if v_state = 'lease_lost' then
+    raise exception 'lease lost: task % is not running under this lease token', p_task_id
+      using errcode = 'DWL01',
+            detail = 'It was completed, cancelled, or its lease expired and it was claimed again.',
+            hint = 'Drop the result; the current lease holder reports the outcome.';
+  end if;
+  return v_state;
+end;
+$$;
+
+-- Outcome ok: → succeeded. result must not contain secrets (it is kept for inspection).
+create function jobs.complete(p_task_id bigint, p_lease_token uuid, p_result jsonb default null)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform jobs.record_outcome(p_task_id, p_lease_token, jsonb_build_object('outcome', 'ok', 'result', p_result));
+end;
+$$;
+
+-- Outcome retry (transient: queued after retry_after seconds, the provider's Retry-After, or the
+-- job's backoff; dead once out of attempts) or dead (permanent). Returns the new state.
+create function jobs.fail(
+  p_task_id bigint, p_lease_token uuid, p_error text,
+  p_retry_after_seconds numeric default null, p_permanent boolean default false)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+begin
+  return jobs.record_outcome(p_task_id, p_lease_token, jsonb_build_object(
+    'outcome', case when coalesce(p_permanent, false) then 'dead' else 'retry' end,
+    'error', p_error, 'after', p_retry_after_seconds));
+end;
+$$;
+
+-- Outcome discard: the work is moot (e.g. the account was disconnected while the task waited).
+-- Terminal state 'discarded': nothing to retry, nothing for an operator to do.
+create function jobs.discard(p_task_id bigint, p_lease_token uuid, p_reason text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform jobs.record_outcome(p_task_id, p_lease_token, jsonb_build_object('outcome', 'discard', 'error', p_reason));
+end;
+$$;
+
+-- Outcome release: the function cannot work at all (missing secret, rejected client
+-- credentials). The tasks go back without using up an attempt, the reason goes on the job, and
+-- dispatch is held for a minute, so a broken configuration shows up in jobs.job.last_error
+-- instead of as a pile of dead tasks. Tasks not running under their token are skipped.
+-- Returns how many were released.
+create function jobs.release(p_task_ids bigint[], p_lease_tokens uuid[], p_reason text)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_released int;
+begin
+  if cardinality(p_task_ids) is distinct from cardinality(p_lease_tokens) then
+    raise exception 'jobs.release: % task ids but % lease tokens',
+      cardinality(p_task_ids), cardinality(p_lease_tokens) using errcode = 'invalid_parameter_value';
+  end if;
+  select count(*) filter (where r.state = 'queued') into v_released
+    from jobs.record_outcomes(coalesce(
+           (select jsonb_agg(jsonb_build_object('task_id', i.id, 'lease_token', i.lease_token,
+                                                'outcome', 'release', 'error', p_reason) order by i.n)
+              from unnest(p_task_ids, p_lease_tokens) with ordinality as i (id, lease_token, n)),
+           '[]'::jsonb)) r;
+  return v_released;
+end;
+$$;
+
+-- A function's one call per group, in one transaction: its outcomes first (jobs.record_outcomes:
+-- each decided on its own lease, a lost one is 'lease_lost' and does not fail the group), then
+-- its claims ahead (jobs.claim_tasks).
+--   p_outcomes  as for jobs.record_outcomes (null or [] : none)
+--   p_claims    JSON array of {"batch_id", "count"} (null or [] : none); counts of one batch add up
+-- Returns {"outcomes": [{"task_id", "state"}],
+--          "claimed": [{"batch_id", "task_id", "lease_token", "attempt", "payload", "context"}]}.
+create function jobs.report(p_outcomes jsonb, p_claims jsonb)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_outcomes jsonb := coalesce(p_outcomes, '[]'::jsonb);
+  v_claims jsonb := coalesce(p_claims, '[]'::jsonb);
+  v_bad record;
+  v_recorded jsonb := '[]'::jsonb;
+  v_claimed jsonb := '[]'::jsonb;
+  v_claim record;
+begin
+  if jsonb_typeof(v_claims) <> 'array' then
+    raise exception 'jobs.report: p_claims must be a JSON array of {"batch_id", "count"}, got %', jsonb_typeof(v_claims)
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select x.ord, x.problem into v_bad
+    from (select e.ord, case
+            when jsonb_typeof(e.v) <> 'object' then format('expected an object {"batch_id", "count"}, got %s', e.v)
+            when not (coalesce(jsonb_typeof(e.v -> 'batch_id'), 'null') in ('number', 'string')
+                      and (e.v ->> 'batch_id') ~ '^[0-9]{1,18}$')
+              then format('batch_id must be a batch id (a positive integer), got %s', coalesce((e.v -> 'batch_id')::text, 'nothing'))
+            when not (coalesce(jsonb_typeof(e.v -> 'count'), 'null') = 'number' and (e.v ->> 'count') ~ '^[0-9]{1,9}$')
+              then format('count must be an integer >= 0, got %s', coalesce((e.v -> 'count')::text, 'nothing'))
+          end as problem
+          from jsonb_array_elements(v_claims) with ordinality as e (v, ord)) x
+   where x.problem is not null
+   order by x.ord
+   limit 1;
+  if found then
+    raise exception 'jobs.report: p_claims[%]: %', v_bad.ord - 1, v_bad.problem using errcode = 'invalid_parameter_value';
+  end if;
+
+  -- Every outcome lock this call takes, in job-name order, before any task or bucket: the
+  -- outcomes' jobs and the claims' (a claim discards moot tasks).
+  perform jobs.lock_outcomes(j.job_name, false)
+     from (select t.job_name from jobs.task t
+            where t.id = any (array(
+                    select (e ->> 'task_id')::bigint
+                      from jsonb_array_elements(case when jsonb_typeof(v_outcomes) = 'array' then v_outcomes
+                                                     else '[]'::jsonb end) e
+                     where (e ->> 'task_id') ~ '^[0-9]{1,18}$'))
+           union
+           select b.job_name from jobs.batch b
+            where b.id = any (array(select (c ->> 'batch_id')::bigint from jsonb_array_elements(v_claims) c))
+           order by 1) j;
+
+  if v_outcomes <> '[]'::jsonb then
+    select coalesce(jsonb_agg(jsonb_build_object('task_id', r.task_id, 'state', r.state) order by r.n), '[]'::jsonb)
+      into v_recorded
+      from jobs.record_outcomes(v_outcomes) with ordinality as r (task_id, state, n);
+  end if;
+
+  for v_claim in
+    select (c ->> 'batch_id')::bigint as batch_id, sum((c ->> 'count')::int)::int as count
+      from jsonb_array_elements(v_claims) c
+     group by 1
+    having sum((c ->> 'count')::int) > 0
+     order by 1
+  loop
+    v_claimed := v_claimed || coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'batch_id', v_claim.batch_id, 'task_id', n.task_id, 'lease_token', n.lease_token,
+               'attempt', n.attempt, 'payload', n.payload, 'context', n.context) order by n.task_id)
+        from jobs.claim_tasks(v_claim.batch_id, v_claim.count) n), '[]'::jsonb);
+  end loop;
+
+  return jsonb_build_object('outcomes', v_recorded, 'claimed', v_claimed);
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Batches in flight: accept, keep alive, reap, finish
+
+-- The function accepts a batch before answering 202. p_token is the credential the request
+-- carried, or null when the caller authenticated with the project's secret key. Extends the
+-- batch's leases (the pass and the cold start may have used part of them). Raises, changing nothing:
+--   DWB01 no such batch · DWB02 credential refused · DWB03 batch no longer in flight (settled, or
+--   its lease ran out before anyone accepted it) · DWB04 already accepted (a replayed request).
+create function jobs.accept_batch(p_batch_id bigint, p_token text)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_batch jobs.batch;
+  v_job jobs.job;
+  v_running int;
+begin
+  select * into v_batch from jobs.batch where id = p_batch_id for update;
+  if not found then
+    raise exception 'no batch %', p_batch_id using errcode = 'DWB01';
+  end if;
+  if p_token is not null and (v_batch.token_hash is null
+      or v_batch.token_hash <> pg_catalog.sha256(convert_to(p_token, 'UTF8'))) then
+    raise exception 'batch credential refused for batch %', p_batch_id using errcode = 'DWB02';
+  end if;
+  if v_batch.accepted_at is not null then
+    raise exception 'batch % was already accepted at %', p_batch_id, v_batch.accepted_at using errcode = 'DWB04';
+  end if;
+  select * into v_job from jobs.job where name = v_batch.job_name;
+  if v_batch.settled_at is not null
+     or (p_token is not null and v_batch.dispatched_at < now() - make_interval(secs => v_job.lease_seconds)) then
+    raise exception 'batch % is no longer in flight', p_batch_id using errcode = 'DWB03';
+  end if;
+  update jobs.batch set accepted_at = now(), alive_at = now() where id = p_batch_id;
+  v_running := jobs.extend_batch_leases(v_job, p_batch_id);
+  return jsonb_build_object('batch_id', p_batch_id, 'job', v_job.name, 'running', v_running,
+                            'lease_seconds', v_job.lease_seconds);
+end;
+$$;
+
+-- Pushes the leases of a batch's running tasks lease_seconds ahead. Tasks an outcome call holds
+-- right now are skipped (SKIP LOCKED: no lock-order deadlock with grouped outcome calls); they
+-- are about to leave 'running' anyway. Returns how many tasks were extended.
+create function jobs.extend_batch_leases(p_job jobs.job, p_batch_id bigint)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_count int;
+begin
+  update jobs.task t
+     set lease_until = greatest(t.lease_until, now() + make_interval(secs => p_job.lease_seconds))
+   where t.id in (select x.id from jobs.task x
+                   where x.job_name = p_job.name and x.batch_id = p_batch_id and x.state = 'running'
+                     for update skip locked);
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
+-- The function's lease heartbeat while it works on an accepted batch (every lease_seconds / 3).
+-- Returns {"running": n, "in_flight": bool}; in_flight false means the batch was settled
+-- (e.g. recovered after a restart): the function should stop taking more work for it.
+create function jobs.keep_batch_alive(p_batch_id bigint)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobs.job;
+  v_job_name text;
+  v_settled timestamptz;
+begin
+  select b.job_name, b.settled_at into v_job_name, v_settled from jobs.batch b where b.id = p_batch_id;
+  if not found then
+    raise exception 'no batch %', p_batch_id using errcode = 'DWB01';
+  end if;
+  select * into v_job from jobs.job where name = v_job_name;
+  update jobs.batch set alive_at = now() where id = p_batch_id and settled_at is null;
+  return jsonb_build_object('running', jobs.extend_batch_leases(v_job, p_batch_id),
+                            'in_flight', v_settled is null);
+end;
+$$;
+
+-- Running tasks nobody works on any more (their lease expired, or their function finished the
+-- batch without them) go back to the queue at once: no backoff, since the attempt crashed rather
+-- than failed; at max_attempts they end dead. The caller has locked them. Returns how many.
+create function jobs.requeue_abandoned(p_job jobs.job, p_task_ids bigint[], p_why text)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_count int;
+begin
+  update jobs.task t
+     set state = case when t.attempts >= p_job.max_attempts then 'dead' else 'queued' end,
+         run_after = now(),
+         finished_at = case when t.attempts >= p_job.max_attempts then now() end,
+         lease_token = null, lease_until = null,
+         last_error = format('%s (attempt %s of %s)', p_why, t.attempts, p_job.max_attempts),
+         updated_at = now()
+   where t.id = any (p_task_ids) and t.state = 'running';
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
 -- Returns in-flight batches' leftovers to the queue. The caller holds the job row lock.
---  * A batch whose request got an answer (any status, or a connection error) but still has running
---    tasks: the function returned without reporting them. 401/403/404 or an unreachable function
---    mean the tasks never ran, so the attempt is given back; otherwise it counts, with backoff.
---    A pg_net timeout is left alone: the function may still be working; the lease decides.
---  * Running tasks whose lease expired (function crashed, timed out, never reached) become
---    claimable again at once (the next claim makes it attempt + 1), or dead after max_attempts.
---  * A batch that outlived its lease with nothing running any more is settled (its function
---    died before jobs.finish_batch and no answer was recorded).
+--  * Running tasks whose lease expired (the function died, or never accepted in time) become
+--    claimable at once (no backoff: the attempt crashed), or dead after max_attempts.
+--  * A batch dispatched in an earlier server start that no function accepted is lost (pg_net's
+--    queue is UNLOGGED): settled, and its tasks queued at once with the attempt given back.
+--    Its request_id is never looked up: after a crash pg_net's ids start again at 1.
+--  * A batch of this server start that no function accepted but pg_net got an answer for: 401,
+--    403, 404, 5xx from the gateway or an unreachable function mean the tasks never ran (attempt
+--    given back, no backoff). Any other answer (a function that does not accept batches and
+--    returned without reporting some tasks) counts the attempt, with backoff.
+--    A pg_net timeout is left alone: the function may still accept late; the lease decides.
+--  * An accepted batch is left to its leases; once none of its tasks is running and the function
+--    has been silent for a lease, it is settled (the function died before jobs.finish_batch).
 -- Batches and expired tasks are taken with SKIP LOCKED: rows someone else holds wait for later.
 create function jobs.reap(p_job jobs.job)
 returns int
@@ -482,53 +1400,56 @@ declare
   v_total int := 0;
   v_never_ran boolean;
   v_error text;
+  v_boot timestamptz := pg_catalog.pg_postmaster_start_time();
 begin
   if not exists (select 1 from jobs.batch where job_name = p_job.name and settled_at is null)
      and not exists (select 1 from jobs.task where job_name = p_job.name and state = 'running') then
     return 0;
   end if;
 
-  -- Running tasks whose lease expired, whatever their batch.
-  with expired as (
-    update jobs.task t
-       set state = case when t.attempts >= p_job.max_attempts then 'dead' else 'queued' end,
-           run_after = now(),
-           finished_at = case when t.attempts >= p_job.max_attempts then now() end,
-           lease_token = null, lease_until = null,
-           last_error = format('lease expired after %s s (attempt %s of %s)',
-                               p_job.lease_seconds, t.attempts, p_job.max_attempts),
-           updated_at = now()
-     where t.id in (select x.id from jobs.task x
-                     where x.job_name = p_job.name and x.state = 'running' and x.lease_until < now()
-                       for update skip locked)
-    returning 1
-  )
-  select count(*) into v_count from expired;
-  v_total := v_total + v_count;
+  v_total := v_total + jobs.requeue_abandoned(p_job,
+    array(select x.id from jobs.task x
+           where x.job_name = p_job.name and x.state = 'running' and x.lease_until < now()
+             for update skip locked),
+    format('lease expired after %s s', p_job.lease_seconds));
 
   for v_batch in
-    select b.id, b.dispatched_at, r.status_code, r.error_msg, coalesce(r.timed_out, false) as timed_out,
+    select b.id, b.dispatched_at, b.accepted_at, b.alive_at,
+           b.boot is distinct from v_boot as earlier_boot,
+           r.status_code, r.error_msg, coalesce(r.timed_out, false) as timed_out,
            (r.id is not null) as answered, left(r.content, 300) as content
       from jobs.batch b
-      left join net._http_response r on r.id = b.request_id
+      left join net._http_response r
+        on r.id = b.request_id and b.boot = v_boot and r.created >= b.dispatched_at
      where b.job_name = p_job.name and b.settled_at is null
        for update of b skip locked
   loop
-    if v_batch.answered and not v_batch.timed_out
-       and coalesce(v_batch.error_msg, '') not ilike '%timeout%' then
-      v_never_ran := v_batch.status_code in (401, 403, 404) or v_batch.status_code is null;
+    v_error := null;
+    if v_batch.accepted_at is null and v_batch.earlier_boot then
+      v_never_ran := true;
+      v_error := 'dispatch lost: the database restarted before the function accepted the batch';
+    elsif v_batch.accepted_at is null and v_batch.answered and not v_batch.timed_out then
+      -- 409: the function refused a batch whose lease ran out before it arrived; 502/503/504
+      -- come from a gateway or a function that could not reach the database, 546 from an
+      -- instance over its limits before it started. A 500 may have done some work.
+      v_never_ran := v_batch.status_code is null or v_batch.status_code in (401, 403, 404, 409, 502, 503, 504, 546);
       v_error := case
         when v_batch.status_code is null then format('request to %s failed: %s', p_job.target_function, v_batch.error_msg)
+        when v_never_ran then format('%s answered HTTP %s: %s', p_job.target_function, v_batch.status_code,
+                                     coalesce(v_batch.content, ''))
         else format('%s answered HTTP %s without reporting this task: %s',
                     p_job.target_function, v_batch.status_code, coalesce(v_batch.content, ''))
       end;
+    end if;
+
+    if v_error is not null then
       with returned as (
         update jobs.task t
-           set state = case when not v_never_ran and (t.attempts >= p_job.max_attempts) then 'dead' else 'queued' end,
+           set state = case when not v_never_ran and t.attempts >= p_job.max_attempts then 'dead' else 'queued' end,
                attempts = case when v_never_ran then t.attempts - 1 else t.attempts end,
-               run_after = now() + make_interval(secs => jobs.backoff_seconds(
+               run_after = case when v_never_ran then now() else now() + make_interval(secs => jobs.backoff_seconds(
                  p_job.backoff_base_seconds, p_job.backoff_cap_seconds, p_job.backoff_jitter,
-                 t.attempts, random())::double precision),
+                 t.attempts, random())::double precision) end,
                finished_at = case when not v_never_ran and t.attempts >= p_job.max_attempts then now() end,
                lease_token = null, lease_until = null,
                last_error = v_error,
@@ -539,16 +1460,21 @@ begin
       select count(*) into v_count from returned;
       update jobs.batch
          set settled_at = clock_timestamp(),
-             http_status = v_batch.status_code, http_error = v_batch.error_msg
+             http_status = v_batch.status_code, http_error = coalesce(v_batch.error_msg, v_error)
        where id = v_batch.id;
-      if v_never_ran and v_count > 0 then
-        update jobs.job set last_error = v_error, last_error_at = now() where name = p_job.name;
+      if v_never_ran and v_count > 0 and not v_batch.earlier_boot then
+        -- 401/403/404 are a configuration error (wrong URL, function not deployed, key): hold
+        -- dispatch for a minute, as jobs.release does, instead of retrying it every heartbeat.
+        update jobs.job
+           set last_error = v_error, last_error_at = now(),
+               suspended_until = case when v_batch.status_code in (401, 403, 404)
+                                      then now() + interval '1 minute' else suspended_until end
+         where name = p_job.name;
       end if;
       v_total := v_total + v_count;
-    elsif v_batch.dispatched_at < now() - make_interval(secs => p_job.lease_seconds)
+    elsif coalesce(v_batch.alive_at, v_batch.dispatched_at) < now() - make_interval(secs => p_job.lease_seconds)
           and not exists (select 1 from jobs.task t
                            where t.job_name = p_job.name and t.state = 'running' and t.batch_id = v_batch.id) then
-      -- Outlived its lease with nothing left running: the function died or never finished it.
       update jobs.batch set settled_at = clock_timestamp() where id = v_batch.id;
     end if;
   end loop;
@@ -557,7 +1483,38 @@ begin
 end;
 $$;
 
--- Claims and dispatches more work for a job now (no discovery). Called when a batch settles.
+-- The function is done with its request: settle the batch, return the tasks it left running to
+-- the queue at once (nobody works on them any more: their outcome could not be written, or a
+-- claim's answer was lost with a connection), and dispatch the next batch (work-conserving).
+-- Idempotent.
+create function jobs.finish_batch(p_batch_id bigint)
+returns int
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_job jobs.job;
+  v_job_name text;
+begin
+  update jobs.batch set settled_at = clock_timestamp()
+   where id = p_batch_id and settled_at is null
+  returning job_name into v_job_name;
+  if v_job_name is null then
+    return 0;
+  end if;
+  select * into v_job from jobs.job where name = v_job_name;
+  perform jobs.requeue_abandoned(v_job,
+    array(select x.id from jobs.task x
+           where x.job_name = v_job.name and x.batch_id = p_batch_id and x.state = 'running'
+             for update skip locked),
+    'left running when its batch finished');
+  return jobs.pump(v_job.name);
+end;
+$$;
+
+-- Claims and dispatches more work for a job now (no discovery). Called when a batch settles; it
+-- reaps first, so a backlog left by a dead function or a restart moves on without waiting for
+-- the heartbeat.
 create function jobs.pump(p_job_name text)
 returns int
 language plpgsql
@@ -571,30 +1528,14 @@ begin
   if not found then
     return 0;
   end if;
+  perform jobs.reap(v_job);
   select c.claimed into v_claimed from jobs.claim_and_dispatch(v_job, null) c;
   return v_claimed;
 end;
 $$;
 
--- The function is done with its request: settle the batch and dispatch the next one at once
--- (work-conserving). Tasks it left running stay leased until their lease expires. Idempotent.
-create function jobs.finish_batch(p_batch_id bigint)
-returns int
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_job_name text;
-begin
-  update jobs.batch set settled_at = clock_timestamp()
-   where id = p_batch_id and settled_at is null
-  returning job_name into v_job_name;
-  if v_job_name is null then
-    return 0;
-  end if;
-  return jobs.pump(v_job_name);
-end;
-$$;
+-- ---------------------------------------------------------------------------------------------
+-- Ticks, the heartbeat, and by hand
 
 -- One tick: reap → discover → claim → dispatch, in the caller's transaction. pg_net sends the
 -- requests when it commits. Returns a readable summary.
@@ -679,7 +1620,17 @@ begin
 end;
 $$;
 
--- Every minute from pg_cron: reap and restart the dispatch chain of every enabled job
+-- One public way to run any job by hand (SQL editor, scripts): one tick now, and what it did.
+--   select jobs.run_now('youtube-token-refresh');
+create function jobs.run_now(p_job text)
+returns jsonb
+language sql
+set search_path = ''
+as $$
+  select jobs.tick(p_job, 'manual');
+$$;
+
+-- Every 10 s from pg_cron (see below): reap and restart the dispatch chain of every enabled job
 -- (retries whose backoff ran out, rate-limited backlog, a chain broken by a crash).
 -- Skips a job whose row is locked: whoever holds it is dispatching already.
 create function jobs.heartbeat()
@@ -711,123 +1662,7 @@ begin
 end;
 $$;
 
--- Outcome: success. result must not contain secrets (it is kept for inspection).
-create function jobs.complete(p_task_id bigint, p_lease_token uuid, p_result jsonb default null)
-returns void
-language plpgsql
-set search_path = ''
-as $$
-begin
-  -- The hot path: one UPDATE that checks the lease (no separate lock-then-update).
-  perform jobs.lock_outcomes(t.job_name, false) from jobs.task t where t.id = p_task_id;
-  update jobs.task
-     set state = 'succeeded', result = p_result, lease_token = null, lease_until = null,
-         finished_at = now(), updated_at = now()
-   where id = p_task_id and state = 'running' and lease_token = p_lease_token;
-  if not found then
-    perform jobs.lock_leased_task(p_task_id, p_lease_token);  -- raises the DWL01 "lease lost" error
-  end if;
-end;
-$$;
-
--- Outcome: failure. Transient → queued after retry_after seconds (the provider's Retry-After) or
--- the job's backoff; permanent or out of attempts → dead. Returns the new state.
-create function jobs.fail(
-  p_task_id bigint, p_lease_token uuid, p_error text,
-  p_retry_after_seconds numeric default null, p_permanent boolean default false)
-returns text
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_task jobs.task;
-  v_job jobs.job;
-  v_state text;
-begin
-  if p_retry_after_seconds < 0 then
-    raise exception 'retry_after_seconds must be >= 0, got %', p_retry_after_seconds
-      using errcode = 'invalid_parameter_value';
-  end if;
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
-  select * into v_job from jobs.job where name = v_task.job_name;
-  v_state := case when coalesce(p_permanent, false) or v_task.attempts >= v_job.max_attempts
-                  then 'dead' else 'queued' end;
-  update jobs.task
-     set state = v_state,
-         last_error = left(coalesce(p_error, 'failed without a message'), 1000),
-         run_after = case when v_state = 'queued' then now() + make_interval(secs => coalesce(
-             p_retry_after_seconds,
-             jobs.backoff_seconds(v_job.backoff_base_seconds, v_job.backoff_cap_seconds,
-                                  v_job.backoff_jitter, v_task.attempts, random()))::double precision)
-           else run_after end,
-         lease_token = null, lease_until = null,
-         finished_at = case when v_state = 'dead' then now() end,
-         updated_at = now()
-   where id = v_task.id;
-  return v_state;
-end;
-$$;
-
--- Outcome: the work is moot and the domain has recorded why (e.g. the account was disconnected
--- while the task waited). Terminal state 'failed': nothing to retry, nothing for an operator to do.
-create function jobs.discard(p_task_id bigint, p_lease_token uuid, p_reason text)
-returns void
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_task jobs.task;
-begin
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
-  update jobs.task
-     set state = 'failed', last_error = left(coalesce(p_reason, 'discarded'), 1000),
-         lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
-   where id = v_task.id;
-end;
-$$;
-
--- The function cannot work at all (missing secret, rejected client credentials): give the tasks
--- back without using up an attempt, record the reason on the job, and hold dispatch for a minute
--- so a broken configuration shows up in jobs.job.last_error instead of as a pile of dead tasks.
-create function jobs.release(p_task_ids bigint[], p_lease_tokens uuid[], p_reason text)
-returns int
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_task jobs.task;
-  v_released int := 0;
-  v_job_name text;
-begin
-  if cardinality(p_task_ids) is distinct from cardinality(p_lease_tokens) then
-    raise exception 'jobs.release: % task ids but % lease tokens',
-      cardinality(p_task_ids), cardinality(p_lease_tokens) using errcode = 'invalid_parameter_value';
-  end if;
-  for i in 1 .. coalesce(cardinality(p_task_ids), 0) loop
-    begin
-      v_task := jobs.lock_leased_task(p_task_ids[i], p_lease_tokens[i]);
-    exception when sqlstate 'DWL01' then
-      continue;
-    end;
-    update jobs.task
-       set state = 'queued', attempts = attempts - 1, run_after = now(),
-           last_error = left(coalesce(p_reason, 'released'), 1000),
-           lease_token = null, lease_until = null, updated_at = now()
-     where id = v_task.id;
-    v_released := v_released + 1;
-    v_job_name := v_task.job_name;
-  end loop;
-  if v_job_name is not null then
-    update jobs.job
-       set last_error = left(coalesce(p_reason, 'released'), 1000), last_error_at = now(),
-           suspended_until = now() + interval '1 minute'
-     where name = v_job_name;
-  end if;
-  return v_released;
-end;
-$$;
-
--- By hand: run a dead, failed or cancelled task again from attempt 1.
+-- By hand: run a dead, discarded or cancelled task again from attempt 1.
 create function jobs.retry(p_task_id bigint)
 returns void
 language plpgsql
@@ -841,8 +1676,8 @@ begin
   if not found then
     raise exception 'jobs.retry: no task %', p_task_id using errcode = 'no_data_found';
   end if;
-  if v_task.state not in ('dead', 'failed', 'cancelled') then
-    raise exception 'jobs.retry: task % is %; only dead, failed or cancelled tasks can be retried',
+  if v_task.state not in ('dead', 'discarded', 'cancelled') then
+    raise exception 'jobs.retry: task % is %; only dead, discarded or cancelled tasks can be retried',
       p_task_id, v_task.state using errcode = 'invalid_parameter_value';
   end if;
   select id into v_open from jobs.task
@@ -907,8 +1742,17 @@ begin
 end;
 $$;
 
--- Registers (or updates) a job and its pg_cron schedule. The discover function must take the
--- job's config and return table(key text, payload jsonb).
+-- Registers (or updates) a job, everything it needs, and its pg_cron schedule; a job needs no
+-- other write to jobs.* (name the arguments: the first ten keep their positions).
+--   p_discover_function  (jsonb) → table(key text, payload jsonb): the due items (the job's config in)
+--   p_context_function   (jsonb) → table(task_id bigint, context jsonb, moot text), optional
+--   p_apply_function     (jsonb) → table(task_id bigint, outcome text, error text, result jsonb), optional
+--   p_backoff_*          retry delay min(cap, base × 2^(attempt−1)), shortened by up to jitter × 100 %
+--   p_rate_limit         the job's bucket {"key", "capacity", "refill_per_second"} (created full,
+--                        re-sized when it changed), every claimed task takes a token; null: none
+--   p_task_rate_limits   claims also honour each task's rate_keys (jobs.claim_due_tasks)
+-- Each call sets every one of these (an argument left out takes its default); the job's
+-- enabled, paused and suspension state and its tasks are kept.
 create function jobs.define(
   p_name text,
   p_target_function text,
@@ -917,31 +1761,70 @@ create function jobs.define(
   p_config jsonb default '{}',
   p_batch_size int default 10,
   p_max_in_flight int default 5,
-  p_lease_seconds int default 180,
+  p_lease_seconds int default 15,
   p_max_attempts int default 5,
-  p_description text default '')
+  p_description text default '',
+  p_context_function regprocedure default null,
+  p_apply_function regprocedure default null,
+  p_backoff_base_seconds numeric default 30,
+  p_backoff_cap_seconds numeric default 3600,
+  p_backoff_jitter numeric default 0.2,
+  p_rate_limit jsonb default null,
+  p_task_rate_limits boolean default false)
 returns jobs.job
 language plpgsql
 set search_path = ''
 as $$
 declare
   v_job jobs.job;
+  v_problem text;
 begin
-  if pg_catalog.pg_get_function_result(p_discover_function) <> 'TABLE(key text, payload jsonb)'
-     or pg_catalog.pg_get_function_identity_arguments(p_discover_function) !~ '^([a-z_]+ )?jsonb$' then
+  if not jobs.has_signature(p_discover_function, 'TABLE(key text, payload jsonb)') then
     raise exception 'jobs.define: discover function % must take (jsonb) and return table(key text, payload jsonb)',
       p_discover_function using errcode = 'invalid_parameter_value';
   end if;
-  insert into jobs.job as j (name, target_function, discover_function, schedule, config, batch_size,
-                             max_in_flight, lease_seconds, max_attempts, description)
-  values (p_name, p_target_function, p_discover_function::text, p_schedule, coalesce(p_config, '{}'),
-          p_batch_size, p_max_in_flight, p_lease_seconds, p_max_attempts, coalesce(p_description, ''))
+  if p_context_function is not null
+     and not jobs.has_signature(p_context_function, 'TABLE(task_id bigint, context jsonb, moot text)') then
+    raise exception 'jobs.define: context function % must take (jsonb) and return table(task_id bigint, context jsonb, moot text)',
+      p_context_function using errcode = 'invalid_parameter_value';
+  end if;
+  if p_apply_function is not null
+     and not jobs.has_signature(p_apply_function, 'TABLE(task_id bigint, outcome text, error text, result jsonb)') then
+    raise exception 'jobs.define: apply function % must take (jsonb) and return table(task_id bigint, outcome text, error text, result jsonb)',
+      p_apply_function using errcode = 'invalid_parameter_value';
+  end if;
+  if p_rate_limit is not null then
+    v_problem := jobs.bucket_problem(p_rate_limit);
+    if v_problem is not null then
+      raise exception 'jobs.define: p_rate_limit: %', v_problem using errcode = 'invalid_parameter_value';
+    end if;
+  end if;
+
+  insert into jobs.job as j (name, target_function, discover_function, context_function, apply_function, schedule,
+                             config, batch_size, max_in_flight, lease_seconds, max_attempts, backoff_base_seconds,
+                             backoff_cap_seconds, backoff_jitter, task_rate_limits, description)
+  values (p_name, p_target_function, p_discover_function::text, p_context_function::text, p_apply_function::text,
+          p_schedule, coalesce(p_config, '{}'), p_batch_size, p_max_in_flight, p_lease_seconds, p_max_attempts,
+          p_backoff_base_seconds, p_backoff_cap_seconds, p_backoff_jitter, coalesce(p_task_rate_limits, false),
+          coalesce(p_description, ''))
   on conflict (name) do update
      set target_function = excluded.target_function, discover_function = excluded.discover_function,
+         context_function = excluded.context_function, apply_function = excluded.apply_function,
          schedule = excluded.schedule, config = excluded.config, batch_size = excluded.batch_size,
          max_in_flight = excluded.max_in_flight, lease_seconds = excluded.lease_seconds,
-         max_attempts = excluded.max_attempts, description = excluded.description, updated_at = now()
+         max_attempts = excluded.max_attempts, backoff_base_seconds = excluded.backoff_base_seconds,
+         backoff_cap_seconds = excluded.backoff_cap_seconds, backoff_jitter = excluded.backoff_jitter,
+         task_rate_limits = excluded.task_rate_limits, description = excluded.description, updated_at = now()
   returning * into v_job;
+
+  -- The job's bucket (after the job row: the lock order is job row, claim lock, buckets).
+  if p_rate_limit is not null then
+    perform jobs.size_rate_limits(p_name, jsonb_build_array(p_rate_limit));
+  end if;
+  if v_job.rate_limit_key is distinct from p_rate_limit ->> 'key' then
+    update jobs.job set rate_limit_key = p_rate_limit ->> 'key' where name = v_job.name
+    returning * into v_job;
+  end if;
 
   if p_schedule is not null then
     perform cron.schedule('duework:' || p_name, p_schedule, format('select jobs.tick(%L, %L)', p_name, 'cron'));
@@ -1020,11 +1903,95 @@ select j.name,
   left join lateral (select * from jobs.run x where x.job_name = j.name order by x.started_at desc limit 1) r on true;
 
 -- Housekeeping schedules (UTC).
-select cron.schedule('duework:heartbeat', '* * * * *', 'select jobs.heartbeat()');
 select cron.schedule('duework:prune', '17 3 * * *', 'select jobs.prune()');
 
--- Nothing in jobs is reachable by client roles.
+-- The heartbeat runs every 10 s, so a function that died gives its tasks back within a lease
+-- plus 10 s. pg_cron 1.5+ (hosted Supabase has 1.6) schedules in seconds. pg_cron 1.4 (Debian 12,
+-- the local stack) has whole minutes only; there a minute job runs jobs.heartbeat_minute(), which
+-- runs the heartbeat every 10 s until the minute ends (six times; and at server start, for the rest
+-- of that minute), each in a session of its own (dblink, connecting the
+-- way pg_cron 1.4 itself does: cron.host, this database, this role). Each heartbeat needs its own
+-- transaction: now() stands still within one, so a heartbeat after a pg_sleep in the same
+-- transaction would see every lease as 10-50 s younger than it is. (A procedure could COMMIT
+-- between runs, but a procedure that commits cannot pin its search_path.)
+do $$
+begin
+  if (select (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= array[1, 5] from pg_catalog.pg_extension where extname = 'pg_cron') then
+    perform cron.schedule('duework:heartbeat', '10 seconds', 'select jobs.heartbeat()');
+    return;
+  end if;
+  create extension if not exists dblink with schema extensions;
+  -- Heartbeats every p_every_seconds until the minute ends (or p_runs of them).
+  create function jobs.heartbeat_minute(p_every_seconds int default 10, p_runs int default null)
+  returns int
+  language plpgsql
+  set search_path = ''
+  as $fn$
+  declare
+    v_conn text := format('host=%s port=%s dbname=%s user=%s',
+      coalesce(nullif(pg_catalog.current_setting('cron.host', true), ''), 'localhost'),
+      pg_catalog.current_setting('port'), pg_catalog.current_database(), current_user);
+    v_started timestamptz := pg_catalog.clock_timestamp();
+    v_minute_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '1 minute';
+    v_every interval := make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
+    v_ok int := 0;
+    i int := 0;
+  begin
+    loop
+      begin
+        perform * from extensions.dblink(v_conn, 'select jobs.heartbeat()') as h (dispatched int);
+        v_ok := v_ok + 1;
+      exception when others then
+        raise warning 'jobs.heartbeat_minute: heartbeat % failed: %', i + 1, sqlerrm;
+      end;
+      i := i + 1;
+      exit when i >= coalesce(p_runs, 2147483647)
+             or (p_runs is null and v_started + i * v_every > v_minute_end - interval '1 second');
+      perform pg_catalog.pg_sleep(greatest(0, extract(epoch from
+        v_started + i * v_every - pg_catalog.clock_timestamp())::double precision));
+    end loop;
+    return v_ok;
+  end;
+  $fn$;
+  revoke all on function jobs.heartbeat_minute(int, int) from public, anon, authenticated;
+  perform cron.schedule('duework:heartbeat', '* * * * *', 'select jobs.heartbeat_minute()');
+  -- After a server restart pg_cron 1.4 would wait for the next whole minute: cover the rest of
+  -- the minute the server came back in.
+  perform cron.schedule('duework:heartbeat-at-start', '@reboot', 'select jobs.heartbeat_minute()');
+end;
+$$;
+
+-- pg_net grants its tables and functions to PUBLIC. Revoke what this project's owner may revoke:
+-- where pg_net was created by the same role (the local stack, self-hosted) the revokes work;
+-- on hosted Supabase pg_net belongs to supabase_admin and these revokes are refused or change
+-- nothing (the batch credential above is what keeps the queue free of reusable secrets there).
+do $$
+declare
+  v_stmt text;
+begin
+  foreach v_stmt in array array[
+    'revoke all on table net.http_request_queue from public, anon, authenticated',
+    'revoke all on table net._http_response from public, anon, authenticated',
+    'revoke all on all sequences in schema net from public, anon, authenticated',
+    'revoke execute on all functions in schema net from public, anon, authenticated'
+  ] loop
+    begin
+      execute v_stmt;
+    exception when insufficient_privilege then
+      raise notice 'pg_net privileges: % refused (%); the batch credential still keeps secrets out of the queue',
+        v_stmt, sqlerrm;
+    end;
+  end loop;
+  if exists (select 1 from pg_catalog.pg_roles where rolname = 'anon')
+     and pg_catalog.has_table_privilege('anon', 'net.http_request_queue', 'select') then
+    raise notice 'pg_net privileges: anon can still read net.http_request_queue (pg_net belongs to another role here); '
+                 'it holds only single-use batch credentials';
+  end if;
+end;
+$$;
+
+-- Nothing in jobs is reachable by client roles (jobs.run_now included: pg_cron, the SQL editor and
+-- service_role wrappers run it as the owner).
 revoke all on all tables in schema jobs from public, anon, authenticated;
 revoke all on all sequences in schema jobs from public, anon, authenticated;
 revoke all on all functions in schema jobs from public, anon, authenticated;
-alter default privileges in schema jobs revoke execute on functions from public;
