@@ -74,28 +74,14 @@ CREATE FUNCTION instagram.apply_reel_outcomes(p_outcomes jsonb) RETURNS TABLE(ta
 declare
   v_bad record;
 begin
-  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
-    raise exception 'instagram.apply_reel_outcomes: expected a JSON array of outcomes, got %',
-      coalesce(jsonb_typeof(p_outcomes), 'null') using errcode = 'invalid_parameter_value';
-  end if;
-
   select e.ord, e.o ->> 'task_id' as task_id, p.problem into v_bad
     from jsonb_array_elements(p_outcomes) with ordinality as e (o, ord)
-    cross join lateral (select e.o -> 'data' as d) x
-    cross join lateral (select case
-        when jsonb_typeof(x.d) is distinct from 'object'
-          then 'data must be an object with media_url and thumbnail_url, or with deleted'
-        when coalesce(jsonb_typeof(x.d -> 'deleted'), 'null') not in ('null', 'boolean')
-          then format('data.deleted must be true or false, got %s', x.d -> 'deleted')
-        when coalesce(jsonb_typeof(x.d -> 'media_url'), 'null') not in ('null', 'string')
-          then format('data.media_url must be a string or null, got %s', x.d -> 'media_url')
-        when coalesce(jsonb_typeof(x.d -> 'thumbnail_url'), 'null') not in ('null', 'string')
-          then format('data.thumbnail_url must be a string or null, got %s', x.d -> 'thumbnail_url') end as problem) p
+    cross join lateral (select instagram.reel_data_problem(e.o -> 'data') as problem) p
    where e.o ->> 'outcome' = 'ok' and p.problem is not null
    order by e.ord
    limit 1;
   if found then
-    raise exception 'instagram.apply_reel_outcomes: outcome % (task %): %', v_bad.ord, coalesce(v_bad.task_id, 'null'), v_bad.problem
+    raise exception 'instagram.apply_reel_outcomes: outcome % (task %): %', v_bad.ord, v_bad.task_id, v_bad.problem
       using errcode = 'invalid_parameter_value';
   end if;
 
@@ -274,6 +260,26 @@ CREATE FUNCTION instagram.reel_context(p_tasks jsonb) RETURNS TABLE(task_id bigi
     left join public.social_accounts a on a.id = r.account_id
     cross join lateral (select instagram.reel_moot_reason(r.id, r.status, a.id, a.status, a.access_token is not null) as moot) m
    order by t.task_id;
+$$;
+
+--
+-- Name: reel_data_problem(jsonb); Type: FUNCTION; Schema: instagram; Owner: -
+--
+
+CREATE FUNCTION instagram.reel_data_problem(p_data jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when jsonb_typeof(p_data) is distinct from 'object'
+      then 'data must be an object with media_url and thumbnail_url, or with deleted'
+    when coalesce(jsonb_typeof(p_data -> 'deleted'), 'null') not in ('null', 'boolean')
+      then format('data.deleted must be true or false, got %s', p_data -> 'deleted')
+    when coalesce(jsonb_typeof(p_data -> 'media_url'), 'null') not in ('null', 'string')
+      then format('data.media_url must be a string or null, got %s', p_data -> 'media_url')
+    when coalesce(jsonb_typeof(p_data -> 'thumbnail_url'), 'null') not in ('null', 'string')
+      then format('data.thumbnail_url must be a string or null, got %s', p_data -> 'thumbnail_url')
+  end;
 $$;
 
 --
@@ -2045,11 +2051,7 @@ $$;
 CREATE FUNCTION public.refresh_expired_instagram_tokens() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
-begin
-  return jobs.run_now('instagram-token-refresh');
-end;
-$$;
+    AS $$ begin return jobs.run_now('instagram-token-refresh'); end; $$;
 
 --
 -- Name: FUNCTION refresh_expired_instagram_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -2064,11 +2066,7 @@ COMMENT ON FUNCTION public.refresh_expired_instagram_tokens() IS 'Runs one insta
 CREATE FUNCTION public.refresh_expired_tiktok_tokens() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
-begin
-  return jobs.run_now('tiktok-token-refresh');
-end;
-$$;
+    AS $$ begin return jobs.run_now('tiktok-token-refresh'); end; $$;
 
 --
 -- Name: FUNCTION refresh_expired_tiktok_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -2083,11 +2081,7 @@ COMMENT ON FUNCTION public.refresh_expired_tiktok_tokens() IS 'Runs one tiktok-t
 CREATE FUNCTION public.refresh_expired_youtube_tokens() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
-begin
-  return jobs.run_now('youtube-token-refresh');
-end;
-$$;
+    AS $$ begin return jobs.run_now('youtube-token-refresh'); end; $$;
 
 --
 -- Name: FUNCTION refresh_expired_youtube_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -2138,36 +2132,14 @@ CREATE FUNCTION social.apply_refreshes(p_outcomes jsonb) RETURNS TABLE(task_id b
 declare
   v_bad record;
 begin
-  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
-    raise exception 'social.apply_refreshes: expected a JSON array of outcomes, got %',
-      coalesce(jsonb_typeof(p_outcomes), 'null') using errcode = 'invalid_parameter_value';
-  end if;
-
   select e.ord, e.o ->> 'task_id' as task_id, p.problem into v_bad
     from jsonb_array_elements(p_outcomes) with ordinality as e (o, ord)
-    cross join lateral (select e.o -> 'data' as d) x
-    cross join lateral (select case
-        when jsonb_typeof(x.d) is distinct from 'object'
-          then 'data must be an object with access_token and expires_in'
-        when jsonb_typeof(x.d -> 'access_token') is distinct from 'string' or x.d ->> 'access_token' = ''
-          then 'data.access_token is required'
-        when jsonb_typeof(x.d -> 'expires_in') is distinct from 'number'
-          then format('data.expires_in must be a positive number of seconds, got %s', coalesce((x.d -> 'expires_in')::text, 'null'))
-        when (x.d ->> 'expires_in')::numeric <= 0
-          then format('data.expires_in must be a positive number of seconds, got %s', x.d -> 'expires_in')
-        when coalesce(jsonb_typeof(x.d -> 'refresh_expires_in'), 'null') not in ('null', 'number')
-          then format('data.refresh_expires_in must be a positive number of seconds, got %s', x.d -> 'refresh_expires_in')
-        when (x.d ->> 'refresh_expires_in')::numeric <= 0
-          then format('data.refresh_expires_in must be a positive number of seconds, got %s', x.d -> 'refresh_expires_in')
-        when coalesce(jsonb_typeof(x.d -> 'refresh_token'), 'null') not in ('null', 'string')
-          then 'data.refresh_token must be a string'
-        when coalesce(jsonb_typeof(x.d -> 'scope'), 'null') not in ('null', 'string')
-          then 'data.scope must be a string of space-separated scopes' end as problem) p
+    cross join lateral (select social.refresh_data_problem(e.o -> 'data') as problem) p
    where e.o ->> 'outcome' = 'ok' and p.problem is not null
    order by e.ord
    limit 1;
   if found then
-    raise exception 'social.apply_refreshes: outcome % (task %): %', v_bad.ord, coalesce(v_bad.task_id, 'null'), v_bad.problem
+    raise exception 'social.apply_refreshes: outcome % (task %): %', v_bad.ord, v_bad.task_id, v_bad.problem
       using errcode = 'invalid_parameter_value';
   end if;
 
@@ -2321,6 +2293,34 @@ CREATE FUNCTION social.refresh_credential(p_platform text, p_access_token text, 
     SET search_path TO ''
     AS $$
   select case when p_platform = 'instagram' then p_access_token else p_refresh_token end;
+$$;
+
+--
+-- Name: refresh_data_problem(jsonb); Type: FUNCTION; Schema: social; Owner: -
+--
+
+CREATE FUNCTION social.refresh_data_problem(p_data jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when jsonb_typeof(p_data) is distinct from 'object'
+      then 'data must be an object with access_token and expires_in'
+    when jsonb_typeof(p_data -> 'access_token') is distinct from 'string' or p_data ->> 'access_token' = ''
+      then 'data.access_token is required'
+    when jsonb_typeof(p_data -> 'expires_in') is distinct from 'number'
+      then format('data.expires_in must be a positive number of seconds, got %s', coalesce((p_data -> 'expires_in')::text, 'null'))
+    when (p_data ->> 'expires_in')::numeric <= 0
+      then format('data.expires_in must be a positive number of seconds, got %s', p_data -> 'expires_in')
+    when coalesce(jsonb_typeof(p_data -> 'refresh_expires_in'), 'null') not in ('null', 'number')
+      then format('data.refresh_expires_in must be a positive number of seconds, got %s', p_data -> 'refresh_expires_in')
+    when (p_data ->> 'refresh_expires_in')::numeric <= 0
+      then format('data.refresh_expires_in must be a positive number of seconds, got %s', p_data -> 'refresh_expires_in')
+    when coalesce(jsonb_typeof(p_data -> 'refresh_token'), 'null') not in ('null', 'string')
+      then 'data.refresh_token must be a string'
+    when coalesce(jsonb_typeof(p_data -> 'scope'), 'null') not in ('null', 'string')
+      then 'data.scope must be a string of space-separated scopes'
+  end;
 $$;
 
 --
@@ -2983,6 +2983,12 @@ REVOKE ALL ON FUNCTION instagram.discover_due_reels(p_config jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION instagram.reel_context(p_tasks jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION reel_data_problem(p_data jsonb); Type: ACL; Schema: instagram; Owner: -
+--
+
+REVOKE ALL ON FUNCTION instagram.reel_data_problem(p_data jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION reel_moot_reason(p_reel_id bigint, p_reel_status text, p_account_id bigint, p_account_status text, p_has_token boolean); Type: ACL; Schema: instagram; Owner: -
 --
 
@@ -3339,6 +3345,12 @@ REVOKE ALL ON FUNCTION social.refresh_context(p_tasks jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION social.refresh_credential(p_platform text, p_access_token text, p_refresh_token text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION refresh_data_problem(p_data jsonb); Type: ACL; Schema: social; Owner: -
+--
+
+REVOKE ALL ON FUNCTION social.refresh_data_problem(p_data jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION refresh_moot_reason(p_account_id bigint, p_status text, p_has_refresh_token boolean); Type: ACL; Schema: social; Owner: -

@@ -156,8 +156,8 @@ as $$
               when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end;
 $$;
 
--- The jobs' context function (jobs.task_contexts, and every claim): for each task the engine holds
--- under a lease, {"account_id", "platform", "refresh_token"} with the credential of
+-- Context function of the three token jobs (jobs.task_contexts, and every claim): for each task
+-- the engine holds under a lease, {"account_id", "platform", "refresh_token"} with the credential of
 -- social.refresh_credential, or the reason the task is moot (account deleted, not active, no
 -- token): the engine then discards it. Tokens travel only here, never in task payloads or pg_net
 -- bodies. p_tasks: [{"task_id", "key", "payload", "attempt"}].
@@ -181,10 +181,36 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Apply: the account write of each outcome
 
--- The jobs' apply function, called by the engine in the transaction that records the outcomes,
--- for the tasks whose lease checked out. p_outcomes: [{"task_id", "key", "payload", "attempt",
--- "outcome", "data", "error", "after"}]. Set-based: one statement per kind of outcome.
---
+-- What is wrong with the data of an ok outcome (null: nothing), for social.apply_refreshes.
+create function social.refresh_data_problem(p_data jsonb)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when jsonb_typeof(p_data) is distinct from 'object'
+      then 'data must be an object with access_token and expires_in'
+    when jsonb_typeof(p_data -> 'access_token') is distinct from 'string' or p_data ->> 'access_token' = ''
+      then 'data.access_token is required'
+    when jsonb_typeof(p_data -> 'expires_in') is distinct from 'number'
+      then format('data.expires_in must be a positive number of seconds, got %s', coalesce((p_data -> 'expires_in')::text, 'null'))
+    when (p_data ->> 'expires_in')::numeric <= 0
+      then format('data.expires_in must be a positive number of seconds, got %s', p_data -> 'expires_in')
+    when coalesce(jsonb_typeof(p_data -> 'refresh_expires_in'), 'null') not in ('null', 'number')
+      then format('data.refresh_expires_in must be a positive number of seconds, got %s', p_data -> 'refresh_expires_in')
+    when (p_data ->> 'refresh_expires_in')::numeric <= 0
+      then format('data.refresh_expires_in must be a positive number of seconds, got %s', p_data -> 'refresh_expires_in')
+    when coalesce(jsonb_typeof(p_data -> 'refresh_token'), 'null') not in ('null', 'string')
+      then 'data.refresh_token must be a string'
+    when coalesce(jsonb_typeof(p_data -> 'scope'), 'null') not in ('null', 'string')
+      then 'data.scope must be a string of space-separated scopes'
+  end;
+$$;
+
+-- Apply function of the three token jobs: the account write of a group of outcomes, run by
+-- jobs.record_outcomes in its transaction for the tasks whose lease checked out (the apply
+-- contract: 20261123100000_jobs_core.sql). One statement per kind of outcome:
 --   ok      data {"access_token", "expires_in", "refresh_token"?, "scope"?, "refresh_expires_in"?}
 --           The new access token and its expiry are stored; refresh_token / scope null or absent
 --           keep the stored ones; refresh_expires_in sets the refresh token's expiry (providers
@@ -206,36 +232,14 @@ as $$
 declare
   v_bad record;
 begin
-  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
-    raise exception 'social.apply_refreshes: expected a JSON array of outcomes, got %',
-      coalesce(jsonb_typeof(p_outcomes), 'null') using errcode = 'invalid_parameter_value';
-  end if;
-
   select e.ord, e.o ->> 'task_id' as task_id, p.problem into v_bad
     from jsonb_array_elements(p_outcomes) with ordinality as e (o, ord)
-    cross join lateral (select e.o -> 'data' as d) x
-    cross join lateral (select case
-        when jsonb_typeof(x.d) is distinct from 'object'
-          then 'data must be an object with access_token and expires_in'
-        when jsonb_typeof(x.d -> 'access_token') is distinct from 'string' or x.d ->> 'access_token' = ''
-          then 'data.access_token is required'
-        when jsonb_typeof(x.d -> 'expires_in') is distinct from 'number'
-          then format('data.expires_in must be a positive number of seconds, got %s', coalesce((x.d -> 'expires_in')::text, 'null'))
-        when (x.d ->> 'expires_in')::numeric <= 0
-          then format('data.expires_in must be a positive number of seconds, got %s', x.d -> 'expires_in')
-        when coalesce(jsonb_typeof(x.d -> 'refresh_expires_in'), 'null') not in ('null', 'number')
-          then format('data.refresh_expires_in must be a positive number of seconds, got %s', x.d -> 'refresh_expires_in')
-        when (x.d ->> 'refresh_expires_in')::numeric <= 0
-          then format('data.refresh_expires_in must be a positive number of seconds, got %s', x.d -> 'refresh_expires_in')
-        when coalesce(jsonb_typeof(x.d -> 'refresh_token'), 'null') not in ('null', 'string')
-          then 'data.refresh_token must be a string'
-        when coalesce(jsonb_typeof(x.d -> 'scope'), 'null') not in ('null', 'string')
-          then 'data.scope must be a string of space-separated scopes' end as problem) p
+    cross join lateral (select social.refresh_data_problem(e.o -> 'data') as problem) p
    where e.o ->> 'outcome' = 'ok' and p.problem is not null
    order by e.ord
    limit 1;
   if found then
-    raise exception 'social.apply_refreshes: outcome % (task %): %', v_bad.ord, coalesce(v_bad.task_id, 'null'), v_bad.problem
+    raise exception 'social.apply_refreshes: outcome % (task %): %', v_bad.ord, v_bad.task_id, v_bad.problem
       using errcode = 'invalid_parameter_value';
   end if;
 
@@ -348,50 +352,33 @@ select jobs.define(
   p_context_function => 'social.refresh_context(jsonb)',
   p_apply_function => 'social.apply_refreshes(jsonb)');
 
--- SQL editor / service_role entry points: one tick now (jobs.run_now), returning what it did.
-create function public.refresh_expired_youtube_tokens()
-returns jsonb
-language plpgsql
-security definer
-set search_path = ''
-as $$
+-- SQL editor / service_role entry points, one per job, each one line: one tick now
+-- (jobs.run_now), returning what it did. The same line three times, so made by one loop:
+--   public.refresh_expired_youtube_tokens()    → jobs.run_now('youtube-token-refresh')
+--   public.refresh_expired_instagram_tokens()  → jobs.run_now('instagram-token-refresh')
+--   public.refresh_expired_tiktok_tokens()     → jobs.run_now('tiktok-token-refresh')
+-- (SECURITY DEFINER, search_path '', execute for service_role only; bodies in supabase/schema.sql).
+do $do$
+declare
+  v record;
 begin
-  return jobs.run_now('youtube-token-refresh');
+  for v in
+    select * from (values
+      ('youtube', 'discovers due tokens'),
+      ('instagram', 'discovers due long-lived tokens'),
+      ('tiktok', 'discovers due tokens')) as w (platform, what)
+  loop
+    execute format(
+      $sql$create function public.refresh_expired_%1$s_tokens() returns jsonb
+             language plpgsql security definer set search_path = ''
+             as $fn$ begin return jobs.run_now(%2$L); end; $fn$$sql$,
+      v.platform, v.platform || '-token-refresh');
+    execute format('comment on function public.refresh_expired_%s_tokens() is %L', v.platform,
+      format('Runs one %s-token-refresh tick now: %s, dispatches batches to refresh-token.', v.platform, v.what));
+    execute format('revoke execute on function public.refresh_expired_%s_tokens() from public, anon, authenticated', v.platform);
+    execute format('grant execute on function public.refresh_expired_%s_tokens() to service_role', v.platform);
+  end loop;
 end;
-$$;
-comment on function public.refresh_expired_youtube_tokens() is
-  'Runs one youtube-token-refresh tick now: discovers due tokens, dispatches batches to refresh-token.';
-
-create function public.refresh_expired_instagram_tokens()
-returns jsonb
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  return jobs.run_now('instagram-token-refresh');
-end;
-$$;
-comment on function public.refresh_expired_instagram_tokens() is
-  'Runs one instagram-token-refresh tick now: discovers due long-lived tokens, dispatches batches to refresh-token.';
-
-create function public.refresh_expired_tiktok_tokens()
-returns jsonb
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  return jobs.run_now('tiktok-token-refresh');
-end;
-$$;
-comment on function public.refresh_expired_tiktok_tokens() is
-  'Runs one tiktok-token-refresh tick now: discovers due tokens, dispatches batches to refresh-token.';
+$do$;
 
 revoke all on all functions in schema social from public, anon, authenticated;
-revoke execute on function public.refresh_expired_youtube_tokens() from public, anon, authenticated;
-revoke execute on function public.refresh_expired_instagram_tokens() from public, anon, authenticated;
-revoke execute on function public.refresh_expired_tiktok_tokens() from public, anon, authenticated;
-grant execute on function public.refresh_expired_youtube_tokens() to service_role;
-grant execute on function public.refresh_expired_instagram_tokens() to service_role;
-grant execute on function public.refresh_expired_tiktok_tokens() to service_role;

@@ -216,9 +216,27 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Apply: the reel (and account) write of each outcome
 
--- The job's apply function, called by the engine in the transaction that records the outcomes,
--- for the tasks whose lease checked out. p_outcomes: [{"task_id", "key", "payload", "attempt",
--- "outcome", "data", "error", "after"}]. Set-based: one statement per kind of outcome.
+-- What is wrong with the data of an ok outcome (null: nothing), for instagram.apply_reel_outcomes.
+create function instagram.reel_data_problem(p_data jsonb)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when jsonb_typeof(p_data) is distinct from 'object'
+      then 'data must be an object with media_url and thumbnail_url, or with deleted'
+    when coalesce(jsonb_typeof(p_data -> 'deleted'), 'null') not in ('null', 'boolean')
+      then format('data.deleted must be true or false, got %s', p_data -> 'deleted')
+    when coalesce(jsonb_typeof(p_data -> 'media_url'), 'null') not in ('null', 'string')
+      then format('data.media_url must be a string or null, got %s', p_data -> 'media_url')
+    when coalesce(jsonb_typeof(p_data -> 'thumbnail_url'), 'null') not in ('null', 'string')
+      then format('data.thumbnail_url must be a string or null, got %s', p_data -> 'thumbnail_url')
+  end;
+$$;
+
+-- Apply function of instagram-reel-urls: what each Graph answer changes on the reel (and on its
+-- account), for a whole group of outcomes at once, inside the engine's recording transaction.
 --
 --   ok, data {"media_url", "thumbnail_url"}   Instagram returned the media node: the URLs (null
 --        when Instagram omits one, e.g. copyrighted audio), their oe= expiry (the earlier one)
@@ -243,28 +261,14 @@ as $$
 declare
   v_bad record;
 begin
-  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
-    raise exception 'instagram.apply_reel_outcomes: expected a JSON array of outcomes, got %',
-      coalesce(jsonb_typeof(p_outcomes), 'null') using errcode = 'invalid_parameter_value';
-  end if;
-
   select e.ord, e.o ->> 'task_id' as task_id, p.problem into v_bad
     from jsonb_array_elements(p_outcomes) with ordinality as e (o, ord)
-    cross join lateral (select e.o -> 'data' as d) x
-    cross join lateral (select case
-        when jsonb_typeof(x.d) is distinct from 'object'
-          then 'data must be an object with media_url and thumbnail_url, or with deleted'
-        when coalesce(jsonb_typeof(x.d -> 'deleted'), 'null') not in ('null', 'boolean')
-          then format('data.deleted must be true or false, got %s', x.d -> 'deleted')
-        when coalesce(jsonb_typeof(x.d -> 'media_url'), 'null') not in ('null', 'string')
-          then format('data.media_url must be a string or null, got %s', x.d -> 'media_url')
-        when coalesce(jsonb_typeof(x.d -> 'thumbnail_url'), 'null') not in ('null', 'string')
-          then format('data.thumbnail_url must be a string or null, got %s', x.d -> 'thumbnail_url') end as problem) p
+    cross join lateral (select instagram.reel_data_problem(e.o -> 'data') as problem) p
    where e.o ->> 'outcome' = 'ok' and p.problem is not null
    order by e.ord
    limit 1;
   if found then
-    raise exception 'instagram.apply_reel_outcomes: outcome % (task %): %', v_bad.ord, coalesce(v_bad.task_id, 'null'), v_bad.problem
+    raise exception 'instagram.apply_reel_outcomes: outcome % (task %): %', v_bad.ord, v_bad.task_id, v_bad.problem
       using errcode = 'invalid_parameter_value';
   end if;
 

@@ -5,7 +5,7 @@
 -- Runs in one transaction that is rolled back.
 begin;
 set local search_path = public, extensions;
-select plan(19);
+select plan(20);
 
 select set_config('pgtap.prefix', 'pgtap-it-' || pg_backend_pid() || '-', true);
 insert into public.social_accounts
@@ -105,6 +105,14 @@ select is(
   array['refresh_expired_instagram_tokens: begin return jobs.run_now(''instagram-token-refresh''); end;',
         'refresh_expired_tiktok_tokens: begin return jobs.run_now(''tiktok-token-refresh''); end;'],
   'both are one-line SECURITY DEFINER wrappers of jobs.run_now with search_path ''''');
+
+select is(
+  (select array_agg(obj_description(p.oid, 'pg_proc') order by p.proname) from pg_proc p
+    where p.pronamespace = 'public'::regnamespace and p.proname like 'refresh\_expired\_%\_tokens'),
+  array['Runs one instagram-token-refresh tick now: discovers due long-lived tokens, dispatches batches to refresh-token.',
+        'Runs one tiktok-token-refresh tick now: discovers due tokens, dispatches batches to refresh-token.',
+        'Runs one youtube-token-refresh tick now: discovers due tokens, dispatches batches to refresh-token.'],
+  'the three entry points, and only these, say what they run');
 
 select * from finish();
 rollback;
