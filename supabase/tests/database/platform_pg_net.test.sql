@@ -46,7 +46,7 @@ select col_is_null('net', 'http_request_queue', 'body', 'queue.body is nullable'
 select col_type_is('net', 'http_request_queue', 'timeout_milliseconds', 'integer', 'queue.timeout_milliseconds is integer');
 select col_not_null('net', 'http_request_queue', 'timeout_milliseconds', 'queue.timeout_milliseconds is not null');
 -- pg_init_privs keeps what the extension script granted; Duework's migrations revoke it again
--- (async_batches.test.sql), so the current ACLs no longer show pg_net's own grants.
+-- (jobs_core.test.sql), so the current ACLs no longer show pg_net's own grants.
 select ok((select array_to_string(initprivs, ',') ~ '(^|,)=arwdDxt/' from pg_init_privs where objoid = 'net.http_request_queue'::regclass and objsubid = 0),
   'the script grants PUBLIC all privileges on the queue, as pg_net does');
 select ok((select array_to_string(initprivs, ',') ~ '(^|,)=rwU/' from pg_init_privs where objoid = 'net.http_request_queue_id_seq'::regclass and objsubid = 0),
