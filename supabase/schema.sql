@@ -674,6 +674,7 @@ declare
   v_tasks jsonb;
   v_contexts jsonb;
   v_found int;
+  v_keys jsonb;
 begin
   select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
    where b.id = p_batch_id and b.settled_at is null;
@@ -683,15 +684,20 @@ begin
   -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
   perform jobs.lock_outcomes(v_job.name, false);
   for i in 1 .. 10 loop
-    -- (The join reads each claimed task's key, which a claim never changes.)
     select jsonb_agg(jsonb_build_object('task_id', c.id, 'lease_token', c.lease_token, 'attempt', c.attempt,
-                                        'payload', c.payload) order by c.id),
-           jsonb_agg(jsonb_build_object('task_id', c.id, 'key', t.key, 'payload', c.payload, 'attempt', c.attempt)
-                     order by c.id)
-      into v_claimed, v_tasks
-      from jobs.claim_into_batch(p_batch_id, v_missing) c
-      join jobs.task t on t.id = c.id;
+                                        'payload', c.payload) order by c.id)
+      into v_claimed
+      from jobs.claim_into_batch(p_batch_id, v_missing) c;
     exit when v_claimed is null;
+    -- What the context function takes: the claimed tasks with their keys (by primary key).
+    select jsonb_object_agg(t.id::text, t.key) into v_keys
+      from jobs.task t
+     where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(v_claimed) e));
+    select jsonb_agg(jsonb_build_object('task_id', e -> 'task_id', 'key', v_keys -> (e ->> 'task_id'),
+                                        'payload', e -> 'payload', 'attempt', e -> 'attempt')
+                     order by (e ->> 'task_id')::bigint)
+      into v_tasks
+      from jsonb_array_elements(v_claimed) e;
 
     select jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot))
       into v_contexts
@@ -1304,15 +1310,17 @@ $$;
 CREATE FUNCTION jobs.record_outcomes(p_outcomes jsonb) RETURNS TABLE(task_id bigint, state text)
     LANGUAGE plpgsql
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $_$
 declare
   v_bad record;
+  v_ids bigint[];
+  v_leased bigint[];
   v_work jsonb;
   v_over jsonb := '{}'::jsonb;
   v_apply record;
   v_input jsonb;
   v_rows jsonb;
-  v_final jsonb;
   v_states jsonb;
   v_pause record;
 begin
@@ -1356,37 +1364,44 @@ begin
   end if;
 
   -- Outcome locks first (shared, one per job, in name order), then the tasks in id order.
+  -- Every read of jobs.task here goes through id = any (…), the primary key. A task holds a
+  -- lease token only while it is running (task_lease_iff_running), so matching the token is the
+  -- running check; a state = 'running' clause would steer the plan to task_running_lease, a
+  -- scan of every running task (and of its dead entries).
+  v_ids := array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_outcomes) e);
   perform jobs.lock_outcomes(j.job_name, false)
-     from (select distinct t.job_name
-             from jobs.task t
-            where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_outcomes) e))
-            order by t.job_name) j;
+     from (select distinct t.job_name from jobs.task t where t.id = any (v_ids) order by t.job_name) j;
 
-  select coalesce(jsonb_agg(to_jsonb(w) order by w.task_id), '[]'::jsonb) into v_work
-    from (select distinct on (l.id) l.ord, l.id as task_id, l.job_name, l.key, l.payload, l.attempts as attempt,
-                 l.rate_keys, l.outcome, l.error, l.after, l.pause, l.data, l.result
-            from (select i.ord, t.id, t.job_name, t.key, t.payload, t.attempts, t.rate_keys,
+  select coalesce(jsonb_agg(to_jsonb(w) order by w.task_id), '[]'::jsonb), array_agg(w.task_id)
+    into v_work, v_leased
+    from (select distinct on (l.id) l.ord, l.id as task_id, l.job_name, l.apply_function, l.key, l.payload,
+                 l.attempts as attempt, l.rate_keys, l.outcome, l.error, l.after, l.pause, l.data, l.result
+            from (select i.ord, t.id, t.job_name, j.apply_function, t.key, t.payload, t.attempts, t.rate_keys,
                          i.v ->> 'outcome' as outcome, i.v ->> 'error' as error, (i.v ->> 'after')::numeric as after,
                          i.v ->> 'pause' as pause, nullif(i.v -> 'data', 'null'::jsonb) as data,
                          nullif(i.v -> 'result', 'null'::jsonb) as result
                     from jsonb_array_elements(p_outcomes) with ordinality as i (v, ord)
                     join jobs.task t on t.id = (i.v ->> 'task_id')::bigint and t.lease_token = (i.v ->> 'lease_token')::uuid
-                   where t.state = 'running'
+                    join jobs.job j on j.name = t.job_name
+                   where t.id = any (v_ids)
                    order by t.id
                      for update of t) l
            order by l.id, l.ord) w;
 
   -- The domain write: each job's apply function, once, with its tasks (not the released ones).
   for v_apply in
-    select j.name, j.apply_function from jobs.job j
-     where j.apply_function is not null
-       and j.name in (select w ->> 'job_name' from jsonb_array_elements(v_work) w where w ->> 'outcome' <> 'release')
-     order by j.name
+    select distinct w ->> 'job_name' as name, w ->> 'apply_function' as apply_function
+      from jsonb_array_elements(v_work) w
+     where w ->> 'apply_function' is not null and w ->> 'outcome' <> 'release'
+     order by 1
   loop
-    select jsonb_agg(w - 'ord' - 'job_name' - 'rate_keys' - 'pause' - 'result' order by (w ->> 'task_id')::bigint)
+    select jsonb_agg(w - 'ord' - 'job_name' - 'apply_function' - 'rate_keys' - 'pause' - 'result'
+                     order by (w ->> 'task_id')::bigint)
       into v_input
       from jsonb_array_elements(v_work) w
      where w ->> 'job_name' = v_apply.name and w ->> 'outcome' <> 'release';
+    -- (The domain's function plans as it would anywhere else: see plan_cache_mode above.)
+    perform pg_catalog.set_config('plan_cache_mode', 'auto', true);
     execute format(
       'select coalesce(jsonb_object_agg(r.task_id::text, jsonb_build_object(
                  ''outcome'', r.outcome, ''error'', r.error, ''result'', r.result)), ''{}'')
@@ -1394,6 +1409,7 @@ begin
         where r.task_id in (select (e ->> ''task_id'')::bigint from jsonb_array_elements($1) e)',
       v_apply.apply_function::regprocedure::regproc)
       into v_rows using v_input;
+    perform pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
     select o.key, o.value ->> 'outcome' as outcome into v_bad
       from jsonb_each(v_rows) o
      where o.value ->> 'outcome' not in ('discard', 'dead', 'retry')
@@ -1405,17 +1421,14 @@ begin
     v_over := v_over || v_rows;
   end loop;
 
-  -- The outcomes as they stand after apply.
-  select jsonb_agg(w || jsonb_build_object(
-           'final', coalesce(v_over -> (w ->> 'task_id') ->> 'outcome', w ->> 'outcome'),
-           'final_error', coalesce(v_over -> (w ->> 'task_id') ->> 'error', w ->> 'error'),
-           'final_result', coalesce(nullif(v_over -> (w ->> 'task_id') -> 'result', 'null'::jsonb), w -> 'result')))
-    into v_final
-    from jsonb_array_elements(v_work) w;
-
+  -- The states, from the outcomes as they stand after apply.
   with f as (
-    select * from jsonb_to_recordset(v_final)
-      as x (ord bigint, task_id bigint, job_name text, final text, final_error text, final_result jsonb, after numeric)
+    select x.ord, x.task_id, x.job_name, x.after,
+           coalesce(v_over -> x.task_id::text ->> 'outcome', x.outcome) as final,
+           coalesce(v_over -> x.task_id::text ->> 'error', x.error) as final_error,
+           coalesce(nullif(v_over -> x.task_id::text -> 'result', 'null'::jsonb), x.result) as final_result
+      from jsonb_to_recordset(v_work)
+        as x (ord bigint, task_id bigint, job_name text, outcome text, error text, after numeric, result jsonb)
   ),
   written as (
     update jobs.task t
@@ -1445,34 +1458,40 @@ begin
              then now() end,
            updated_at = now()
       from f join jobs.job j on j.name = f.job_name
-     where t.id = f.task_id
+     where t.id = any (v_leased) and t.id = f.task_id
     returning t.id, t.state
   )
   select jsonb_object_agg(f.ord::text, w.state) into v_states
     from written w join f on f.task_id = w.id;
 
   -- A release is a configuration error: one clear error on the job, dispatch held for a minute.
-  -- (The job row before the claim lock of a pause: the lock order.)
-  update jobs.job j
-     set last_error = r.reason, last_error_at = now(), suspended_until = now() + interval '1 minute'
-    from (select distinct on (x.job_name) x.job_name, left(coalesce(x.final_error, 'released'), 1000) as reason
-            from jsonb_to_recordset(v_final) as x (ord bigint, job_name text, final text, final_error text)
-           where x.final = 'release'
-           order by x.job_name, x.ord desc) r
-   where j.name = r.job_name;
+  -- (The job row before the claim lock of a pause: the lock order. apply never sees a release,
+  -- so its outcome and error stand.)
+  if jsonb_path_exists(v_work, '$[*] ? (@.outcome == "release")') then
+    update jobs.job j
+       set last_error = r.reason, last_error_at = now(), suspended_until = now() + interval '1 minute'
+      from (select distinct on (x.job_name) x.job_name, left(coalesce(x.error, 'released'), 1000) as reason
+              from jsonb_to_recordset(v_work) as x (ord bigint, job_name text, outcome text, error text)
+             where x.outcome = 'release'
+             order by x.job_name, x.ord desc) r
+     where j.name = r.job_name;
+  end if;
 
-  -- A retry that names one of its task's buckets empties it for the provider's wait.
-  for v_pause in
-    select x.job_name, x.pause, max(coalesce(x.after, 60)) as seconds
-      from jsonb_to_recordset(v_final) as x (job_name text, outcome text, pause text, after numeric, rate_keys text[])
-      join jobs.job j on j.name = x.job_name
-     where x.outcome = 'retry' and x.pause is not null
-       and (x.pause = any (coalesce(x.rate_keys, '{}'::text[])) or x.pause = j.rate_limit_key)
-     group by x.job_name, x.pause
-     order by x.job_name, x.pause
-  loop
-    perform jobs.rate_limit_pause(v_pause.pause, v_pause.seconds, v_pause.job_name);
-  end loop;
+  -- A retry that names one of its task's buckets empties it for the provider's wait (whatever
+  -- apply made of the outcome: the provider said so).
+  if jsonb_path_exists(v_work, '$[*] ? (@.outcome == "retry" && @.pause != null)') then
+    for v_pause in
+      select x.job_name, x.pause, max(coalesce(x.after, 60)) as seconds
+        from jsonb_to_recordset(v_work) as x (job_name text, outcome text, pause text, after numeric, rate_keys text[])
+        join jobs.job j on j.name = x.job_name
+       where x.outcome = 'retry' and x.pause is not null
+         and (x.pause = any (coalesce(x.rate_keys, '{}'::text[])) or x.pause = j.rate_limit_key)
+       group by x.job_name, x.pause
+       order by x.job_name, x.pause
+    loop
+      perform jobs.rate_limit_pause(v_pause.pause, v_pause.seconds, v_pause.job_name);
+    end loop;
+  end if;
 
   return query
     select (i.v ->> 'task_id')::bigint, coalesce(v_states ->> i.ord::text, 'lease_lost')
@@ -1654,7 +1673,7 @@ begin
          set state = 'discarded', last_error = left(v_rows -> t.id::text ->> 'moot', 1000),
              lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
        where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_tasks) e))
-         and t.state = 'running'
+         and t.lease_token is not null  -- still running (see jobs.record_outcomes)
          and v_rows -> t.id::text ->> 'moot' is not null
       returning t.id
     )
@@ -1852,7 +1871,7 @@ begin
     from (select t.id, t.job_name, t.key, t.payload, t.attempts
             from unnest(p_task_ids, p_lease_tokens) as i (id, lease_token)
             join jobs.task t on t.id = i.id and t.lease_token = i.lease_token
-           where t.state = 'running'
+           where t.id = any (p_task_ids)  -- (the token match is the running check: see jobs.record_outcomes)
            order by t.id
              for update of t) l;
   if v_leased is null then
