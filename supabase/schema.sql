@@ -64,46 +64,105 @@ CREATE SCHEMA social;
 COMMENT ON SCHEMA social IS 'Duework social-token internals. Not exposed through the Data API.';
 
 --
--- Name: claim_reel_tasks(bigint, integer); Type: FUNCTION; Schema: instagram; Owner: -
+-- Name: apply_reel_outcomes(jsonb); Type: FUNCTION; Schema: instagram; Owner: -
 --
 
-CREATE FUNCTION instagram.claim_reel_tasks(p_batch_id bigint, p_count integer DEFAULT 1) RETURNS TABLE(task_id bigint, lease_token uuid, attempt integer, reel_id bigint, account_id bigint, media_id text, graph_version text, access_token text)
+CREATE FUNCTION instagram.apply_reel_outcomes(p_outcomes jsonb) RETURNS TABLE(task_id bigint, outcome text, error text, result jsonb)
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
-  v_missing int := least(greatest(coalesce(p_count, 1), 1), 100);
-  v_ids bigint[];
-  v_tokens uuid[];
-  v_attempts int[];
-  v_row record;
+  v_bad record;
 begin
-  for i in 1 .. 10 loop
-    select array_agg(c.id order by c.id), array_agg(c.lease_token order by c.id), array_agg(c.attempt order by c.id)
-      into v_ids, v_tokens, v_attempts
-      from jobs.claim_into_batch(p_batch_id, v_missing) c;
-    exit when v_ids is null;
+  select e.ord, e.o ->> 'task_id' as task_id, p.problem into v_bad
+    from jsonb_array_elements(p_outcomes) with ordinality as e (o, ord)
+    cross join lateral (select instagram.reel_data_problem(e.o -> 'data') as problem) p
+   where e.o ->> 'outcome' = 'ok' and p.problem is not null
+   order by e.ord
+   limit 1;
+  if found then
+    raise exception 'instagram.apply_reel_outcomes: outcome % (task %): %', v_bad.ord, v_bad.task_id, v_bad.problem
+      using errcode = 'invalid_parameter_value';
+  end if;
 
-    for v_row in
-      select l.task_id as tid, c.lease_token as lt, c.attempt as att, l.reel_id as rid, l.account_id as aid,
-             l.media_id as mid, l.graph_version as gv, l.access_token as tok, l.moot
-        from instagram.leased_reels(v_ids, v_tokens) l
-        join unnest(v_ids, v_tokens, v_attempts) as c (id, lease_token, attempt) on c.id = l.task_id
-       order by l.task_id
-    loop
-      if v_row.moot is null then
-        task_id := v_row.tid; lease_token := v_row.lt; attempt := v_row.att; reel_id := v_row.rid;
-        account_id := v_row.aid; media_id := v_row.mid; graph_version := v_row.gv; access_token := v_row.tok;
-        return next;
-        v_missing := v_missing - 1;
-      else
-        update jobs.rate_limit r set tokens = least(r.capacity, r.tokens + 1)
-          from jobs.task t join jobs.job j on j.name = t.job_name
-         where t.id = v_row.tid and (r.key = any (t.rate_keys) or r.key = j.rate_limit_key);
-      end if;
-    end loop;
-    exit when v_missing <= 0;
-  end loop;
+  -- Fresh URLs: stored with their expiry; the task's result (or its discard when the reel is gone).
+  return query
+  with input as (
+    select (e ->> 'task_id')::bigint as task_id, (e -> 'payload' ->> 'reel_id')::bigint as reel_id,
+           nullif(e -> 'data' ->> 'media_url', '') as media_url,
+           nullif(e -> 'data' ->> 'thumbnail_url', '') as thumbnail_url
+      from jsonb_array_elements(p_outcomes) e
+     where e ->> 'outcome' = 'ok' and e -> 'data' -> 'deleted' is distinct from 'true'::jsonb
+  ),
+  refreshed as (
+    update public.instagram_reels r
+       set media_url = i.media_url,
+           thumbnail_url = i.thumbnail_url,
+           url_expires_at = least(instagram.signed_url_expiry(i.media_url), instagram.signed_url_expiry(i.thumbnail_url)),
+           refreshed_at = now(),
+           refresh_count = r.refresh_count + 1,
+           last_error = null,
+           last_error_at = null,
+           updated_at = now()
+      from input i
+     where r.id = i.reel_id
+    returning i.task_id, r.id as reel_id, r.url_expires_at
+  )
+  select i.task_id,
+         case when f.task_id is null then 'discard' end,
+         case when f.task_id is null then 'reel no longer stored' end,
+         case when f.task_id is not null
+              then jsonb_build_object('reel_id', f.reel_id, 'url_expires_at', f.url_expires_at) end
+    from input i
+    left join refreshed f on f.task_id = i.task_id
+   order by i.task_id;
+
+  -- Deleted reels: marked, never asked for again; the task has done its work.
+  return query
+  with input as (
+    select (e ->> 'task_id')::bigint as task_id, (e -> 'payload' ->> 'reel_id')::bigint as reel_id,
+           coalesce(e -> 'data' ->> 'error', e ->> 'error') as error
+      from jsonb_array_elements(p_outcomes) e
+     where e ->> 'outcome' = 'ok' and e -> 'data' -> 'deleted' = 'true'::jsonb
+  ),
+  deleted as (
+    update public.instagram_reels r
+       set status = 'deleted', deleted_at = now(), last_error = left(i.error, 500), last_error_at = now(),
+           updated_at = now()
+      from input i
+     where r.id = i.reel_id
+  )
+  select i.task_id, null::text, null::text, jsonb_build_object('reel_id', i.reel_id, 'deleted', true)
+    from input i
+   order by i.task_id;
+
+  -- Failures: the error on the reel; a refused token also switches its account off (task dead).
+  return query
+  with input as (
+    select (e ->> 'task_id')::bigint as task_id, (e -> 'payload' ->> 'reel_id')::bigint as reel_id,
+           e ->> 'outcome' as outcome, e ->> 'error' as error,
+           coalesce(e -> 'data' -> 'token_invalid' = 'true'::jsonb, false) as token_invalid
+      from jsonb_array_elements(p_outcomes) e
+     where e ->> 'outcome' in ('retry', 'dead')
+  ),
+  reels as (
+    update public.instagram_reels r
+       set last_error = left(i.error, 500), last_error_at = now(), updated_at = now()
+      from input i
+     where r.id = i.reel_id
+    returning i.task_id, r.account_id
+  ),
+  accounts as (
+    update public.social_accounts a
+       set status = 'inactive', last_error = left(i.error, 500), last_error_at = now(), updated_at = now()
+      from input i
+      join reels r on r.task_id = i.task_id
+     where i.token_invalid and a.id = r.account_id
+  )
+  select i.task_id, 'dead'::text, null::text, null::jsonb
+    from input i
+   where i.token_invalid and i.outcome = 'retry'
+   order by i.task_id;
 end;
 $$;
 
@@ -162,20 +221,16 @@ begin
            where a.platform = 'instagram') x;
   delete from instagram.discovery_log where discovered_at < now() - interval '30 days';
 
-  -- The accounts' buckets: created on first need, re-sized when the config changed. The per-job
-  -- claim lock first: the lock order of jobs.claim_due_tasks (claim lock, then buckets).
-  perform pg_catalog.pg_advisory_xact_lock(20261201, pg_catalog.hashtext('instagram-reel-urls'));
-  insert into jobs.rate_limit as b (key, capacity, refill_per_second, tokens)
-  select k.key, k.capacity, k.refill, k.capacity
-    from (select distinct u.account_id from unnest(v_account_ids) as u (account_id)) a
-    cross join lateral (values
-      ('ig-account:' || a.account_id, v_burst, v_rate),
-      ('ig-hourly:' || a.account_id, v_hourly, v_hourly / 3600)) k (key, capacity, refill)
-   order by k.key
-  on conflict on constraint rate_limit_pkey do update
-     set capacity = excluded.capacity, refill_per_second = excluded.refill_per_second,
-         tokens = least(b.tokens, excluded.capacity)
-   where b.capacity <> excluded.capacity or b.refill_per_second <> excluded.refill_per_second;
+  -- The accounts' buckets: created full on first need, re-sized when the config changed (the
+  -- engine takes its claim lock for that).
+  if cardinality(v_account_ids) > 0 then
+    perform jobs.size_rate_limits('instagram-reel-urls', (
+      select jsonb_agg(jsonb_build_object('key', k.key, 'capacity', k.capacity, 'refill_per_second', k.refill) order by k.key)
+        from (select distinct u.account_id from unnest(v_account_ids) as u (account_id)) a
+        cross join lateral (values
+          ('ig-account:' || a.account_id, v_burst, v_rate),
+          ('ig-hourly:' || a.account_id, v_hourly, v_hourly / 3600)) k (key, capacity, refill)));
+  end if;
 
   return query
     select d.reel_id::text,
@@ -187,160 +242,44 @@ end;
 $_$;
 
 --
--- Name: leased_reels(bigint[], uuid[]); Type: FUNCTION; Schema: instagram; Owner: -
+-- Name: reel_context(jsonb); Type: FUNCTION; Schema: instagram; Owner: -
 --
 
-CREATE FUNCTION instagram.leased_reels(p_task_ids bigint[], p_lease_tokens uuid[]) RETURNS TABLE(task_id bigint, reel_id bigint, account_id bigint, media_id text, graph_version text, access_token text, moot text)
-    LANGUAGE plpgsql
+CREATE FUNCTION instagram.reel_context(p_tasks jsonb) RETURNS TABLE(task_id bigint, context jsonb, moot text)
+    LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-declare
-  v_moot record;
-begin
-  for v_moot in
-    select x.id, x.lease_token, x.reason
-      from (select t.id, t.lease_token,
-                   instagram.reel_moot_reason(r.id, r.status, a.id, a.status, a.access_token is not null) as reason
-              from unnest(p_task_ids, p_lease_tokens) as l (id, lease_token)
-              join jobs.task t on t.id = l.id and t.lease_token = l.lease_token and t.state = 'running'
-              left join public.instagram_reels r on r.id = (t.payload ->> 'reel_id')::bigint
-              left join public.social_accounts a on a.id = r.account_id
-             order by t.id) x
-     where x.reason is not null
-  loop
-    perform jobs.discard(v_moot.id, v_moot.lease_token, v_moot.reason);
-    task_id := v_moot.id;
-    moot := v_moot.reason;
-    reel_id := null; account_id := null; media_id := null; graph_version := null; access_token := null;
-    return next;
-  end loop;
-
-  return query
-    select t.id, r.id, a.id, r.media_id, coalesce(t.payload ->> 'graph_version', 'v22.0'), a.access_token, null::text
-      from unnest(p_task_ids, p_lease_tokens) as l (id, lease_token)
-      join jobs.task t on t.id = l.id and t.lease_token = l.lease_token and t.state = 'running'
-      join public.instagram_reels r on r.id = (t.payload ->> 'reel_id')::bigint
-      join public.social_accounts a on a.id = r.account_id
-     where r.status = 'active' and a.status = 'active' and a.access_token is not null
-     order by t.id;
-end;
+  select t.task_id,
+         case when m.moot is null
+              then jsonb_build_object('reel_id', r.id, 'account_id', a.id, 'media_id', r.media_id,
+                                      'graph_version', coalesce(t.payload ->> 'graph_version', 'v22.0'),
+                                      'access_token', a.access_token) end,
+         m.moot
+    from jsonb_to_recordset(coalesce(p_tasks, '[]')) as t (task_id bigint, payload jsonb)
+    left join public.instagram_reels r on r.id = (t.payload ->> 'reel_id')::bigint
+    left join public.social_accounts a on a.id = r.account_id
+    cross join lateral (select instagram.reel_moot_reason(r.id, r.status, a.id, a.status, a.access_token is not null) as moot) m
+   order by t.task_id;
 $$;
 
 --
--- Name: record_reel_deleted(bigint, uuid, text); Type: FUNCTION; Schema: instagram; Owner: -
+-- Name: reel_data_problem(jsonb); Type: FUNCTION; Schema: instagram; Owner: -
 --
 
-CREATE FUNCTION instagram.record_reel_deleted(p_task_id bigint, p_lease_token uuid, p_error text) RETURNS jsonb
-    LANGUAGE plpgsql
+CREATE FUNCTION instagram.reel_data_problem(p_data jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
     SET search_path TO ''
     AS $$
-declare
-  v_task jobs.task;
-begin
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
-  update public.instagram_reels
-     set status = 'deleted', deleted_at = now(), last_error = left(p_error, 500), last_error_at = now(),
-         updated_at = now()
-   where id = (v_task.payload ->> 'reel_id')::bigint;
-  perform jobs.complete(p_task_id, p_lease_token,
-    jsonb_build_object('reel_id', (v_task.payload ->> 'reel_id')::bigint, 'deleted', true));
-  return jsonb_build_object('state', 'succeeded', 'deleted', true);
-end;
-$$;
-
---
--- Name: record_reel_failure(bigint, uuid, text, integer, boolean, text); Type: FUNCTION; Schema: instagram; Owner: -
---
-
-CREATE FUNCTION instagram.record_reel_failure(p_task_id bigint, p_lease_token uuid, p_error text, p_retry_after_seconds integer DEFAULT NULL::integer, p_permanent boolean DEFAULT false, p_throttle text DEFAULT NULL::text) RETURNS text
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_task jobs.task;
-  v_job jobs.job;
-  v_state text;
-  v_account_id bigint;
-begin
-  if p_throttle is not null and p_throttle not in ('account', 'app') then
-    raise exception 'record_reel_failure: throttle must be account, app or null, got %', p_throttle
-      using errcode = 'invalid_parameter_value';
-  end if;
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
-  v_state := jobs.fail(p_task_id, p_lease_token, p_error, p_retry_after_seconds, coalesce(p_permanent, false));
-  update public.instagram_reels
-     set last_error = left(p_error, 500), last_error_at = now(), updated_at = now()
-   where id = (v_task.payload ->> 'reel_id')::bigint
-  returning account_id into v_account_id;
-  if p_throttle is not null then
-    select * into v_job from jobs.job where name = v_task.job_name;
-    if p_throttle = 'app' and v_job.rate_limit_key is not null then
-      perform jobs.rate_limit_pause(v_job.rate_limit_key, coalesce(p_retry_after_seconds, 60), v_job.name);
-    elsif p_throttle = 'account' and v_account_id is not null then
-      perform jobs.rate_limit_pause('ig-hourly:' || v_account_id, coalesce(p_retry_after_seconds, 300), v_job.name);
-    end if;
-  end if;
-  return v_state;
-end;
-$$;
-
---
--- Name: record_reel_urls(bigint, uuid, text, text); Type: FUNCTION; Schema: instagram; Owner: -
---
-
-CREATE FUNCTION instagram.record_reel_urls(p_task_id bigint, p_lease_token uuid, p_media_url text, p_thumbnail_url text) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_task jobs.task;
-  v_expires timestamptz;
-begin
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
-  v_expires := least(instagram.signed_url_expiry(p_media_url), instagram.signed_url_expiry(p_thumbnail_url));
-  update public.instagram_reels
-     set media_url = nullif(p_media_url, ''),
-         thumbnail_url = nullif(p_thumbnail_url, ''),
-         url_expires_at = v_expires,
-         refreshed_at = now(),
-         refresh_count = refresh_count + 1,
-         last_error = null,
-         last_error_at = null,
-         updated_at = now()
-   where id = (v_task.payload ->> 'reel_id')::bigint;
-  if not found then
-    perform jobs.discard(p_task_id, p_lease_token, 'reel no longer stored');
-    return jsonb_build_object('state', 'failed', 'reason', 'reel no longer stored');
-  end if;
-  perform jobs.complete(p_task_id, p_lease_token,
-    jsonb_build_object('reel_id', (v_task.payload ->> 'reel_id')::bigint, 'url_expires_at', v_expires));
-  return jsonb_build_object('state', 'succeeded', 'url_expires_at', v_expires);
-end;
-$$;
-
---
--- Name: record_token_invalid(bigint, uuid, text); Type: FUNCTION; Schema: instagram; Owner: -
---
-
-CREATE FUNCTION instagram.record_token_invalid(p_task_id bigint, p_lease_token uuid, p_error text) RETURNS text
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_task jobs.task;
-  v_state text;
-begin
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
-  v_state := jobs.fail(p_task_id, p_lease_token, p_error, null, true);
-  update public.social_accounts a
-     set status = 'inactive', last_error = left(p_error, 500), last_error_at = now(), updated_at = now()
-    from public.instagram_reels r
-   where r.id = (v_task.payload ->> 'reel_id')::bigint and a.id = r.account_id;
-  update public.instagram_reels
-     set last_error = left(p_error, 500), last_error_at = now(), updated_at = now()
-   where id = (v_task.payload ->> 'reel_id')::bigint;
-  return v_state;
-end;
+  select case
+    when jsonb_typeof(p_data) is distinct from 'object'
+      then 'data must be an object with media_url and thumbnail_url, or with deleted'
+    when coalesce(jsonb_typeof(p_data -> 'deleted'), 'null') not in ('null', 'boolean')
+      then format('data.deleted must be true or false, got %s', p_data -> 'deleted')
+    when coalesce(jsonb_typeof(p_data -> 'media_url'), 'null') not in ('null', 'string')
+      then format('data.media_url must be a string or null, got %s', p_data -> 'media_url')
+    when coalesce(jsonb_typeof(p_data -> 'thumbnail_url'), 'null') not in ('null', 'string')
+      then format('data.thumbnail_url must be a string or null, got %s', p_data -> 'thumbnail_url')
+  end;
 $$;
 
 --
@@ -422,6 +361,8 @@ CREATE TABLE jobs.job (
     schedule text,
     target_function text NOT NULL,
     discover_function text NOT NULL,
+    context_function text,
+    apply_function text,
     config jsonb DEFAULT '{}'::jsonb NOT NULL,
     batch_size integer DEFAULT 10 NOT NULL,
     max_in_flight integer DEFAULT 5 NOT NULL,
@@ -431,6 +372,7 @@ CREATE TABLE jobs.job (
     backoff_cap_seconds numeric DEFAULT 3600 NOT NULL,
     backoff_jitter numeric DEFAULT 0.2 NOT NULL,
     rate_limit_key text,
+    task_rate_limits boolean DEFAULT false NOT NULL,
     enabled boolean DEFAULT true NOT NULL,
     paused boolean DEFAULT false NOT NULL,
     suspended_until timestamp with time zone,
@@ -438,7 +380,6 @@ CREATE TABLE jobs.job (
     last_error_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    task_rate_limits boolean DEFAULT false NOT NULL,
     CONSTRAINT job_backoff_base_seconds_check CHECK ((backoff_base_seconds > (0)::numeric)),
     CONSTRAINT job_backoff_cap_at_least_base CHECK ((backoff_cap_seconds >= backoff_base_seconds)),
     CONSTRAINT job_backoff_jitter_check CHECK (((backoff_jitter >= (0)::numeric) AND (backoff_jitter <= (1)::numeric))),
@@ -455,13 +396,43 @@ CREATE TABLE jobs.job (
 -- Name: TABLE job; Type: COMMENT; Schema: jobs; Owner: -
 --
 
-COMMENT ON TABLE jobs.job IS 'One row per named job. schedule is a UTC cron expression (null = manual only).';
+COMMENT ON TABLE jobs.job IS 'One row per named job (jobs.define). schedule is a UTC cron expression (null = manual only).';
+
+--
+-- Name: COLUMN job.context_function; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.context_function IS 'Optional (tasks jsonb) → table(task_id bigint, context jsonb, moot text): what the function needs for a leased task that its payload must not carry; moot ones are discarded (jobs.task_contexts, jobs.claim_tasks).';
+
+--
+-- Name: COLUMN job.apply_function; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.apply_function IS 'Optional (outcomes jsonb) → table(task_id bigint, outcome text, error text, result jsonb): the domain write of a group of outcomes, called by jobs.record_outcomes in the same transaction, once per job per group.';
 
 --
 -- Name: COLUMN job.max_in_flight; Type: COMMENT; Schema: jobs; Owner: -
 --
 
 COMMENT ON COLUMN jobs.job.max_in_flight IS 'Batches (HTTP requests) in flight at once for this job.';
+
+--
+-- Name: COLUMN job.lease_seconds; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.lease_seconds IS 'A claim''s lease; the function keeps it alive while it works (jobs.keep_batch_alive), so a dead function''s tasks are back within about a lease and a heartbeat.';
+
+--
+-- Name: COLUMN job.rate_limit_key; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.rate_limit_key IS 'The job''s bucket (jobs.define p_rate_limit): every claimed task takes a token.';
+
+--
+-- Name: COLUMN job.task_rate_limits; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.task_rate_limits IS 'Claims honour jobs.task.rate_keys (per-account buckets and the like); see jobs.claim_due_tasks.';
 
 --
 -- Name: COLUMN job.enabled; Type: COMMENT; Schema: jobs; Owner: -
@@ -479,13 +450,7 @@ COMMENT ON COLUMN jobs.job.paused IS 'Paused: ticks still discover due work, but
 -- Name: COLUMN job.suspended_until; Type: COMMENT; Schema: jobs; Owner: -
 --
 
-COMMENT ON COLUMN jobs.job.suspended_until IS 'Set by jobs.release after a configuration error: no claims until then, so a broken setup does not burn attempts.';
-
---
--- Name: COLUMN job.task_rate_limits; Type: COMMENT; Schema: jobs; Owner: -
---
-
-COMMENT ON COLUMN jobs.job.task_rate_limits IS 'Claims honour jobs.task.rate_keys (per-account buckets and the like); see jobs.claim_due_tasks.';
+COMMENT ON COLUMN jobs.job.suspended_until IS 'Set by a release after a configuration error: no claims until then, so a broken setup does not burn attempts.';
 
 --
 -- Name: accept_timeout_ms(jobs.job); Type: FUNCTION; Schema: jobs; Owner: -
@@ -511,6 +476,30 @@ CREATE FUNCTION jobs.backoff_seconds(p_base numeric, p_cap numeric, p_jitter num
       * (1 - p_jitter * p_rand::numeric),
     3);
 $$;
+
+--
+-- Name: bucket_problem(jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.bucket_problem(p_bucket jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+  select case
+    when p_bucket is null or jsonb_typeof(p_bucket) <> 'object'
+      then format('expected an object {"key", "capacity", "refill_per_second"}, got %s', coalesce(p_bucket::text, 'null'))
+    when case when jsonb_typeof(p_bucket -> 'key') = 'string'
+              then p_bucket ->> 'key' !~ '^[a-z0-9][a-z0-9_.:-]{0,62}$' else true end
+      then format('key must be a bucket name (a-z, 0-9 and _.:-, at most 63 characters), got %s',
+                  coalesce((p_bucket -> 'key')::text, 'nothing'))
+    when case when jsonb_typeof(p_bucket -> 'capacity') = 'number'
+              then (p_bucket ->> 'capacity')::numeric < 1 else true end
+      then format('capacity must be a number >= 1, got %s', coalesce((p_bucket -> 'capacity')::text, 'nothing'))
+    when case when jsonb_typeof(p_bucket -> 'refill_per_second') = 'number'
+              then (p_bucket ->> 'refill_per_second')::numeric <= 0 else true end
+      then format('refill_per_second must be a number > 0, got %s', coalesce((p_bucket -> 'refill_per_second')::text, 'nothing'))
+  end;
+$_$;
 
 --
 -- Name: cancel(bigint, text); Type: FUNCTION; Schema: jobs; Owner: -
@@ -594,7 +583,7 @@ begin
   if v_want <= 0 then
     return v_ids;
   end if;
-  perform pg_catalog.pg_advisory_xact_lock(20261201, pg_catalog.hashtext(p_job.name));
+  perform jobs.lock_claims(p_job.name);
   if p_job.rate_limit_key is not null then
     v_want := least(v_want, coalesce(jobs.rate_limit_refill(p_job.rate_limit_key), v_want));
     if v_want <= 0 then
@@ -671,6 +660,63 @@ end;
 $$;
 
 --
+-- Name: claim_tasks(bigint, integer); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.claim_tasks(p_batch_id bigint, p_count integer DEFAULT 1) RETURNS TABLE(task_id bigint, lease_token uuid, attempt integer, payload jsonb, context jsonb)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_job jobs.job;
+  v_missing int := least(greatest(coalesce(p_count, 1), 1), 100);
+  v_claimed jsonb;
+  v_tasks jsonb;
+  v_contexts jsonb;
+  v_found int;
+  v_keys jsonb;
+begin
+  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
+   where b.id = p_batch_id and b.settled_at is null;
+  if not found then
+    return;
+  end if;
+  -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
+  perform jobs.lock_outcomes(v_job.name, false);
+  for i in 1 .. 10 loop
+    select jsonb_agg(jsonb_build_object('task_id', c.id, 'lease_token', c.lease_token, 'attempt', c.attempt,
+                                        'payload', c.payload) order by c.id)
+      into v_claimed
+      from jobs.claim_into_batch(p_batch_id, v_missing) c;
+    exit when v_claimed is null;
+    -- What the context function takes: the claimed tasks with their keys (by primary key).
+    select jsonb_object_agg(t.id::text, t.key) into v_keys
+      from jobs.task t
+     where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(v_claimed) e));
+    select jsonb_agg(jsonb_build_object('task_id', e -> 'task_id', 'key', v_keys -> (e ->> 'task_id'),
+                                        'payload', e -> 'payload', 'attempt', e -> 'attempt')
+                     order by (e ->> 'task_id')::bigint)
+      into v_tasks
+      from jsonb_array_elements(v_claimed) e;
+
+    select jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot))
+      into v_contexts
+      from jobs.resolve_contexts(v_job, v_tasks) x;
+    return query
+      select c.task_id, c.lease_token, c.attempt, c.payload,
+             nullif(v_contexts -> c.task_id::text -> 'context', 'null'::jsonb)
+        from jsonb_to_recordset(v_claimed) as c (task_id bigint, lease_token uuid, attempt int, payload jsonb)
+       where v_contexts -> c.task_id::text ->> 'moot' is null
+       order by c.task_id;
+    get diagnostics v_found = row_count;
+    exit when v_found = jsonb_array_length(v_claimed);
+    v_missing := v_missing - v_found;
+    exit when v_missing <= 0;
+  end loop;
+end;
+$$;
+
+--
 -- Name: complete(bigint, uuid, jsonb); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -679,44 +725,68 @@ CREATE FUNCTION jobs.complete(p_task_id bigint, p_lease_token uuid, p_result jso
     SET search_path TO ''
     AS $$
 begin
-  -- The hot path: one UPDATE that checks the lease (no separate lock-then-update).
-  perform jobs.lock_outcomes(t.job_name, false) from jobs.task t where t.id = p_task_id;
-  update jobs.task
-     set state = 'succeeded', result = p_result, lease_token = null, lease_until = null,
-         finished_at = now(), updated_at = now()
-   where id = p_task_id and state = 'running' and lease_token = p_lease_token;
-  if not found then
-    perform jobs.lock_leased_task(p_task_id, p_lease_token);  -- raises the DWL01 "lease lost" error
-  end if;
+  perform jobs.record_outcome(p_task_id, p_lease_token, jsonb_build_object('outcome', 'ok', 'result', p_result));
 end;
 $$;
 
 --
--- Name: define(text, text, regprocedure, text, jsonb, integer, integer, integer, integer, text); Type: FUNCTION; Schema: jobs; Owner: -
+-- Name: define(text, text, regprocedure, text, jsonb, integer, integer, integer, integer, text, regprocedure, regprocedure, numeric, numeric, numeric, jsonb, boolean); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
-CREATE FUNCTION jobs.define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text DEFAULT NULL::text, p_config jsonb DEFAULT '{}'::jsonb, p_batch_size integer DEFAULT 10, p_max_in_flight integer DEFAULT 5, p_lease_seconds integer DEFAULT 15, p_max_attempts integer DEFAULT 5, p_description text DEFAULT ''::text) RETURNS jobs.job
+CREATE FUNCTION jobs.define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text DEFAULT NULL::text, p_config jsonb DEFAULT '{}'::jsonb, p_batch_size integer DEFAULT 10, p_max_in_flight integer DEFAULT 5, p_lease_seconds integer DEFAULT 15, p_max_attempts integer DEFAULT 5, p_description text DEFAULT ''::text, p_context_function regprocedure DEFAULT NULL::regprocedure, p_apply_function regprocedure DEFAULT NULL::regprocedure, p_backoff_base_seconds numeric DEFAULT 30, p_backoff_cap_seconds numeric DEFAULT 3600, p_backoff_jitter numeric DEFAULT 0.2, p_rate_limit jsonb DEFAULT NULL::jsonb, p_task_rate_limits boolean DEFAULT false) RETURNS jobs.job
     LANGUAGE plpgsql
     SET search_path TO ''
-    AS $_$
+    AS $$
 declare
   v_job jobs.job;
+  v_problem text;
 begin
-  if pg_catalog.pg_get_function_result(p_discover_function) <> 'TABLE(key text, payload jsonb)'
-     or pg_catalog.pg_get_function_identity_arguments(p_discover_function) !~ '^([a-z_]+ )?jsonb$' then
+  if not jobs.has_signature(p_discover_function, 'TABLE(key text, payload jsonb)') then
     raise exception 'jobs.define: discover function % must take (jsonb) and return table(key text, payload jsonb)',
       p_discover_function using errcode = 'invalid_parameter_value';
   end if;
-  insert into jobs.job as j (name, target_function, discover_function, schedule, config, batch_size,
-                             max_in_flight, lease_seconds, max_attempts, description)
-  values (p_name, p_target_function, p_discover_function::text, p_schedule, coalesce(p_config, '{}'),
-          p_batch_size, p_max_in_flight, p_lease_seconds, p_max_attempts, coalesce(p_description, ''))
+  if p_context_function is not null
+     and not jobs.has_signature(p_context_function, 'TABLE(task_id bigint, context jsonb, moot text)') then
+    raise exception 'jobs.define: context function % must take (jsonb) and return table(task_id bigint, context jsonb, moot text)',
+      p_context_function using errcode = 'invalid_parameter_value';
+  end if;
+  if p_apply_function is not null
+     and not jobs.has_signature(p_apply_function, 'TABLE(task_id bigint, outcome text, error text, result jsonb)') then
+    raise exception 'jobs.define: apply function % must take (jsonb) and return table(task_id bigint, outcome text, error text, result jsonb)',
+      p_apply_function using errcode = 'invalid_parameter_value';
+  end if;
+  if p_rate_limit is not null then
+    v_problem := jobs.bucket_problem(p_rate_limit);
+    if v_problem is not null then
+      raise exception 'jobs.define: p_rate_limit: %', v_problem using errcode = 'invalid_parameter_value';
+    end if;
+  end if;
+
+  insert into jobs.job as j (name, target_function, discover_function, context_function, apply_function, schedule,
+                             config, batch_size, max_in_flight, lease_seconds, max_attempts, backoff_base_seconds,
+                             backoff_cap_seconds, backoff_jitter, task_rate_limits, description)
+  values (p_name, p_target_function, p_discover_function::text, p_context_function::text, p_apply_function::text,
+          p_schedule, coalesce(p_config, '{}'), p_batch_size, p_max_in_flight, p_lease_seconds, p_max_attempts,
+          p_backoff_base_seconds, p_backoff_cap_seconds, p_backoff_jitter, coalesce(p_task_rate_limits, false),
+          coalesce(p_description, ''))
   on conflict (name) do update
      set target_function = excluded.target_function, discover_function = excluded.discover_function,
+         context_function = excluded.context_function, apply_function = excluded.apply_function,
          schedule = excluded.schedule, config = excluded.config, batch_size = excluded.batch_size,
          max_in_flight = excluded.max_in_flight, lease_seconds = excluded.lease_seconds,
-         max_attempts = excluded.max_attempts, description = excluded.description, updated_at = now()
+         max_attempts = excluded.max_attempts, backoff_base_seconds = excluded.backoff_base_seconds,
+         backoff_cap_seconds = excluded.backoff_cap_seconds, backoff_jitter = excluded.backoff_jitter,
+         task_rate_limits = excluded.task_rate_limits, description = excluded.description, updated_at = now()
   returning * into v_job;
+
+  -- The job's bucket (after the job row: the lock order is job row, claim lock, buckets).
+  if p_rate_limit is not null then
+    perform jobs.size_rate_limits(p_name, jsonb_build_array(p_rate_limit));
+  end if;
+  if v_job.rate_limit_key is distinct from p_rate_limit ->> 'key' then
+    update jobs.job set rate_limit_key = p_rate_limit ->> 'key' where name = v_job.name
+    returning * into v_job;
+  end if;
 
   if p_schedule is not null then
     perform cron.schedule('duework:' || p_name, p_schedule, format('select jobs.tick(%L, %L)', p_name, 'cron'));
@@ -725,7 +795,7 @@ begin
   end if;
   return v_job;
 end;
-$_$;
+$$;
 
 --
 -- Name: discard(bigint, uuid, text); Type: FUNCTION; Schema: jobs; Owner: -
@@ -735,14 +805,8 @@ CREATE FUNCTION jobs.discard(p_task_id bigint, p_lease_token uuid, p_reason text
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
-declare
-  v_task jobs.task;
 begin
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
-  update jobs.task
-     set state = 'failed', last_error = left(coalesce(p_reason, 'discarded'), 1000),
-         lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
-   where id = v_task.id;
+  perform jobs.record_outcome(p_task_id, p_lease_token, jsonb_build_object('outcome', 'discard', 'error', p_reason));
 end;
 $$;
 
@@ -829,32 +893,10 @@ CREATE FUNCTION jobs.fail(p_task_id bigint, p_lease_token uuid, p_error text, p_
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
-declare
-  v_task jobs.task;
-  v_job jobs.job;
-  v_state text;
 begin
-  if p_retry_after_seconds < 0 then
-    raise exception 'retry_after_seconds must be >= 0, got %', p_retry_after_seconds
-      using errcode = 'invalid_parameter_value';
-  end if;
-  v_task := jobs.lock_leased_task(p_task_id, p_lease_token);
-  select * into v_job from jobs.job where name = v_task.job_name;
-  v_state := case when coalesce(p_permanent, false) or v_task.attempts >= v_job.max_attempts
-                  then 'dead' else 'queued' end;
-  update jobs.task
-     set state = v_state,
-         last_error = left(coalesce(p_error, 'failed without a message'), 1000),
-         run_after = case when v_state = 'queued' then now() + make_interval(secs => coalesce(
-             p_retry_after_seconds,
-             jobs.backoff_seconds(v_job.backoff_base_seconds, v_job.backoff_cap_seconds,
-                                  v_job.backoff_jitter, v_task.attempts, random()))::double precision)
-           else run_after end,
-         lease_token = null, lease_until = null,
-         finished_at = case when v_state = 'dead' then now() end,
-         updated_at = now()
-   where id = v_task.id;
-  return v_state;
+  return jobs.record_outcome(p_task_id, p_lease_token, jsonb_build_object(
+    'outcome', case when coalesce(p_permanent, false) then 'dead' else 'retry' end,
+    'error', p_error, 'after', p_retry_after_seconds));
 end;
 $$;
 
@@ -885,6 +927,18 @@ begin
   return jobs.pump(v_job.name);
 end;
 $$;
+
+--
+-- Name: has_signature(regprocedure, text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.has_signature(p_function regprocedure, p_result text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $_$
+  select pg_catalog.pg_get_function_result(p_function) = p_result
+     and pg_catalog.pg_get_function_identity_arguments(p_function) ~ '^([a-z_][a-z0-9_]* )?jsonb$';
+$_$;
 
 --
 -- Name: heartbeat(); Type: FUNCTION; Schema: jobs; Owner: -
@@ -997,78 +1051,14 @@ CREATE FUNCTION jobs.lease_tasks(p_job jobs.job, p_batch_id bigint, p_task_ids b
 $$;
 
 --
--- Name: task; Type: TABLE; Schema: jobs; Owner: -
+-- Name: lock_claims(text); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
-CREATE TABLE jobs.task (
-    id bigint NOT NULL,
-    job_name text NOT NULL,
-    key text NOT NULL,
-    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
-    state text DEFAULT 'queued'::text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    run_after timestamp with time zone DEFAULT now() NOT NULL,
-    lease_until timestamp with time zone,
-    lease_token uuid,
-    batch_id bigint,
-    last_error text,
-    result jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    finished_at timestamp with time zone,
-    rate_keys text[],
-    CONSTRAINT task_attempts_check CHECK ((attempts >= 0)),
-    CONSTRAINT task_finished_iff_terminal CHECK (((state = ANY (ARRAY['succeeded'::text, 'failed'::text, 'dead'::text, 'cancelled'::text])) = (finished_at IS NOT NULL))),
-    CONSTRAINT task_lease_iff_running CHECK ((((state = 'running'::text) = ((lease_token IS NOT NULL) AND (lease_until IS NOT NULL) AND (batch_id IS NOT NULL))) AND ((state = 'running'::text) OR ((lease_token IS NULL) AND (lease_until IS NULL))))),
-    CONSTRAINT task_rate_keys_small CHECK ((cardinality(rate_keys) <= 8)),
-    CONSTRAINT task_running_has_attempt CHECK (((state <> 'running'::text) OR (attempts >= 1))),
-    CONSTRAINT task_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'dead'::text, 'cancelled'::text])))
-);
-
---
--- Name: TABLE task; Type: COMMENT; Schema: jobs; Owner: -
---
-
-COMMENT ON TABLE jobs.task IS 'One unit of due work. States and transitions: docs/jobs.md.';
-
---
--- Name: COLUMN task.key; Type: COMMENT; Schema: jobs; Owner: -
---
-
-COMMENT ON COLUMN jobs.task.key IS 'Dedupe key: at most one queued or running task per (job, key).';
-
---
--- Name: COLUMN task.rate_keys; Type: COMMENT; Schema: jobs; Owner: -
---
-
-COMMENT ON COLUMN jobs.task.rate_keys IS 'Token buckets (jobs.rate_limit keys) this task takes one token from when claimed, in addition to the job''s rate_limit_key. Honoured only for jobs with task_rate_limits. A missing bucket row means no limit.';
-
---
--- Name: lock_leased_task(bigint, uuid); Type: FUNCTION; Schema: jobs; Owner: -
---
-
-CREATE FUNCTION jobs.lock_leased_task(p_task_id bigint, p_lease_token uuid) RETURNS jobs.task
-    LANGUAGE plpgsql
+CREATE FUNCTION jobs.lock_claims(p_job_name text) RETURNS void
+    LANGUAGE sql
     SET search_path TO ''
     AS $$
-declare
-  v_task jobs.task;
-begin
-  if p_task_id is null or p_lease_token is null then
-    raise exception 'task id and lease token are required' using errcode = 'null_value_not_allowed';
-  end if;
-  perform jobs.lock_outcomes(t.job_name, false) from jobs.task t where t.id = p_task_id;
-  select * into v_task from jobs.task t
-   where t.id = p_task_id and t.state = 'running' and t.lease_token = p_lease_token
-     for update;
-  if not found then
-    raise exception 'lease lost: task % is not running under this lease token', p_task_id
-      using errcode = 'DWL01',
-            detail = 'It was completed, cancelled, or its lease expired and it was claimed again.',
-            hint = 'Drop the result; the current lease holder reports the outcome.';
-  end if;
-  return v_task;
-end;
+  select pg_catalog.pg_advisory_xact_lock(20261201, pg_catalog.hashtext(p_job_name));
 $$;
 
 --
@@ -1164,7 +1154,7 @@ CREATE FUNCTION jobs.rate_limit_pause(p_key text, p_seconds numeric, p_job_name 
     AS $$
 begin
   if p_job_name is not null then
-    perform pg_catalog.pg_advisory_xact_lock(20261201, pg_catalog.hashtext(p_job_name));
+    perform jobs.lock_claims(p_job_name);
   end if;
   update jobs.rate_limit
      set tokens = 0,
@@ -1287,6 +1277,255 @@ end;
 $$;
 
 --
+-- Name: record_outcome(bigint, uuid, jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.record_outcome(p_task_id bigint, p_lease_token uuid, p_outcome jsonb) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_state text;
+begin
+  if p_task_id is null or p_lease_token is null then
+    raise exception 'task id and lease token are required' using errcode = 'null_value_not_allowed';
+  end if;
+  select r.state into v_state
+    from jobs.record_outcomes(jsonb_build_array(
+           p_outcome || jsonb_build_object('task_id', p_task_id, 'lease_token', p_lease_token))) r;
+  if v_state = 'lease_lost' then
+    raise exception 'lease lost: task % is not running under this lease token', p_task_id
+      using errcode = 'DWL01',
+            detail = 'It was completed, cancelled, or its lease expired and it was claimed again.',
+            hint = 'Drop the result; the current lease holder reports the outcome.';
+  end if;
+  return v_state;
+end;
+$$;
+
+--
+-- Name: record_outcomes(jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.record_outcomes(p_outcomes jsonb) RETURNS TABLE(task_id bigint, state text)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $_$
+declare
+  v_bad record;
+  v_ids bigint[];
+  v_leased bigint[];
+  v_work jsonb;
+  v_over jsonb := '{}'::jsonb;
+  v_apply record;
+  v_input jsonb;
+  v_rows jsonb;
+  v_states jsonb;
+  v_pause record;
+begin
+  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
+    raise exception 'jobs.record_outcomes: expected a JSON array of outcomes, got %',
+      coalesce(jsonb_typeof(p_outcomes), 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  select x.ord, x.problem into v_bad
+    from (select e.ord, case
+            when jsonb_typeof(e.v) <> 'object' then format('expected an object, got %s', e.v)
+            when coalesce(jsonb_typeof(e.v -> 'task_id'), 'null') = 'null' then 'task_id is required'
+            when not (jsonb_typeof(e.v -> 'task_id') in ('number', 'string') and (e.v ->> 'task_id') ~ '^[0-9]{1,18}$')
+              then format('task_id must be a task id (a positive integer), got %s', e.v -> 'task_id')
+            when coalesce(jsonb_typeof(e.v -> 'lease_token'), 'null') = 'null' then 'lease_token is required'
+            when not (jsonb_typeof(e.v -> 'lease_token') = 'string'
+                      and (e.v ->> 'lease_token') ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+              then format('lease_token must be a uuid, got %s', e.v -> 'lease_token')
+            when coalesce(jsonb_typeof(e.v -> 'outcome'), 'null') = 'null'
+              then 'outcome is required (ok, retry, dead, discard or release)'
+            when not (jsonb_typeof(e.v -> 'outcome') = 'string'
+                      and (e.v ->> 'outcome') in ('ok', 'retry', 'dead', 'discard', 'release'))
+              then format('outcome must be one of ok, retry, dead, discard, release; got %s', e.v -> 'outcome')
+            when coalesce(jsonb_typeof(e.v -> 'error'), 'null') not in ('null', 'string')
+              then format('error must be a string, got %s', e.v -> 'error')
+            when coalesce(jsonb_typeof(e.v -> 'after'), 'null') not in ('null', 'number')
+              then format('after must be a number of seconds, got %s', e.v -> 'after')
+            when (e.v ->> 'after')::numeric < 0 then format('after must be >= 0 seconds, got %s', e.v -> 'after')
+            when coalesce(jsonb_typeof(e.v -> 'pause'), 'null') not in ('null', 'string')
+              then format('pause must be a rate key (a string), got %s', e.v -> 'pause')
+          end as problem
+          from jsonb_array_elements(p_outcomes) with ordinality as e (v, ord)) x
+   where x.problem is not null
+   order by x.ord
+   limit 1;
+  if found then
+    raise exception 'jobs.record_outcomes: p_outcomes[%]: %', v_bad.ord - 1, v_bad.problem
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if jsonb_array_length(p_outcomes) = 0 then
+    return;
+  end if;
+
+  -- Outcome locks first (shared, one per job, in name order), then the tasks in id order.
+  -- Every read of jobs.task here goes through id = any (…), the primary key. A task holds a
+  -- lease token only while it is running (task_lease_iff_running), so matching the token is the
+  -- running check; a state = 'running' clause would steer the plan to task_running_lease, a
+  -- scan of every running task (and of its dead entries).
+  v_ids := array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_outcomes) e);
+  perform jobs.lock_outcomes(j.job_name, false)
+     from (select distinct t.job_name from jobs.task t where t.id = any (v_ids) order by t.job_name) j;
+
+  select coalesce(jsonb_agg(to_jsonb(w) order by w.task_id), '[]'::jsonb), array_agg(w.task_id)
+    into v_work, v_leased
+    from (select distinct on (l.id) l.ord, l.id as task_id, l.job_name, l.apply_function, l.key, l.payload,
+                 l.attempts as attempt, l.rate_keys, l.outcome, l.error, l.after, l.pause, l.data, l.result
+            from (select i.ord, t.id, t.job_name, j.apply_function, t.key, t.payload, t.attempts, t.rate_keys,
+                         i.v ->> 'outcome' as outcome, i.v ->> 'error' as error, (i.v ->> 'after')::numeric as after,
+                         i.v ->> 'pause' as pause, nullif(i.v -> 'data', 'null'::jsonb) as data,
+                         nullif(i.v -> 'result', 'null'::jsonb) as result
+                    from jsonb_array_elements(p_outcomes) with ordinality as i (v, ord)
+                    join jobs.task t on t.id = (i.v ->> 'task_id')::bigint and t.lease_token = (i.v ->> 'lease_token')::uuid
+                    join jobs.job j on j.name = t.job_name
+                   where t.id = any (v_ids)
+                   order by t.id
+                     for update of t) l
+           order by l.id, l.ord) w;
+
+  -- The domain write: each job's apply function, once, with its tasks (not the released ones).
+  for v_apply in
+    select distinct w ->> 'job_name' as name, w ->> 'apply_function' as apply_function
+      from jsonb_array_elements(v_work) w
+     where w ->> 'apply_function' is not null and w ->> 'outcome' <> 'release'
+     order by 1
+  loop
+    select jsonb_agg(w - 'ord' - 'job_name' - 'apply_function' - 'rate_keys' - 'pause' - 'result'
+                     order by (w ->> 'task_id')::bigint)
+      into v_input
+      from jsonb_array_elements(v_work) w
+     where w ->> 'job_name' = v_apply.name and w ->> 'outcome' <> 'release';
+    -- (The domain's function plans as it would anywhere else: see plan_cache_mode above.)
+    perform pg_catalog.set_config('plan_cache_mode', 'auto', true);
+    execute format(
+      'select coalesce(jsonb_object_agg(r.task_id::text, jsonb_build_object(
+                 ''outcome'', r.outcome, ''error'', r.error, ''result'', r.result)), ''{}'')
+         from %s($1) r
+        where r.task_id in (select (e ->> ''task_id'')::bigint from jsonb_array_elements($1) e)',
+      v_apply.apply_function::regprocedure::regproc)
+      into v_rows using v_input;
+    perform pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    select o.key, o.value ->> 'outcome' as outcome into v_bad
+      from jsonb_each(v_rows) o
+     where o.value ->> 'outcome' not in ('discard', 'dead', 'retry')
+     limit 1;
+    if found then
+      raise exception 'jobs.record_outcomes: % returned outcome % for task %; an apply function may only change an outcome to discard, dead or retry (or null to keep it)',
+        v_apply.apply_function, v_bad.outcome, v_bad.key using errcode = 'invalid_parameter_value';
+    end if;
+    v_over := v_over || v_rows;
+  end loop;
+
+  -- The states, from the outcomes as they stand after apply.
+  with f as (
+    select x.ord, x.task_id, x.job_name, x.after,
+           coalesce(v_over -> x.task_id::text ->> 'outcome', x.outcome) as final,
+           coalesce(v_over -> x.task_id::text ->> 'error', x.error) as final_error,
+           coalesce(nullif(v_over -> x.task_id::text -> 'result', 'null'::jsonb), x.result) as final_result
+      from jsonb_to_recordset(v_work)
+        as x (ord bigint, task_id bigint, job_name text, outcome text, error text, after numeric, result jsonb)
+  ),
+  written as (
+    update jobs.task t
+       set state = case
+             when f.final = 'ok' then 'succeeded'
+             when f.final = 'discard' then 'discarded'
+             when f.final = 'release' then 'queued'
+             when f.final = 'retry' and t.attempts < j.max_attempts then 'queued'
+             else 'dead' end,
+           attempts = case when f.final = 'release' then t.attempts - 1 else t.attempts end,
+           run_after = case
+             when f.final = 'release' then now()
+             when f.final = 'retry' and t.attempts < j.max_attempts then now() + make_interval(secs => coalesce(
+               f.after,
+               jobs.backoff_seconds(j.backoff_base_seconds, j.backoff_cap_seconds, j.backoff_jitter, t.attempts, random())
+             )::double precision)
+             else t.run_after end,
+           result = case when f.final = 'ok' then f.final_result else t.result end,
+           last_error = case
+             when f.final = 'ok' then t.last_error
+             when f.final = 'discard' then left(coalesce(f.final_error, 'discarded'), 1000)
+             when f.final = 'release' then left(coalesce(f.final_error, 'released'), 1000)
+             else left(coalesce(f.final_error, 'failed without a message'), 1000) end,
+           lease_token = null, lease_until = null,
+           finished_at = case
+             when f.final in ('ok', 'discard', 'dead') or (f.final = 'retry' and t.attempts >= j.max_attempts)
+             then now() end,
+           updated_at = now()
+      from f join jobs.job j on j.name = f.job_name
+     where t.id = any (v_leased) and t.id = f.task_id
+    returning t.id, t.state
+  )
+  select jsonb_object_agg(f.ord::text, w.state) into v_states
+    from written w join f on f.task_id = w.id;
+
+  -- A release is a configuration error: one clear error on the job, dispatch held for a minute.
+  -- (The job row before the claim lock of a pause: the lock order. apply never sees a release,
+  -- so its outcome and error stand.)
+  if jsonb_path_exists(v_work, '$[*] ? (@.outcome == "release")') then
+    update jobs.job j
+       set last_error = r.reason, last_error_at = now(), suspended_until = now() + interval '1 minute'
+      from (select distinct on (x.job_name) x.job_name, left(coalesce(x.error, 'released'), 1000) as reason
+              from jsonb_to_recordset(v_work) as x (ord bigint, job_name text, outcome text, error text)
+             where x.outcome = 'release'
+             order by x.job_name, x.ord desc) r
+     where j.name = r.job_name;
+  end if;
+
+  -- A retry that names one of its task's buckets empties it for the provider's wait (whatever
+  -- apply made of the outcome: the provider said so).
+  if jsonb_path_exists(v_work, '$[*] ? (@.outcome == "retry" && @.pause != null)') then
+    for v_pause in
+      select x.job_name, x.pause, max(coalesce(x.after, 60)) as seconds
+        from jsonb_to_recordset(v_work) as x (job_name text, outcome text, pause text, after numeric, rate_keys text[])
+        join jobs.job j on j.name = x.job_name
+       where x.outcome = 'retry' and x.pause is not null
+         and (x.pause = any (coalesce(x.rate_keys, '{}'::text[])) or x.pause = j.rate_limit_key)
+       group by x.job_name, x.pause
+       order by x.job_name, x.pause
+    loop
+      perform jobs.rate_limit_pause(v_pause.pause, v_pause.seconds, v_pause.job_name);
+    end loop;
+  end if;
+
+  return query
+    select (i.v ->> 'task_id')::bigint, coalesce(v_states ->> i.ord::text, 'lease_lost')
+      from jsonb_array_elements(p_outcomes) with ordinality as i (v, ord)
+     order by i.ord;
+end;
+$_$;
+
+--
+-- Name: refund_claims(jobs.job, bigint[]); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.refund_claims(p_job jobs.job, p_task_ids bigint[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if p_job.task_rate_limits then
+    perform jobs.lock_claims(p_job.name);
+  end if;
+  update jobs.rate_limit r
+     set tokens = least(r.capacity, r.tokens + c.n)
+    from (select k.key, count(*) as n
+            from (select unnest(t.rate_keys) as key from jobs.task t
+                   where p_job.task_rate_limits and t.id = any (p_task_ids)
+                  union all
+                  select p_job.rate_limit_key from unnest(p_task_ids) as i (id)
+                   where p_job.rate_limit_key is not null) k
+           group by k.key) c
+   where r.key = c.key;
+end;
+$$;
+
+--
 -- Name: release(bigint[], uuid[], text); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -1295,37 +1534,96 @@ CREATE FUNCTION jobs.release(p_task_ids bigint[], p_lease_tokens uuid[], p_reaso
     SET search_path TO ''
     AS $$
 declare
-  v_task jobs.task;
-  v_released int := 0;
-  v_job_name text;
+  v_released int;
 begin
   if cardinality(p_task_ids) is distinct from cardinality(p_lease_tokens) then
     raise exception 'jobs.release: % task ids but % lease tokens',
       cardinality(p_task_ids), cardinality(p_lease_tokens) using errcode = 'invalid_parameter_value';
   end if;
-  for i in 1 .. coalesce(cardinality(p_task_ids), 0) loop
-    begin
-      v_task := jobs.lock_leased_task(p_task_ids[i], p_lease_tokens[i]);
-    exception when sqlstate 'DWL01' then
-      continue;
-    end;
-    update jobs.task
-       set state = 'queued', attempts = attempts - 1, run_after = now(),
-           last_error = left(coalesce(p_reason, 'released'), 1000),
-           lease_token = null, lease_until = null, updated_at = now()
-     where id = v_task.id;
-    v_released := v_released + 1;
-    v_job_name := v_task.job_name;
-  end loop;
-  if v_job_name is not null then
-    update jobs.job
-       set last_error = left(coalesce(p_reason, 'released'), 1000), last_error_at = now(),
-           suspended_until = now() + interval '1 minute'
-     where name = v_job_name;
-  end if;
+  select count(*) filter (where r.state = 'queued') into v_released
+    from jobs.record_outcomes(coalesce(
+           (select jsonb_agg(jsonb_build_object('task_id', i.id, 'lease_token', i.lease_token,
+                                                'outcome', 'release', 'error', p_reason) order by i.n)
+              from unnest(p_task_ids, p_lease_tokens) with ordinality as i (id, lease_token, n)),
+           '[]'::jsonb)) r;
   return v_released;
 end;
 $$;
+
+--
+-- Name: report(jsonb, jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.report(p_outcomes jsonb, p_claims jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_outcomes jsonb := coalesce(p_outcomes, '[]'::jsonb);
+  v_claims jsonb := coalesce(p_claims, '[]'::jsonb);
+  v_bad record;
+  v_recorded jsonb := '[]'::jsonb;
+  v_claimed jsonb := '[]'::jsonb;
+  v_claim record;
+begin
+  if jsonb_typeof(v_claims) <> 'array' then
+    raise exception 'jobs.report: p_claims must be a JSON array of {"batch_id", "count"}, got %', jsonb_typeof(v_claims)
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select x.ord, x.problem into v_bad
+    from (select e.ord, case
+            when jsonb_typeof(e.v) <> 'object' then format('expected an object {"batch_id", "count"}, got %s', e.v)
+            when not (coalesce(jsonb_typeof(e.v -> 'batch_id'), 'null') in ('number', 'string')
+                      and (e.v ->> 'batch_id') ~ '^[0-9]{1,18}$')
+              then format('batch_id must be a batch id (a positive integer), got %s', coalesce((e.v -> 'batch_id')::text, 'nothing'))
+            when not (coalesce(jsonb_typeof(e.v -> 'count'), 'null') = 'number' and (e.v ->> 'count') ~ '^[0-9]{1,9}$')
+              then format('count must be an integer >= 0, got %s', coalesce((e.v -> 'count')::text, 'nothing'))
+          end as problem
+          from jsonb_array_elements(v_claims) with ordinality as e (v, ord)) x
+   where x.problem is not null
+   order by x.ord
+   limit 1;
+  if found then
+    raise exception 'jobs.report: p_claims[%]: %', v_bad.ord - 1, v_bad.problem using errcode = 'invalid_parameter_value';
+  end if;
+
+  -- Every outcome lock this call takes, in job-name order, before any task or bucket: the
+  -- outcomes' jobs and the claims' (a claim discards moot tasks).
+  perform jobs.lock_outcomes(j.job_name, false)
+     from (select t.job_name from jobs.task t
+            where t.id = any (array(
+                    select (e ->> 'task_id')::bigint
+                      from jsonb_array_elements(case when jsonb_typeof(v_outcomes) = 'array' then v_outcomes
+                                                     else '[]'::jsonb end) e
+                     where (e ->> 'task_id') ~ '^[0-9]{1,18}$'))
+           union
+           select b.job_name from jobs.batch b
+            where b.id = any (array(select (c ->> 'batch_id')::bigint from jsonb_array_elements(v_claims) c))
+           order by 1) j;
+
+  if v_outcomes <> '[]'::jsonb then
+    select coalesce(jsonb_agg(jsonb_build_object('task_id', r.task_id, 'state', r.state) order by r.n), '[]'::jsonb)
+      into v_recorded
+      from jobs.record_outcomes(v_outcomes) with ordinality as r (task_id, state, n);
+  end if;
+
+  for v_claim in
+    select (c ->> 'batch_id')::bigint as batch_id, sum((c ->> 'count')::int)::int as count
+      from jsonb_array_elements(v_claims) c
+     group by 1
+    having sum((c ->> 'count')::int) > 0
+     order by 1
+  loop
+    v_claimed := v_claimed || coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'batch_id', v_claim.batch_id, 'task_id', n.task_id, 'lease_token', n.lease_token,
+               'attempt', n.attempt, 'payload', n.payload, 'context', n.context) order by n.task_id)
+        from jobs.claim_tasks(v_claim.batch_id, v_claim.count) n), '[]'::jsonb);
+  end loop;
+
+  return jsonb_build_object('outcomes', v_recorded, 'claimed', v_claimed);
+end;
+$_$;
 
 --
 -- Name: requeue_abandoned(jobs.job, bigint[], text); Type: FUNCTION; Schema: jobs; Owner: -
@@ -1352,6 +1650,49 @@ end;
 $$;
 
 --
+-- Name: resolve_contexts(jobs.job, jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.resolve_contexts(p_job jobs.job, p_tasks jsonb) RETURNS TABLE(task_id bigint, context jsonb, moot text)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_rows jsonb := '{}'::jsonb;
+  v_moot bigint[];
+begin
+  if p_job.context_function is not null then
+    execute format(
+      'select coalesce(jsonb_object_agg(r.task_id::text, jsonb_build_object(''context'', r.context, ''moot'', r.moot)), ''{}'')
+         from %s($1) r where r.task_id is not null',
+      p_job.context_function::regprocedure::regproc)
+      into v_rows using p_tasks;
+
+    with moot as (
+      update jobs.task t
+         set state = 'discarded', last_error = left(v_rows -> t.id::text ->> 'moot', 1000),
+             lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
+       where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_tasks) e))
+         and t.lease_token is not null  -- still running (see jobs.record_outcomes)
+         and v_rows -> t.id::text ->> 'moot' is not null
+      returning t.id
+    )
+    select array_agg(m.id) into v_moot from moot m;
+    if v_moot is not null then
+      perform jobs.refund_claims(p_job, v_moot);
+    end if;
+  end if;
+
+  return query
+    select (e ->> 'task_id')::bigint,
+           nullif(v_rows -> (e ->> 'task_id') -> 'context', 'null'::jsonb),
+           v_rows -> (e ->> 'task_id') ->> 'moot'
+      from jsonb_array_elements(p_tasks) e
+     order by 1;
+end;
+$_$;
+
+--
 -- Name: retry(bigint); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -1367,8 +1708,8 @@ begin
   if not found then
     raise exception 'jobs.retry: no task %', p_task_id using errcode = 'no_data_found';
   end if;
-  if v_task.state not in ('dead', 'failed', 'cancelled') then
-    raise exception 'jobs.retry: task % is %; only dead, failed or cancelled tasks can be retried',
+  if v_task.state not in ('dead', 'discarded', 'cancelled') then
+    raise exception 'jobs.retry: task % is %; only dead, discarded or cancelled tasks can be retried',
       p_task_id, v_task.state using errcode = 'invalid_parameter_value';
   end if;
   select id into v_open from jobs.task
@@ -1411,6 +1752,17 @@ end;
 $$;
 
 --
+-- Name: run_now(text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.run_now(p_job text) RETURNS jsonb
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  select jobs.tick(p_job, 'manual');
+$$;
+
+--
 -- Name: select_due_tasks(jobs.job, integer); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -1444,6 +1796,99 @@ begin
     update jobs.rate_limit set tokens = greatest(tokens - cardinality(v_ids), 0) where key = p_job.rate_limit_key;
   end if;
   return v_ids;
+end;
+$$;
+
+--
+-- Name: size_rate_limits(text, jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.size_rate_limits(p_job text, p_buckets jsonb) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_bad record;
+  v_count int;
+begin
+  if p_buckets is null or jsonb_typeof(p_buckets) <> 'array' then
+    raise exception 'jobs.size_rate_limits: p_buckets must be a JSON array of {"key", "capacity", "refill_per_second"}, got %',
+      coalesce(jsonb_typeof(p_buckets), 'null') using errcode = 'invalid_parameter_value';
+  end if;
+  if not exists (select 1 from jobs.job j where j.name = p_job) then
+    raise exception 'jobs.size_rate_limits: no job named %', coalesce(p_job, 'null')
+      using errcode = 'no_data_found', hint = 'Define the job first (jobs.define); its name takes the claim lock.';
+  end if;
+  select x.ord, x.problem into v_bad
+    from (select e.ord, jobs.bucket_problem(e.v) as problem
+            from jsonb_array_elements(p_buckets) with ordinality as e (v, ord)) x
+   where x.problem is not null
+   order by x.ord
+   limit 1;
+  if found then
+    raise exception 'jobs.size_rate_limits: p_buckets[%]: %', v_bad.ord - 1, v_bad.problem
+      using errcode = 'invalid_parameter_value';
+  end if;
+
+  perform jobs.lock_claims(p_job);
+  insert into jobs.rate_limit as b (key, capacity, refill_per_second, tokens)
+  select k.key, k.capacity, k.refill, k.capacity
+    from (select distinct on (e.v ->> 'key') e.v ->> 'key' as key, (e.v ->> 'capacity')::numeric as capacity,
+                 (e.v ->> 'refill_per_second')::numeric as refill
+            from jsonb_array_elements(p_buckets) with ordinality as e (v, ord)
+           order by e.v ->> 'key', e.ord desc) k
+   order by k.key
+  on conflict on constraint rate_limit_pkey do update
+     set capacity = excluded.capacity, refill_per_second = excluded.refill_per_second,
+         tokens = least(b.tokens, excluded.capacity)
+   where b.capacity <> excluded.capacity or b.refill_per_second <> excluded.refill_per_second;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
+--
+-- Name: task_contexts(bigint[], uuid[]); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.task_contexts(p_task_ids bigint[], p_lease_tokens uuid[]) RETURNS TABLE(task_id bigint, context jsonb, moot text)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_leased jsonb;
+  v_job jobs.job;
+begin
+  if cardinality(p_task_ids) is distinct from cardinality(p_lease_tokens) then
+    raise exception 'jobs.task_contexts: % task ids but % lease tokens',
+      cardinality(p_task_ids), cardinality(p_lease_tokens) using errcode = 'invalid_parameter_value';
+  end if;
+  perform jobs.lock_outcomes(j.job_name, false)
+     from (select distinct t.job_name from jobs.task t where t.id = any (p_task_ids) order by t.job_name) j;
+  select jsonb_agg(jsonb_build_object('job_name', l.job_name, 'task_id', l.id, 'key', l.key, 'payload', l.payload,
+                                      'attempt', l.attempts) order by l.id)
+    into v_leased
+    from (select t.id, t.job_name, t.key, t.payload, t.attempts
+            from unnest(p_task_ids, p_lease_tokens) as i (id, lease_token)
+            join jobs.task t on t.id = i.id and t.lease_token = i.lease_token
+           where t.id = any (p_task_ids)  -- (the token match is the running check: see jobs.record_outcomes)
+           order by t.id
+             for update of t) l;
+  if v_leased is null then
+    return;
+  end if;
+  for v_job in
+    select j.* from jobs.job j
+     where j.name in (select e ->> 'job_name' from jsonb_array_elements(v_leased) e)
+     order by j.name
+  loop
+    return query
+      select x.task_id, x.context, x.moot
+        from jobs.resolve_contexts(v_job, (
+               select jsonb_agg(e - 'job_name' order by (e ->> 'task_id')::bigint)
+                 from jsonb_array_elements(v_leased) e
+                where e ->> 'job_name' = v_job.name)) x;
+  end loop;
 end;
 $$;
 
@@ -1505,8 +1950,8 @@ CREATE FUNCTION jobs.task_transition_allowed(p_from text, p_to text) RETURNS boo
     AS $$
   select p_from = p_to
       or (p_from = 'queued' and p_to in ('running', 'cancelled'))
-      or (p_from = 'running' and p_to in ('queued', 'succeeded', 'failed', 'dead', 'cancelled'))
-      or (p_from in ('failed', 'dead', 'cancelled') and p_to = 'queued')
+      or (p_from = 'running' and p_to in ('queued', 'succeeded', 'discarded', 'dead', 'cancelled'))
+      or (p_from in ('discarded', 'dead', 'cancelled') and p_to = 'queued')
       or (p_from = 'dead' and p_to = 'cancelled');
 $$;
 
@@ -1625,11 +2070,7 @@ $$;
 CREATE FUNCTION public.refresh_expired_instagram_tokens() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
-begin
-  return jobs.tick('instagram-token-refresh', 'manual');
-end;
-$$;
+    AS $$ begin return jobs.run_now('instagram-token-refresh'); end; $$;
 
 --
 -- Name: FUNCTION refresh_expired_instagram_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -1644,11 +2085,7 @@ COMMENT ON FUNCTION public.refresh_expired_instagram_tokens() IS 'Runs one insta
 CREATE FUNCTION public.refresh_expired_tiktok_tokens() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
-begin
-  return jobs.tick('tiktok-token-refresh', 'manual');
-end;
-$$;
+    AS $$ begin return jobs.run_now('tiktok-token-refresh'); end; $$;
 
 --
 -- Name: FUNCTION refresh_expired_tiktok_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -1663,11 +2100,7 @@ COMMENT ON FUNCTION public.refresh_expired_tiktok_tokens() IS 'Runs one tiktok-t
 CREATE FUNCTION public.refresh_expired_youtube_tokens() RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
-begin
-  return jobs.tick('youtube-token-refresh', 'manual');
-end;
-$$;
+    AS $$ begin return jobs.run_now('youtube-token-refresh'); end; $$;
 
 --
 -- Name: FUNCTION refresh_expired_youtube_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -1687,7 +2120,7 @@ declare
   v_summary jsonb;
   v_reels jsonb;
 begin
-  v_summary := jobs.tick('instagram-reel-urls', 'manual');
+  v_summary := jobs.run_now('instagram-reel-urls');
   select jsonb_build_object(
            'accounts_active', d.accounts_active, 'stored', d.reels_stored, 'due', d.reels_due,
            'skipped_fresh', d.skipped_fresh, 'skipped_deleted', d.skipped_deleted,
@@ -1708,55 +2141,89 @@ $$;
 COMMENT ON FUNCTION public.refresh_instagram_reel_urls() IS 'Runs one instagram-reel-urls tick now: discovers reels whose URLs expire within margin_hours, dispatches them to refresh-reels, and reports how many were skipped as fresh.';
 
 --
--- Name: claim_refresh_tasks(bigint, integer); Type: FUNCTION; Schema: social; Owner: -
+-- Name: apply_refreshes(jsonb); Type: FUNCTION; Schema: social; Owner: -
 --
 
-CREATE FUNCTION social.claim_refresh_tasks(p_batch_id bigint, p_count integer) RETURNS TABLE(task_id bigint, lease_token uuid, attempt integer, account_id bigint, platform text, refresh_token text)
+CREATE FUNCTION social.apply_refreshes(p_outcomes jsonb) RETURNS TABLE(task_id bigint, outcome text, error text, result jsonb)
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
-  v_missing int := least(greatest(coalesce(p_count, 1), 1), 100);
-  v_ids bigint[];
-  v_tokens uuid[];
-  v_attempts int[];
-  v_accounts bigint[];
-  v_found int;
-  v_moot record;
+  v_bad record;
 begin
-  -- Bounded: each round discards what was moot and asks again for the difference.
-  for i in 1 .. 10 loop
-    select array_agg(c.id), array_agg(c.lease_token), array_agg(c.attempt),
-           array_agg((c.payload ->> 'account_id')::bigint)
-      into v_ids, v_tokens, v_attempts, v_accounts
-      from jobs.claim_into_batch(p_batch_id, v_missing) c;
-    exit when v_ids is null;
+  select e.ord, e.o ->> 'task_id' as task_id, p.problem into v_bad
+    from jsonb_array_elements(p_outcomes) with ordinality as e (o, ord)
+    cross join lateral (select social.refresh_data_problem(e.o -> 'data') as problem) p
+   where e.o ->> 'outcome' = 'ok' and p.problem is not null
+   order by e.ord
+   limit 1;
+  if found then
+    raise exception 'social.apply_refreshes: outcome % (task %): %', v_bad.ord, v_bad.task_id, v_bad.problem
+      using errcode = 'invalid_parameter_value';
+  end if;
 
-    return query
-      select c.id, c.lease_token, c.attempt, a.id, a.platform, k.credential
-        from unnest(v_ids, v_tokens, v_attempts, v_accounts) as c (id, lease_token, attempt, account_id)
-        join public.social_accounts a on a.id = c.account_id
-        cross join lateral (select social.refresh_credential(a.platform, a.access_token, a.refresh_token) as credential) k
-       where a.status = 'active' and k.credential is not null
-       order by c.id;
-    get diagnostics v_found = row_count;
-    exit when v_found = cardinality(v_ids);
+  -- Successes: the new token, and the task's result (or its discard when the account is gone).
+  return query
+  with input as (
+    select (e ->> 'task_id')::bigint as task_id, (e -> 'payload' ->> 'account_id')::bigint as account_id,
+           e -> 'data' ->> 'access_token' as access_token,
+           (e -> 'data' ->> 'expires_in')::numeric as expires_in,
+           nullif(e -> 'data' ->> 'refresh_token', '') as refresh_token,
+           nullif(e -> 'data' ->> 'scope', '') as scope,
+           (e -> 'data' ->> 'refresh_expires_in')::numeric as refresh_expires_in
+      from jsonb_array_elements(p_outcomes) e
+     where e ->> 'outcome' = 'ok'
+  ),
+  refreshed as (
+    update public.social_accounts a
+       set access_token = i.access_token,
+           refresh_token = coalesce(i.refresh_token, a.refresh_token),
+           access_token_expires_at = now() + make_interval(secs => i.expires_in::double precision),
+           refresh_token_expires_at = case when i.refresh_expires_in is not null
+                                           then now() + make_interval(secs => i.refresh_expires_in::double precision)
+                                           else a.refresh_token_expires_at end,
+           scopes = coalesce(string_to_array(i.scope, ' '), a.scopes),
+           status = 'active',
+           last_refreshed_at = now(),
+           refresh_count = a.refresh_count + 1,
+           last_error = null,
+           last_error_at = null,
+           updated_at = now()
+      from input i
+     where a.id = i.account_id
+    returning i.task_id, a.id as account_id, a.access_token_expires_at
+  )
+  select i.task_id,
+         case when r.task_id is null then 'discard' end,
+         case when r.task_id is null then 'account no longer exists' end,
+         case when r.task_id is not null
+              then jsonb_build_object('account_id', r.account_id, 'expires_at', r.access_token_expires_at) end
+    from input i
+    left join refreshed r on r.task_id = i.task_id
+   order by i.task_id;
 
-    for v_moot in
-      select c.id, c.lease_token,
-             social.refresh_moot_reason(a.id, a.status,
-               social.refresh_credential(a.platform, a.access_token, a.refresh_token) is not null) as reason
-        from unnest(v_ids, v_tokens, v_accounts) as c (id, lease_token, account_id)
-        left join public.social_accounts a on a.id = c.account_id
-       where a.id is null or a.status <> 'active'
-          or social.refresh_credential(a.platform, a.access_token, a.refresh_token) is null
-    loop
-      perform jobs.discard(v_moot.id, v_moot.lease_token, v_moot.reason);
-    end loop;
-
-    v_missing := v_missing - v_found;
-    exit when v_missing <= 0;
-  end loop;
+  -- Failures: the error on the account; needs_reauth marks it and makes the task dead.
+  return query
+  with input as (
+    select (e ->> 'task_id')::bigint as task_id, (e -> 'payload' ->> 'account_id')::bigint as account_id,
+           e ->> 'outcome' as outcome, e ->> 'error' as error,
+           coalesce(e -> 'data' -> 'needs_reauth' = 'true'::jsonb, false) as needs_reauth
+      from jsonb_array_elements(p_outcomes) e
+     where e ->> 'outcome' in ('retry', 'dead')
+  ),
+  failed as (
+    update public.social_accounts a
+       set last_error = left(i.error, 500),
+           last_error_at = now(),
+           status = case when i.needs_reauth then 'needs_reauth' else a.status end,
+           updated_at = now()
+      from input i
+     where a.id = i.account_id
+  )
+  select i.task_id, 'dead'::text, null::text, null::jsonb
+    from input i
+   where i.needs_reauth and i.outcome = 'retry'
+   order by i.task_id;
 end;
 $$;
 
@@ -1818,253 +2285,22 @@ CREATE FUNCTION social.discover_due_tokens(p_config jsonb) RETURNS TABLE(key tex
 $$;
 
 --
--- Name: leased_refresh_credentials(bigint[], uuid[]); Type: FUNCTION; Schema: social; Owner: -
+-- Name: refresh_context(jsonb); Type: FUNCTION; Schema: social; Owner: -
 --
 
-CREATE FUNCTION social.leased_refresh_credentials(p_task_ids bigint[], p_lease_tokens uuid[]) RETURNS TABLE(task_id bigint, account_id bigint, platform text, refresh_token text)
-    LANGUAGE plpgsql
+CREATE FUNCTION social.refresh_context(p_tasks jsonb) RETURNS TABLE(task_id bigint, context jsonb, moot text)
+    LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-declare
-  v_moot record;
-begin
-  for v_moot in
-    select t.id, t.lease_token,
-           social.refresh_moot_reason(a.id, a.status,
-             social.refresh_credential(a.platform, a.access_token, a.refresh_token) is not null) as reason
-      from unnest(p_task_ids, p_lease_tokens) as l (id, lease_token)
-      join jobs.task t on t.id = l.id and t.lease_token = l.lease_token and t.state = 'running'
-      left join public.social_accounts a on a.id = (t.payload ->> 'account_id')::bigint
-     where a.id is null or a.status <> 'active'
-        or social.refresh_credential(a.platform, a.access_token, a.refresh_token) is null
-  loop
-    perform jobs.discard(v_moot.id, v_moot.lease_token, v_moot.reason);
-  end loop;
-
-  return query
-    select t.id, a.id, a.platform, c.credential
-      from unnest(p_task_ids, p_lease_tokens) as l (id, lease_token)
-      join jobs.task t on t.id = l.id and t.lease_token = l.lease_token and t.state = 'running'
-      join public.social_accounts a on a.id = (t.payload ->> 'account_id')::bigint
-      cross join lateral (select social.refresh_credential(a.platform, a.access_token, a.refresh_token) as credential) c
-     where a.status = 'active' and c.credential is not null;
-end;
-$$;
-
---
--- Name: record_and_claim_refreshes(jsonb, jsonb, jsonb); Type: FUNCTION; Schema: social; Owner: -
---
-
-CREATE FUNCTION social.record_and_claim_refreshes(p_refreshes jsonb, p_failures jsonb, p_claims jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_refreshes jsonb := '[]'::jsonb;
-  v_failures jsonb := '[]'::jsonb;
-  v_claimed jsonb := '[]'::jsonb;
-  v_failure record;
-  v_state text;
-  v_claim record;
-begin
-  if coalesce(jsonb_array_length(p_refreshes), 0) > 0 then
-    select coalesce(jsonb_agg(jsonb_build_object('task_id', r.task_id, 'state', r.state, 'expires_at', r.expires_at)), '[]')
-      into v_refreshes
-      from social.record_token_refreshes(p_refreshes) r;
-  end if;
-
-  -- Failures are rare; each runs in its own subtransaction so a lost lease skips only that task.
-  for v_failure in
-    select * from jsonb_to_recordset(coalesce(p_failures, '[]'))
-      as f(task_id bigint, lease_token uuid, error text, retry_after_seconds int, permanent boolean, needs_reauth boolean)
-  loop
-    begin
-      v_state := social.record_token_failure(v_failure.task_id, v_failure.lease_token, v_failure.error,
-        v_failure.retry_after_seconds, coalesce(v_failure.permanent, false), coalesce(v_failure.needs_reauth, false));
-    exception when sqlstate 'DWL01' then
-      v_state := 'lease_lost';
-    end;
-    v_failures := v_failures || jsonb_build_object('task_id', v_failure.task_id, 'state', v_state);
-  end loop;
-
-  for v_claim in
-    select c.batch_id, sum(c.count)::int as count
-      from jsonb_to_recordset(coalesce(p_claims, '[]')) as c(batch_id bigint, count int)
-     where c.batch_id is not null and c.count > 0
-     group by c.batch_id
-     order by c.batch_id
-  loop
-    v_claimed := v_claimed || coalesce((
-      select jsonb_agg(jsonb_build_object(
-               'batch_id', v_claim.batch_id, 'task_id', n.task_id, 'lease_token', n.lease_token,
-               'attempt', n.attempt, 'account_id', n.account_id, 'platform', n.platform,
-               'refresh_token', n.refresh_token))
-        from social.claim_refresh_tasks(v_claim.batch_id, v_claim.count) n), '[]');
-  end loop;
-
-  return jsonb_build_object('refreshes', v_refreshes, 'failures', v_failures, 'claimed', v_claimed);
-end;
-$$;
-
---
--- Name: record_token_failure(bigint, uuid, text, integer, boolean, boolean); Type: FUNCTION; Schema: social; Owner: -
---
-
-CREATE FUNCTION social.record_token_failure(p_task_id bigint, p_lease_token uuid, p_error text, p_retry_after_seconds integer DEFAULT NULL::integer, p_permanent boolean DEFAULT false, p_needs_reauth boolean DEFAULT false) RETURNS text
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_task jobs.task;
-  v_state text;
-begin
-  -- jobs.fail checks the lease; a stale one raises and nothing below runs.
-  select * into v_task from jobs.task where id = p_task_id;
-  v_state := jobs.fail(p_task_id, p_lease_token, p_error, p_retry_after_seconds,
-                       coalesce(p_permanent, false) or coalesce(p_needs_reauth, false));
-  update public.social_accounts
-     set last_error = left(p_error, 500),
-         last_error_at = now(),
-         status = case when p_needs_reauth then 'needs_reauth' else status end,
-         updated_at = now()
-   where id = (v_task.payload ->> 'account_id')::bigint;
-  return v_state;
-end;
-$$;
-
---
--- Name: record_token_refresh(bigint, uuid, text, integer, text, text, integer); Type: FUNCTION; Schema: social; Owner: -
---
-
-CREATE FUNCTION social.record_token_refresh(p_task_id bigint, p_lease_token uuid, p_access_token text, p_expires_in integer, p_refresh_token text DEFAULT NULL::text, p_scope text DEFAULT NULL::text, p_refresh_expires_in integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_row record;
-begin
-  if p_access_token is null or p_access_token = '' then
-    raise exception 'record_token_refresh: access_token is required' using errcode = 'invalid_parameter_value';
-  end if;
-  if p_expires_in is null or p_expires_in <= 0 then
-    raise exception 'record_token_refresh: expires_in must be a positive number of seconds, got %', p_expires_in
-      using errcode = 'invalid_parameter_value';
-  end if;
-  select * into v_row from social.record_token_refreshes(jsonb_build_array(jsonb_build_object(
-    'task_id', p_task_id, 'lease_token', p_lease_token, 'access_token', p_access_token,
-    'expires_in', p_expires_in, 'refresh_token', p_refresh_token, 'scope', p_scope,
-    'refresh_expires_in', p_refresh_expires_in)));
-  if v_row.state = 'lease_lost' then
-    perform jobs.lock_leased_task(p_task_id, p_lease_token);  -- raises the DWL01 "lease lost" error
-  end if;
-  if v_row.state = 'failed' then
-    return jsonb_build_object('state', 'failed', 'reason', 'account no longer exists');
-  end if;
-  return jsonb_build_object('state', 'succeeded', 'expires_at', v_row.expires_at);
-end;
-$$;
-
---
--- Name: record_token_refreshes(jsonb); Type: FUNCTION; Schema: social; Owner: -
---
-
-CREATE FUNCTION social.record_token_refreshes(p_refreshes jsonb) RETURNS TABLE(task_id bigint, state text, expires_at timestamp with time zone)
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_bad record;
-begin
-  if p_refreshes is null or jsonb_typeof(p_refreshes) <> 'array' then
-    raise exception 'record_token_refreshes: expected a JSON array of refreshes, got %',
-      coalesce(jsonb_typeof(p_refreshes), 'null') using errcode = 'invalid_parameter_value';
-  end if;
-  select r.ord, r.task_id, r.lease_token, r.access_token, r.expires_in, r.refresh_expires_in into v_bad
-    from rows from (jsonb_to_recordset(p_refreshes)
-           as (task_id bigint, lease_token uuid, access_token text, expires_in int, refresh_expires_in int))
-           with ordinality as r (task_id, lease_token, access_token, expires_in, refresh_expires_in, ord)
-   where r.task_id is null or r.lease_token is null or coalesce(r.access_token, '') = ''
-      or r.expires_in is null or r.expires_in <= 0 or r.refresh_expires_in <= 0
-   limit 1;
-  if found then
-    raise exception 'record_token_refreshes: refresh % (task %): %', v_bad.ord, coalesce(v_bad.task_id::text, 'null'),
-      case when v_bad.task_id is null then 'task_id is required'
-           when v_bad.lease_token is null then 'lease_token is required'
-           when coalesce(v_bad.access_token, '') = '' then 'access_token is required'
-           when v_bad.expires_in is null or v_bad.expires_in <= 0
-             then format('expires_in must be a positive number of seconds, got %s', coalesce(v_bad.expires_in::text, 'null'))
-           else format('refresh_expires_in must be a positive number of seconds, got %s', v_bad.refresh_expires_in) end
-      using errcode = 'invalid_parameter_value';
-  end if;
-
-  -- Outcome locks first (shared, one per job, in name order), then the tasks: the outcome-side
-  -- lock order of the jobs core.
-  perform jobs.lock_outcomes(j.job_name, false)
-     from (select distinct t.job_name
-             from jobs.task t
-            where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_refreshes) e))
-            order by t.job_name) j;
-
-  return query
-  with input as (
-    select r.task_id, r.lease_token, r.access_token, r.expires_in, nullif(r.refresh_token, '') as refresh_token,
-           nullif(r.scope, '') as scope, r.refresh_expires_in
-      from jsonb_to_recordset(p_refreshes)
-             as r(task_id bigint, lease_token uuid, access_token text, expires_in int,
-                  refresh_token text, scope text, refresh_expires_in int)
-  ),
-  leased as (
-    select t.id, (t.payload ->> 'account_id')::bigint as account_id
-      from jobs.task t
-      join input i on i.task_id = t.id and i.lease_token = t.lease_token
-     where t.state = 'running'
-     order by t.id
-       for update of t
-  ),
-  refreshed as (
-    update public.social_accounts a
-       set access_token = i.access_token,
-           refresh_token = coalesce(i.refresh_token, a.refresh_token),
-           access_token_expires_at = now() + make_interval(secs => i.expires_in),
-           refresh_token_expires_at = case when i.refresh_expires_in is not null
-                                           then now() + make_interval(secs => i.refresh_expires_in)
-                                           else a.refresh_token_expires_at end,
-           scopes = coalesce(string_to_array(i.scope, ' '), a.scopes),
-           status = 'active',
-           last_refreshed_at = now(),
-           refresh_count = a.refresh_count + 1,
-           last_error = null,
-           last_error_at = null,
-           updated_at = now()
-      from leased l
-      join input i on i.task_id = l.id
-     where a.id = l.account_id
-    returning l.id as task_id, a.id as account_id, a.access_token_expires_at
-  ),
-  succeeded as (
-    update jobs.task t
-       set state = 'succeeded',
-           result = jsonb_build_object('account_id', r.account_id, 'expires_at', r.access_token_expires_at),
-           lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
-      from refreshed r
-     where t.id = r.task_id
-    returning t.id, r.access_token_expires_at
-  ),
-  discarded as (
-    update jobs.task t
-       set state = 'failed', last_error = 'account no longer exists',
-           lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
-      from leased l
-     where t.id = l.id and not exists (select 1 from refreshed r where r.task_id = l.id)
-    returning t.id
-  )
-  select i.task_id,
-         case when s.id is not null then 'succeeded' when d.id is not null then 'failed' else 'lease_lost' end,
-         s.access_token_expires_at
-    from input i
-    left join succeeded s on s.id = i.task_id
-    left join discarded d on d.id = i.task_id;
-end;
+  select t.task_id,
+         case when m.moot is null
+              then jsonb_build_object('account_id', a.id, 'platform', a.platform, 'refresh_token', c.credential) end,
+         m.moot
+    from jsonb_to_recordset(coalesce(p_tasks, '[]')) as t (task_id bigint, payload jsonb)
+    left join public.social_accounts a on a.id = (t.payload ->> 'account_id')::bigint
+    cross join lateral (select social.refresh_credential(a.platform, a.access_token, a.refresh_token) as credential) c
+    cross join lateral (select social.refresh_moot_reason(a.id, a.status, c.credential is not null) as moot) m
+   order by t.task_id;
 $$;
 
 --
@@ -2076,6 +2312,34 @@ CREATE FUNCTION social.refresh_credential(p_platform text, p_access_token text, 
     SET search_path TO ''
     AS $$
   select case when p_platform = 'instagram' then p_access_token else p_refresh_token end;
+$$;
+
+--
+-- Name: refresh_data_problem(jsonb); Type: FUNCTION; Schema: social; Owner: -
+--
+
+CREATE FUNCTION social.refresh_data_problem(p_data jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select case
+    when jsonb_typeof(p_data) is distinct from 'object'
+      then 'data must be an object with access_token and expires_in'
+    when jsonb_typeof(p_data -> 'access_token') is distinct from 'string' or p_data ->> 'access_token' = ''
+      then 'data.access_token is required'
+    when jsonb_typeof(p_data -> 'expires_in') is distinct from 'number'
+      then format('data.expires_in must be a positive number of seconds, got %s', coalesce((p_data -> 'expires_in')::text, 'null'))
+    when (p_data ->> 'expires_in')::numeric <= 0
+      then format('data.expires_in must be a positive number of seconds, got %s', p_data -> 'expires_in')
+    when coalesce(jsonb_typeof(p_data -> 'refresh_expires_in'), 'null') not in ('null', 'number')
+      then format('data.refresh_expires_in must be a positive number of seconds, got %s', p_data -> 'refresh_expires_in')
+    when (p_data ->> 'refresh_expires_in')::numeric <= 0
+      then format('data.refresh_expires_in must be a positive number of seconds, got %s', p_data -> 'refresh_expires_in')
+    when coalesce(jsonb_typeof(p_data -> 'refresh_token'), 'null') not in ('null', 'string')
+      then 'data.refresh_token must be a string'
+    when coalesce(jsonb_typeof(p_data -> 'scope'), 'null') not in ('null', 'string')
+      then 'data.scope must be a string of space-separated scopes'
+  end;
 $$;
 
 --
@@ -2215,6 +2479,59 @@ CREATE TABLE jobs.run (
 --
 
 COMMENT ON TABLE jobs.run IS 'One row per tick (cron) or manual run. Batches dispatched later by the chain have run_id null.';
+
+--
+-- Name: task; Type: TABLE; Schema: jobs; Owner: -
+--
+
+CREATE TABLE jobs.task (
+    id bigint NOT NULL,
+    job_name text NOT NULL,
+    key text NOT NULL,
+    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
+    state text DEFAULT 'queued'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    run_after timestamp with time zone DEFAULT now() NOT NULL,
+    lease_until timestamp with time zone,
+    lease_token uuid,
+    batch_id bigint,
+    rate_keys text[],
+    last_error text,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT task_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT task_finished_iff_terminal CHECK (((state = ANY (ARRAY['succeeded'::text, 'discarded'::text, 'dead'::text, 'cancelled'::text])) = (finished_at IS NOT NULL))),
+    CONSTRAINT task_lease_iff_running CHECK ((((state = 'running'::text) = ((lease_token IS NOT NULL) AND (lease_until IS NOT NULL) AND (batch_id IS NOT NULL))) AND ((state = 'running'::text) OR ((lease_token IS NULL) AND (lease_until IS NULL))))),
+    CONSTRAINT task_rate_keys_small CHECK ((cardinality(rate_keys) <= 8)),
+    CONSTRAINT task_running_has_attempt CHECK (((state <> 'running'::text) OR (attempts >= 1))),
+    CONSTRAINT task_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'discarded'::text, 'dead'::text, 'cancelled'::text])))
+);
+
+--
+-- Name: TABLE task; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON TABLE jobs.task IS 'One unit of due work. States and transitions: docs/jobs.md.';
+
+--
+-- Name: COLUMN task.key; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.task.key IS 'Dedupe key: at most one queued or running task per (job, key).';
+
+--
+-- Name: COLUMN task.state; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.task.state IS 'queued | running | succeeded | discarded (moot: nothing to retry, nothing for an operator to do) | dead | cancelled.';
+
+--
+-- Name: COLUMN task.rate_keys; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.task.rate_keys IS 'Token buckets (jobs.rate_limit keys) this task takes one token from when claimed, in addition to the job''s rate_limit_key. Honoured only for jobs with task_rate_limits. A missing bucket row means no limit.';
 
 --
 -- Name: health; Type: VIEW; Schema: jobs; Owner: -
@@ -2582,7 +2899,7 @@ CREATE TRIGGER task_guard_insert BEFORE INSERT ON jobs.task FOR EACH ROW WHEN ((
 -- Name: task task_guard_transition; Type: TRIGGER; Schema: jobs; Owner: -
 --
 
-CREATE TRIGGER task_guard_transition BEFORE UPDATE OF state ON jobs.task FOR EACH ROW WHEN ((NOT ((old.state = new.state) OR ((old.state = 'queued'::text) AND (new.state = ANY (ARRAY['running'::text, 'cancelled'::text]))) OR ((old.state = 'running'::text) AND (new.state = ANY (ARRAY['queued'::text, 'succeeded'::text, 'failed'::text, 'dead'::text, 'cancelled'::text]))) OR ((old.state = ANY (ARRAY['failed'::text, 'dead'::text, 'cancelled'::text])) AND (new.state = 'queued'::text)) OR ((old.state = 'dead'::text) AND (new.state = 'cancelled'::text))))) EXECUTE FUNCTION jobs.task_guard_transition();
+CREATE TRIGGER task_guard_transition BEFORE UPDATE OF state ON jobs.task FOR EACH ROW WHEN ((NOT ((old.state = new.state) OR ((old.state = 'queued'::text) AND (new.state = ANY (ARRAY['running'::text, 'cancelled'::text]))) OR ((old.state = 'running'::text) AND (new.state = ANY (ARRAY['queued'::text, 'succeeded'::text, 'discarded'::text, 'dead'::text, 'cancelled'::text]))) OR ((old.state = ANY (ARRAY['discarded'::text, 'dead'::text, 'cancelled'::text])) AND (new.state = 'queued'::text)) OR ((old.state = 'dead'::text) AND (new.state = 'cancelled'::text))))) EXECUTE FUNCTION jobs.task_guard_transition();
 
 --
 -- Name: task task_take_rate_keys; Type: TRIGGER; Schema: jobs; Owner: -
@@ -2667,10 +2984,10 @@ GRANT USAGE ON SCHEMA public TO authenticated;
 GRANT USAGE ON SCHEMA public TO service_role;
 
 --
--- Name: FUNCTION claim_reel_tasks(p_batch_id bigint, p_count integer); Type: ACL; Schema: instagram; Owner: -
+-- Name: FUNCTION apply_reel_outcomes(p_outcomes jsonb); Type: ACL; Schema: instagram; Owner: -
 --
 
-REVOKE ALL ON FUNCTION instagram.claim_reel_tasks(p_batch_id bigint, p_count integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION instagram.apply_reel_outcomes(p_outcomes jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION discover_due_reels(p_config jsonb); Type: ACL; Schema: instagram; Owner: -
@@ -2679,34 +2996,16 @@ REVOKE ALL ON FUNCTION instagram.claim_reel_tasks(p_batch_id bigint, p_count int
 REVOKE ALL ON FUNCTION instagram.discover_due_reels(p_config jsonb) FROM PUBLIC;
 
 --
--- Name: FUNCTION leased_reels(p_task_ids bigint[], p_lease_tokens uuid[]); Type: ACL; Schema: instagram; Owner: -
+-- Name: FUNCTION reel_context(p_tasks jsonb); Type: ACL; Schema: instagram; Owner: -
 --
 
-REVOKE ALL ON FUNCTION instagram.leased_reels(p_task_ids bigint[], p_lease_tokens uuid[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION instagram.reel_context(p_tasks jsonb) FROM PUBLIC;
 
 --
--- Name: FUNCTION record_reel_deleted(p_task_id bigint, p_lease_token uuid, p_error text); Type: ACL; Schema: instagram; Owner: -
+-- Name: FUNCTION reel_data_problem(p_data jsonb); Type: ACL; Schema: instagram; Owner: -
 --
 
-REVOKE ALL ON FUNCTION instagram.record_reel_deleted(p_task_id bigint, p_lease_token uuid, p_error text) FROM PUBLIC;
-
---
--- Name: FUNCTION record_reel_failure(p_task_id bigint, p_lease_token uuid, p_error text, p_retry_after_seconds integer, p_permanent boolean, p_throttle text); Type: ACL; Schema: instagram; Owner: -
---
-
-REVOKE ALL ON FUNCTION instagram.record_reel_failure(p_task_id bigint, p_lease_token uuid, p_error text, p_retry_after_seconds integer, p_permanent boolean, p_throttle text) FROM PUBLIC;
-
---
--- Name: FUNCTION record_reel_urls(p_task_id bigint, p_lease_token uuid, p_media_url text, p_thumbnail_url text); Type: ACL; Schema: instagram; Owner: -
---
-
-REVOKE ALL ON FUNCTION instagram.record_reel_urls(p_task_id bigint, p_lease_token uuid, p_media_url text, p_thumbnail_url text) FROM PUBLIC;
-
---
--- Name: FUNCTION record_token_invalid(p_task_id bigint, p_lease_token uuid, p_error text); Type: ACL; Schema: instagram; Owner: -
---
-
-REVOKE ALL ON FUNCTION instagram.record_token_invalid(p_task_id bigint, p_lease_token uuid, p_error text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION instagram.reel_data_problem(p_data jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION reel_moot_reason(p_reel_id bigint, p_reel_status text, p_account_id bigint, p_account_status text, p_has_token boolean); Type: ACL; Schema: instagram; Owner: -
@@ -2739,6 +3038,12 @@ REVOKE ALL ON FUNCTION jobs.accept_timeout_ms(p_job jobs.job) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.backoff_seconds(p_base numeric, p_cap numeric, p_jitter numeric, p_attempt integer, p_rand double precision) FROM PUBLIC;
 
 --
+-- Name: FUNCTION bucket_problem(p_bucket jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.bucket_problem(p_bucket jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION cancel(p_task_id bigint, p_reason text); Type: ACL; Schema: jobs; Owner: -
 --
 
@@ -2763,16 +3068,22 @@ REVOKE ALL ON FUNCTION jobs.claim_due_tasks(p_job jobs.job, p_want integer) FROM
 REVOKE ALL ON FUNCTION jobs.claim_into_batch(p_batch_id bigint, p_count integer) FROM PUBLIC;
 
 --
+-- Name: FUNCTION claim_tasks(p_batch_id bigint, p_count integer); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.claim_tasks(p_batch_id bigint, p_count integer) FROM PUBLIC;
+
+--
 -- Name: FUNCTION complete(p_task_id bigint, p_lease_token uuid, p_result jsonb); Type: ACL; Schema: jobs; Owner: -
 --
 
 REVOKE ALL ON FUNCTION jobs.complete(p_task_id bigint, p_lease_token uuid, p_result jsonb) FROM PUBLIC;
 
 --
--- Name: FUNCTION define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text, p_config jsonb, p_batch_size integer, p_max_in_flight integer, p_lease_seconds integer, p_max_attempts integer, p_description text); Type: ACL; Schema: jobs; Owner: -
+-- Name: FUNCTION define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text, p_config jsonb, p_batch_size integer, p_max_in_flight integer, p_lease_seconds integer, p_max_attempts integer, p_description text, p_context_function regprocedure, p_apply_function regprocedure, p_backoff_base_seconds numeric, p_backoff_cap_seconds numeric, p_backoff_jitter numeric, p_rate_limit jsonb, p_task_rate_limits boolean); Type: ACL; Schema: jobs; Owner: -
 --
 
-REVOKE ALL ON FUNCTION jobs.define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text, p_config jsonb, p_batch_size integer, p_max_in_flight integer, p_lease_seconds integer, p_max_attempts integer, p_description text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobs.define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text, p_config jsonb, p_batch_size integer, p_max_in_flight integer, p_lease_seconds integer, p_max_attempts integer, p_description text, p_context_function regprocedure, p_apply_function regprocedure, p_backoff_base_seconds numeric, p_backoff_cap_seconds numeric, p_backoff_jitter numeric, p_rate_limit jsonb, p_task_rate_limits boolean) FROM PUBLIC;
 
 --
 -- Name: FUNCTION discard(p_task_id bigint, p_lease_token uuid, p_reason text); Type: ACL; Schema: jobs; Owner: -
@@ -2811,6 +3122,12 @@ REVOKE ALL ON FUNCTION jobs.fail(p_task_id bigint, p_lease_token uuid, p_error t
 REVOKE ALL ON FUNCTION jobs.finish_batch(p_batch_id bigint) FROM PUBLIC;
 
 --
+-- Name: FUNCTION has_signature(p_function regprocedure, p_result text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.has_signature(p_function regprocedure, p_result text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION heartbeat(); Type: ACL; Schema: jobs; Owner: -
 --
 
@@ -2835,10 +3152,10 @@ REVOKE ALL ON FUNCTION jobs.keep_batch_alive(p_batch_id bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.lease_tasks(p_job jobs.job, p_batch_id bigint, p_task_ids bigint[]) FROM PUBLIC;
 
 --
--- Name: FUNCTION lock_leased_task(p_task_id bigint, p_lease_token uuid); Type: ACL; Schema: jobs; Owner: -
+-- Name: FUNCTION lock_claims(p_job_name text); Type: ACL; Schema: jobs; Owner: -
 --
 
-REVOKE ALL ON FUNCTION jobs.lock_leased_task(p_task_id bigint, p_lease_token uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobs.lock_claims(p_job_name text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION lock_outcomes(p_job_name text, p_exclusive boolean); Type: ACL; Schema: jobs; Owner: -
@@ -2877,16 +3194,46 @@ REVOKE ALL ON FUNCTION jobs.rate_limit_refill(p_key text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.reap(p_job jobs.job) FROM PUBLIC;
 
 --
+-- Name: FUNCTION record_outcome(p_task_id bigint, p_lease_token uuid, p_outcome jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.record_outcome(p_task_id bigint, p_lease_token uuid, p_outcome jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION record_outcomes(p_outcomes jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.record_outcomes(p_outcomes jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION refund_claims(p_job jobs.job, p_task_ids bigint[]); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.refund_claims(p_job jobs.job, p_task_ids bigint[]) FROM PUBLIC;
+
+--
 -- Name: FUNCTION release(p_task_ids bigint[], p_lease_tokens uuid[], p_reason text); Type: ACL; Schema: jobs; Owner: -
 --
 
 REVOKE ALL ON FUNCTION jobs.release(p_task_ids bigint[], p_lease_tokens uuid[], p_reason text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION report(p_outcomes jsonb, p_claims jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.report(p_outcomes jsonb, p_claims jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION requeue_abandoned(p_job jobs.job, p_task_ids bigint[], p_why text); Type: ACL; Schema: jobs; Owner: -
 --
 
 REVOKE ALL ON FUNCTION jobs.requeue_abandoned(p_job jobs.job, p_task_ids bigint[], p_why text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION resolve_contexts(p_job jobs.job, p_tasks jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.resolve_contexts(p_job jobs.job, p_tasks jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION retry(p_task_id bigint); Type: ACL; Schema: jobs; Owner: -
@@ -2901,10 +3248,28 @@ REVOKE ALL ON FUNCTION jobs.retry(p_task_id bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.retry_dead(p_job_name text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION run_now(p_job text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.run_now(p_job text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION select_due_tasks(p_job jobs.job, p_want integer); Type: ACL; Schema: jobs; Owner: -
 --
 
 REVOKE ALL ON FUNCTION jobs.select_due_tasks(p_job jobs.job, p_want integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION size_rate_limits(p_job text, p_buckets jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.size_rate_limits(p_job text, p_buckets jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION task_contexts(p_task_ids bigint[], p_lease_tokens uuid[]); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.task_contexts(p_task_ids bigint[], p_lease_tokens uuid[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION task_guard_insert(); Type: ACL; Schema: jobs; Owner: -
@@ -2971,10 +3336,10 @@ REVOKE ALL ON FUNCTION public.refresh_instagram_reel_urls() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.refresh_instagram_reel_urls() TO service_role;
 
 --
--- Name: FUNCTION claim_refresh_tasks(p_batch_id bigint, p_count integer); Type: ACL; Schema: social; Owner: -
+-- Name: FUNCTION apply_refreshes(p_outcomes jsonb); Type: ACL; Schema: social; Owner: -
 --
 
-REVOKE ALL ON FUNCTION social.claim_refresh_tasks(p_batch_id bigint, p_count integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION social.apply_refreshes(p_outcomes jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION discover_due_instagram_tokens(p_config jsonb); Type: ACL; Schema: social; Owner: -
@@ -2989,40 +3354,22 @@ REVOKE ALL ON FUNCTION social.discover_due_instagram_tokens(p_config jsonb) FROM
 REVOKE ALL ON FUNCTION social.discover_due_tokens(p_config jsonb) FROM PUBLIC;
 
 --
--- Name: FUNCTION leased_refresh_credentials(p_task_ids bigint[], p_lease_tokens uuid[]); Type: ACL; Schema: social; Owner: -
+-- Name: FUNCTION refresh_context(p_tasks jsonb); Type: ACL; Schema: social; Owner: -
 --
 
-REVOKE ALL ON FUNCTION social.leased_refresh_credentials(p_task_ids bigint[], p_lease_tokens uuid[]) FROM PUBLIC;
-
---
--- Name: FUNCTION record_and_claim_refreshes(p_refreshes jsonb, p_failures jsonb, p_claims jsonb); Type: ACL; Schema: social; Owner: -
---
-
-REVOKE ALL ON FUNCTION social.record_and_claim_refreshes(p_refreshes jsonb, p_failures jsonb, p_claims jsonb) FROM PUBLIC;
-
---
--- Name: FUNCTION record_token_failure(p_task_id bigint, p_lease_token uuid, p_error text, p_retry_after_seconds integer, p_permanent boolean, p_needs_reauth boolean); Type: ACL; Schema: social; Owner: -
---
-
-REVOKE ALL ON FUNCTION social.record_token_failure(p_task_id bigint, p_lease_token uuid, p_error text, p_retry_after_seconds integer, p_permanent boolean, p_needs_reauth boolean) FROM PUBLIC;
-
---
--- Name: FUNCTION record_token_refresh(p_task_id bigint, p_lease_token uuid, p_access_token text, p_expires_in integer, p_refresh_token text, p_scope text, p_refresh_expires_in integer); Type: ACL; Schema: social; Owner: -
---
-
-REVOKE ALL ON FUNCTION social.record_token_refresh(p_task_id bigint, p_lease_token uuid, p_access_token text, p_expires_in integer, p_refresh_token text, p_scope text, p_refresh_expires_in integer) FROM PUBLIC;
-
---
--- Name: FUNCTION record_token_refreshes(p_refreshes jsonb); Type: ACL; Schema: social; Owner: -
---
-
-REVOKE ALL ON FUNCTION social.record_token_refreshes(p_refreshes jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION social.refresh_context(p_tasks jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION refresh_credential(p_platform text, p_access_token text, p_refresh_token text); Type: ACL; Schema: social; Owner: -
 --
 
 REVOKE ALL ON FUNCTION social.refresh_credential(p_platform text, p_access_token text, p_refresh_token text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION refresh_data_problem(p_data jsonb); Type: ACL; Schema: social; Owner: -
+--
+
+REVOKE ALL ON FUNCTION social.refresh_data_problem(p_data jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION refresh_moot_reason(p_account_id bigint, p_status text, p_has_refresh_token boolean); Type: ACL; Schema: social; Owner: -

@@ -1,10 +1,11 @@
--- Instagram and TikTok token jobs (supabase/migrations/20261201091000_instagram_tiktok_tokens.sql):
+-- Instagram and TikTok token jobs (supabase/migrations/20261123100100_social_tokens.sql):
 -- Instagram discovery (due window, expired → needs_reauth without a call), the Instagram
--- credential (its access token), TikTok's min_refreshed_minutes_ago, the job definitions and the
--- public entry points. Runs in one transaction that is rolled back.
+-- credential (its access token, in the context social.refresh_context gives a claim), TikTok's
+-- min_refreshed_minutes_ago, the three job definitions and the public entry points.
+-- Runs in one transaction that is rolled back.
 begin;
 set local search_path = public, extensions;
-select plan(17);
+select plan(20);
 
 select set_config('pgtap.prefix', 'pgtap-it-' || pg_backend_pid() || '-', true);
 insert into public.social_accounts
@@ -46,17 +47,19 @@ select is((select payload from ig), jsonb_build_object('account_id', (pg_temp.ac
   'the payload carries only the account id');
 
 -- the Instagram credential is its access token --------------------------------------------------
-select jobs.define('pgtap-ig', 'refresh-token', 'social.discover_due_instagram_tokens(jsonb)'::regprocedure, null, '{}', 10, 1);
+select jobs.define('pgtap-ig', 'refresh-token', 'social.discover_due_instagram_tokens(jsonb)'::regprocedure, null, '{}', 10, 1,
+                   p_context_function => 'social.refresh_context(jsonb)', p_apply_function => 'social.apply_refreshes(jsonb)');
 insert into jobs.task (job_name, key, payload) select 'pgtap-ig', key, payload from ig;
 insert into jobs.batch (job_name, size) values ('pgtap-ig', 1);
-create temp table claimed as select * from social.claim_refresh_tasks((select max(id) from jobs.batch where job_name = 'pgtap-ig'), 5);
-select is((select row(platform, refresh_token)::text from claimed), row('instagram', 'IGAA-due')::text,
+create temp table claimed as select * from jobs.claim_tasks((select max(id) from jobs.batch where job_name = 'pgtap-ig'), 5);
+select is((select row(context ->> 'platform', context ->> 'refresh_token')::text from claimed), row('instagram', 'IGAA-due')::text,
   'an Instagram task is claimed with its long-lived access token as the credential');
-select is((select refresh_token from social.leased_refresh_credentials(
+select is((select context ->> 'refresh_token' from jobs.task_contexts(
             (select array_agg(task_id) from claimed), (select array_agg(lease_token) from claimed))),
-  'IGAA-due', 'leased_refresh_credentials returns the same credential');
-select is((select state from social.record_token_refreshes((select jsonb_agg(jsonb_build_object(
-            'task_id', task_id, 'lease_token', lease_token, 'access_token', 'IGAA-new', 'expires_in', 5184000)) from claimed))),
+  'IGAA-due', 'task_contexts returns the same credential');
+select is((select state from jobs.record_outcomes((select jsonb_agg(jsonb_build_object(
+            'task_id', task_id, 'lease_token', lease_token, 'outcome', 'ok',
+            'data', jsonb_build_object('access_token', 'IGAA-new', 'expires_in', 5184000))) from claimed)) x),
   'succeeded', 'recording the refreshed Instagram token succeeds');
 select is((select row(access_token, refresh_token, access_token_expires_at)::text from pg_temp.acct('ig-due')),
   row('IGAA-new', null::text, now() + interval '60 days')::text, 'the new token replaces the old one, 60 days ahead');
@@ -75,6 +78,18 @@ select is((select row(schedule, config ->> 'platform')::text from jobs.job where
   row('0 */12 * * *', 'tiktok')::text, 'tiktok-token-refresh runs every 12 hours');
 select is((select count(*)::int from cron.job where jobname in ('duework:instagram-token-refresh', 'duework:tiktok-token-refresh')), 2,
   'both are scheduled with pg_cron');
+select is(
+  (select array_agg(row(name, schedule, config, batch_size, max_in_flight, lease_seconds, max_attempts, context_function,
+                        apply_function, rate_limit_key, task_rate_limits)::text order by name)
+     from jobs.job where name in ('youtube-token-refresh', 'instagram-token-refresh', 'tiktok-token-refresh')),
+  array[
+    row('instagram-token-refresh', '0 */6 * * *', '{"margin_days": 10}'::jsonb, 10, 5, 15, 5,
+        'social.refresh_context(jsonb)', 'social.apply_refreshes(jsonb)', null::text, false)::text,
+    row('tiktok-token-refresh', '0 */12 * * *', '{"platform": "tiktok", "margin_minutes": 780, "min_refreshed_minutes_ago": 60}'::jsonb,
+        10, 5, 15, 5, 'social.refresh_context(jsonb)', 'social.apply_refreshes(jsonb)', null::text, false)::text,
+    row('youtube-token-refresh', '*/10 * * * *', '{"platform": "youtube", "margin_minutes": 15}'::jsonb, 10, 5, 15, 5,
+        'social.refresh_context(jsonb)', 'social.apply_refreshes(jsonb)', null::text, false)::text],
+  'the three token jobs: configs, batches of 10, 5 in flight, 15 s leases, 5 attempts, the token context and apply');
 select ok(not has_function_privilege('anon', 'public.refresh_expired_instagram_tokens()', 'EXECUTE')
           and not has_function_privilege('authenticated', 'public.refresh_expired_tiktok_tokens()', 'EXECUTE')
           and not has_function_privilege('authenticated', 'social.discover_due_instagram_tokens(jsonb)', 'EXECUTE'),
@@ -82,6 +97,22 @@ select ok(not has_function_privilege('anon', 'public.refresh_expired_instagram_t
 select ok(has_function_privilege('service_role', 'public.refresh_expired_instagram_tokens()', 'EXECUTE')
           and has_function_privilege('service_role', 'public.refresh_expired_tiktok_tokens()', 'EXECUTE'),
   'service_role can run them');
+select is(
+  (select array_agg(p.proname || ': ' || btrim(regexp_replace(p.prosrc, '\s+', ' ', 'g')) order by p.proname)
+     from pg_proc p
+    where p.oid in ('public.refresh_expired_instagram_tokens()'::regprocedure, 'public.refresh_expired_tiktok_tokens()'::regprocedure)
+      and p.prosecdef and p.proconfig = array['search_path=""']),
+  array['refresh_expired_instagram_tokens: begin return jobs.run_now(''instagram-token-refresh''); end;',
+        'refresh_expired_tiktok_tokens: begin return jobs.run_now(''tiktok-token-refresh''); end;'],
+  'both are one-line SECURITY DEFINER wrappers of jobs.run_now with search_path ''''');
+
+select is(
+  (select array_agg(obj_description(p.oid, 'pg_proc') order by p.proname) from pg_proc p
+    where p.pronamespace = 'public'::regnamespace and p.proname like 'refresh\_expired\_%\_tokens'),
+  array['Runs one instagram-token-refresh tick now: discovers due long-lived tokens, dispatches batches to refresh-token.',
+        'Runs one tiktok-token-refresh tick now: discovers due tokens, dispatches batches to refresh-token.',
+        'Runs one youtube-token-refresh tick now: discovers due tokens, dispatches batches to refresh-token.'],
+  'the three entry points, and only these, say what they run');
 
 select * from finish();
 rollback;

@@ -1,12 +1,14 @@
 -- Social tokens (supabase/migrations/20261123100100_social_tokens.sql): who can read
--- public.social_accounts, which tokens are due, the leased credentials, the outcome calls of the
--- refresh-token function, and the public entry point refresh_expired_youtube_tokens().
+-- public.social_accounts, which tokens are due, the context of a leased task (its credential:
+-- social.refresh_context through jobs.task_contexts), the account write of each outcome
+-- (social.apply_refreshes through jobs.record_outcome), and the public entry point
+-- refresh_expired_youtube_tokens().
 -- Needs: the migrations, create extension pgtap with schema extensions.
 -- Runs in one transaction that is rolled back. Its accounts are its own (creator ids start with
 -- 'pgtap-<backend pid>-'); its tasks belong to its own job 'pgtap-social'.
 begin;
 set local search_path = public, extensions;
-select plan(62);
+select plan(74);
 
 -- fixtures ------------------------------------------------------------------------------------
 do $$
@@ -123,10 +125,12 @@ select is(
     where id in (pg_temp.aid('due'), pg_temp.aid('unknown'))),
   'key is the account id and the payload carries only the account id (no tokens)');
 
--- leased credentials ------------------------------------------------------------------------------
+-- the context of leased tasks: social.refresh_context through jobs.task_contexts ----------------
 select jobs.define('pgtap-social', 'refresh-token', 'social.discover_due_tokens(jsonb)'::regprocedure, null,
-                   '{"platform": "youtube"}', 100, 5);
-update jobs.job set backoff_jitter = 0 where name = 'pgtap-social';
+                   '{"platform": "youtube"}', 100, 5,
+                   p_context_function => 'social.refresh_context(jsonb)',
+                   p_apply_function => 'social.apply_refreshes(jsonb)',
+                   p_backoff_jitter => 0);
 insert into jobs.task (job_name, key, payload)
 select 'pgtap-social', pg_temp.aid(n)::text, jsonb_build_object('account_id', pg_temp.aid(n))
   from unnest(array['due', 'unknown', 'revoked', 'flaky', 'limited', 'gone', 'flip']) n;
@@ -139,118 +143,188 @@ language sql as $$ select lease_token from jobs.task where id = pg_temp.tid(p_na
 create temp table saved as
 select n as name, pg_temp.tid(n) as id, pg_temp.tok(n) as token, pg_temp.aid(n) as account_id
   from unnest(array['due', 'unknown', 'revoked', 'flaky', 'limited', 'gone', 'flip']) n;
+create function pg_temp.sid(p_name text) returns bigint language sql as $$ select id from saved where name = p_name $$;
+create function pg_temp.stok(p_name text) returns uuid language sql as $$ select token from saved where name = p_name $$;
+-- One outcome of a saved task through the engine (jobs.record_outcome: apply, then the state;
+-- DWL01 on a lost lease), under its own lease token.
+create function pg_temp.outcome(p_name text, p_outcome jsonb) returns text
+language sql as $$ select jobs.record_outcome(pg_temp.sid(p_name), pg_temp.stok(p_name), p_outcome) $$;
 
 delete from public.social_accounts where id = pg_temp.aid('gone');
 update public.social_accounts set status = 'needs_reauth' where id = pg_temp.aid('flip');
 create temp table creds as
-select * from social.leased_refresh_credentials(
+select * from jobs.task_contexts(
   (select array_agg(id order by name) from saved),
   (select array_agg(case when name = 'limited' then gen_random_uuid() else token end order by name) from saved));
 select is(
-  (select array_agg(row(c.task_id, c.account_id, c.platform, c.refresh_token)::text order by c.task_id) from creds c),
-  (select array_agg(row(s.id, s.account_id, 'youtube', 'rt-' || x.rt)::text order by s.id)
+  (select array_agg(row(c.task_id, c.context)::text order by c.task_id) from creds c where c.moot is null),
+  (select array_agg(row(s.id, jsonb_build_object('account_id', s.account_id, 'platform', 'youtube', 'refresh_token', 'rt-' || x.rt))::text
+                    order by s.id)
      from saved s join (values ('due', 'due'), ('unknown', 'unknown'), ('revoked', 'rv'), ('flaky', 'fl')) x (name, rt) using (name)),
-  'leased_refresh_credentials returns the refresh token of each task held under a correct lease token');
-select is((select count(*)::int from creds where task_id = (select id from saved where name = 'limited')), 0,
+  'task_contexts returns the account, platform and refresh token of each task held under a correct lease token');
+select is((select count(*)::int from creds where task_id = pg_temp.sid('limited')), 0,
   'a wrong lease token gets no credentials');
-select is((select state from jobs.task where id = (select id from saved where name = 'limited')), 'running', 'and discards nothing');
+select is((select state from jobs.task where id = pg_temp.sid('limited')), 'running', 'and discards nothing');
 select is(
-  (select row(state, last_error)::text from jobs.task where id = (select id from saved where name = 'gone')),
-  row('failed', 'account no longer exists')::text, 'a leased task whose account was deleted is discarded (failed)');
+  (select array_agg(row(c.task_id, c.context, c.moot)::text order by c.task_id) from creds c where c.moot is not null),
+  (select array_agg(x order by x) from unnest(array[
+     row(pg_temp.sid('gone'), null::jsonb, 'account no longer exists')::text,
+     row(pg_temp.sid('flip'), null::jsonb, 'account is needs_reauth; nothing to refresh')::text]) x),
+  'moot tasks come back with their reason and no credentials');
 select is(
-  (select row(state, last_error)::text from jobs.task where id = (select id from saved where name = 'flip')),
-  row('failed', 'account is needs_reauth; nothing to refresh')::text, 'a leased task whose account needs reauth is discarded (failed)');
+  (select row(state, last_error)::text from jobs.task where id = pg_temp.sid('gone')),
+  row('discarded', 'account no longer exists')::text, 'a leased task whose account was deleted is discarded');
+select is(
+  (select row(state, last_error)::text from jobs.task where id = pg_temp.sid('flip')),
+  row('discarded', 'account is needs_reauth; nothing to refresh')::text, 'a leased task whose account needs reauth is discarded');
 
--- record_token_refresh ----------------------------------------------------------------------------
+-- outcome ok: the new token (social.apply_refreshes) ------------------------------------------------
 select throws_ok(
-  format('select social.record_token_refresh(%s, %L, %L, 3600)', (select id from saved where name = 'due'), gen_random_uuid(), 'at-evil'),
-  'DWL01', null, 'record_token_refresh with a forged lease token raises DWL01');
+  format('select jobs.record_outcome(%s, %L, %L)', pg_temp.sid('due'), gen_random_uuid(),
+         '{"outcome": "ok", "data": {"access_token": "at-evil", "expires_in": 3600}}'),
+  'DWL01', null, 'an ok outcome with a forged lease token raises DWL01');
 select is((select row(access_token, refresh_count)::text from pg_temp.acct('due')), row('at-due', 0)::text, 'and the account is unchanged');
 select throws_ok(
-  format('select social.record_token_refresh(%s, %L, %L, 0)', (select id from saved where name = 'unknown'), (select token from saved where name = 'unknown'), 'at-zero'),
+  format('select jobs.record_outcome(%s, %L, %L)', pg_temp.sid('unknown'), pg_temp.stok('unknown'),
+         '{"outcome": "ok", "data": {"access_token": "at-zero", "expires_in": 0}}'),
   '22023', null, 'expires_in 0 is refused');
 select throws_ok(
-  format('select social.record_token_refresh(%s, %L, %L, -5)', (select id from saved where name = 'unknown'), (select token from saved where name = 'unknown'), 'at-neg'),
+  format('select jobs.record_outcome(%s, %L, %L)', pg_temp.sid('unknown'), pg_temp.stok('unknown'),
+         '{"outcome": "ok", "data": {"access_token": "at-neg", "expires_in": -5}}'),
   '22023', null, 'a negative expires_in is refused');
 select is(
   (select row(a.access_token, a.refresh_count, t.state)::text from pg_temp.acct('unknown') a, jobs.task t
-    where t.id = (select id from saved where name = 'unknown')),
+    where t.id = pg_temp.sid('unknown')),
   row(null::text, 0, 'running')::text, 'and nothing changed');
 
-create temp table refreshed as
-select social.record_token_refresh((select id from saved where name = 'due'), (select token from saved where name = 'due'),
-                                   'at-new-1', 3600) as v;
-select is((select v from refreshed), jsonb_build_object('state', 'succeeded', 'expires_at', now() + interval '3600 seconds'),
-  'record_token_refresh answers succeeded with the new expiry');
+select is(pg_temp.outcome('due', '{"outcome": "ok", "data": {"access_token": "at-new-1", "expires_in": 3600}}'), 'succeeded',
+  'an ok outcome with the new token answers succeeded');
 select is(
   (select row(access_token, refresh_token, access_token_expires_at, refresh_count, last_refreshed_at, status)::text from pg_temp.acct('due')),
   row('at-new-1', 'rt-due', now() + interval '1 hour', 1, now(), 'active')::text,
   'the access token and expiry are stored, the refresh token kept when none was sent, refresh_count + 1');
 select is(
-  (select row(state, result)::text from jobs.task where id = (select id from saved where name = 'due')),
+  (select row(state, result)::text from jobs.task where id = pg_temp.sid('due')),
   row('succeeded', jsonb_build_object('account_id', pg_temp.aid('due'), 'expires_at', now() + interval '1 hour'))::text,
   'the task succeeded with a result of account id and expiry');
 select ok(
-  (select result::text !~ '(at-|rt-)' from jobs.task where id = (select id from saved where name = 'due')),
+  (select result::text !~ '(at-|rt-)' from jobs.task where id = pg_temp.sid('due')),
   'the task result holds no token value');
 select throws_ok(
-  format('select social.record_token_refresh(%s, %L, %L, 3600)', (select id from saved where name = 'due'), (select token from saved where name = 'due'), 'at-late'),
+  format('select jobs.record_outcome(%s, %L, %L)', pg_temp.sid('due'), pg_temp.stok('due'),
+         '{"outcome": "ok", "data": {"access_token": "at-late", "expires_in": 3600}}'),
   'DWL01', null, 'a second refresh on the finished task is refused');
 select is((select access_token from pg_temp.acct('due')), 'at-new-1', 'the late call wrote nothing');
 
-select social.record_token_refresh((select id from saved where name = 'unknown'), (select token from saved where name = 'unknown'),
-                                   'at-new-2', 1800, 'rt-rotated', 'openid https://www.googleapis.com/auth/youtube.readonly');
+select pg_temp.outcome('unknown', jsonb_build_object('outcome', 'ok', 'data', jsonb_build_object(
+  'access_token', 'at-new-2', 'expires_in', 1800, 'refresh_token', 'rt-rotated',
+  'scope', 'openid https://www.googleapis.com/auth/youtube.readonly')));
 select is(
   (select row(access_token, refresh_token, access_token_expires_at, scopes, refresh_count)::text from pg_temp.acct('unknown')),
   row('at-new-2', 'rt-rotated', now() + interval '30 minutes', array['openid', 'https://www.googleapis.com/auth/youtube.readonly'], 1)::text,
   'a rotated refresh token and the granted scopes are stored');
 
--- record_token_failure -------------------------------------------------------------------------------
+-- outcomes retry / dead: the error on the account ----------------------------------------------------
 select is(
-  social.record_token_failure((select id from saved where name = 'revoked'), (select token from saved where name = 'revoked'),
-                              'invalid_grant: Token has been expired or revoked.', null, false, true),
-  'dead', 'needs_reauth ends the task dead');
+  pg_temp.outcome('revoked', '{"outcome": "retry", "error": "invalid_grant: Token has been expired or revoked.", "data": {"needs_reauth": true}}'),
+  'dead', 'needs_reauth ends the task dead, even when reported as a retry');
 select is(
-  (select row(state, attempts, finished_at)::text from jobs.task where id = (select id from saved where name = 'revoked')),
+  (select row(state, attempts, finished_at)::text from jobs.task where id = pg_temp.sid('revoked')),
   row('dead', 1, now())::text, 'dead on attempt 1, no retries');
 select is(
   (select row(status, last_error, last_error_at, access_token)::text from pg_temp.acct('revoked')),
   row('needs_reauth', 'invalid_grant: Token has been expired or revoked.', now(), 'at-rv')::text,
   'the account is marked needs_reauth with the error');
 
-select is(
-  social.record_token_failure((select id from saved where name = 'flaky'), (select token from saved where name = 'flaky'), 'Google answered HTTP 503'),
+select is(pg_temp.outcome('flaky', '{"outcome": "retry", "error": "Google answered HTTP 503"}'),
   'queued', 'a transient failure queues the task again');
 select is(
-  (select row(state, attempts, run_after, last_error)::text from jobs.task where id = (select id from saved where name = 'flaky')),
+  (select row(state, attempts, run_after, last_error)::text from jobs.task where id = pg_temp.sid('flaky')),
   row('queued', 1, now() + interval '30 seconds', 'Google answered HTTP 503')::text, 'after the job''s backoff');
 select is(
   (select row(status, last_error, refresh_token)::text from pg_temp.acct('flaky')),
   row('active', 'Google answered HTTP 503', 'rt-fl')::text, 'the account keeps status active and records last_error');
 
-select is(
-  social.record_token_failure((select id from saved where name = 'limited'), (select token from saved where name = 'limited'), 'HTTP 429', 120),
+select is(pg_temp.outcome('limited', '{"outcome": "retry", "error": "HTTP 429", "after": 120}'),
   'queued', 'a rate-limited failure is queued');
-select is((select run_after from jobs.task where id = (select id from saved where name = 'limited')), now() + interval '120 seconds',
-  'retry_after is honoured');
+select is((select run_after from jobs.task where id = pg_temp.sid('limited')), now() + interval '120 seconds',
+  'the provider''s wait (after) is honoured');
 select throws_ok(
-  format('select social.record_token_failure(%s, %L, %L, null, false, true)', (select id from saved where name = 'limited'), (select token from saved where name = 'limited'), 'invalid_grant'),
+  format('select jobs.record_outcome(%s, %L, %L)', pg_temp.sid('limited'), pg_temp.stok('limited'),
+         '{"outcome": "dead", "error": "invalid_grant", "data": {"needs_reauth": true}}'),
   'DWL01', null, 'a failure reported on a stale lease raises DWL01');
 select is((select row(status, last_error)::text from pg_temp.acct('limited')), row('active', 'HTTP 429')::text,
   'and the account is unchanged');
-select is((select count(*)::int from jobs.task where state = 'running' and batch_id = (select batch_id from jobs.task where id = (select id from saved where name = 'due'))), 0,
+select is((select count(*)::int from jobs.task where state = 'running' and batch_id = (select batch_id from jobs.task where id = pg_temp.sid('due'))), 0,
   'with every task reported nothing of the batch is running');
 
+-- social.refresh_context and social.apply_refreshes called directly --------------------------------
+insert into public.social_accounts (creator_unique_identifier, platform, status, access_token, refresh_token)
+select current_setting('pgtap.prefix') || n, p, 'active', at, rt
+  from (values ('ctx-ig', 'instagram', 'IGAA-ctx', null), ('ctx-norefresh', 'youtube', 'at-nr', null)) v (n, p, at, rt);
+select is(
+  (select array_agg(row(c.task_id, c.context, c.moot)::text order by c.task_id) from social.refresh_context(jsonb_build_array(
+     jsonb_build_object('task_id', 3, 'key', 'x', 'attempt', 1, 'payload', jsonb_build_object('account_id', pg_temp.aid('ctx-ig'))),
+     jsonb_build_object('task_id', 1, 'key', 'x', 'attempt', 1, 'payload', jsonb_build_object('account_id', pg_temp.aid('fresh'))),
+     jsonb_build_object('task_id', 2, 'key', 'x', 'attempt', 2, 'payload', jsonb_build_object('account_id', pg_temp.aid('inactive'))),
+     jsonb_build_object('task_id', 4, 'key', 'x', 'attempt', 1, 'payload', jsonb_build_object('account_id', pg_temp.aid('ctx-norefresh'))),
+     jsonb_build_object('task_id', 5, 'key', 'x', 'attempt', 1, 'payload', jsonb_build_object('account_id', -1)))) c),
+  array[row(1, jsonb_build_object('account_id', pg_temp.aid('fresh'), 'platform', 'youtube', 'refresh_token', 'rt-fresh'), null::text)::text,
+        row(2, null::jsonb, 'account is inactive; nothing to refresh')::text,
+        row(3, jsonb_build_object('account_id', pg_temp.aid('ctx-ig'), 'platform', 'instagram', 'refresh_token', 'IGAA-ctx'), null::text)::text,
+        row(4, null::jsonb, 'account has no token to refresh with; nothing to refresh')::text,
+        row(5, null::jsonb, 'account no longer exists')::text],
+  'refresh_context: one row per task, the credential (Instagram: its access token) or why the task is moot');
+select is((select provolatile::text from pg_proc where oid = 'social.refresh_context(jsonb)'::regprocedure), 's',
+  'refresh_context only reads (stable)');
+
+create temp table applied as
+select * from social.apply_refreshes(jsonb_build_array(
+  jsonb_build_object('task_id', 11, 'key', 'k', 'attempt', 1, 'outcome', 'ok', 'payload', jsonb_build_object('account_id', pg_temp.aid('fresh')),
+                     'data', jsonb_build_object('access_token', 'at-direct', 'expires_in', 7200, 'refresh_expires_in', 86400)),
+  jsonb_build_object('task_id', 12, 'key', 'k', 'attempt', 1, 'outcome', 'ok', 'payload', jsonb_build_object('account_id', -1),
+                     'data', jsonb_build_object('access_token', 'at-nobody', 'expires_in', 600)),
+  jsonb_build_object('task_id', 13, 'key', 'k', 'attempt', 1, 'outcome', 'dead', 'payload', jsonb_build_object('account_id', pg_temp.aid('edge20')),
+                     'error', 'unauthorized_client', 'data', jsonb_build_object('needs_reauth', true)),
+  jsonb_build_object('task_id', 14, 'key', 'k', 'attempt', 3, 'outcome', 'retry', 'payload', jsonb_build_object('account_id', pg_temp.aid('insta')),
+                     'error', 'HTTP 502', 'after', null, 'data', null),
+  jsonb_build_object('task_id', 15, 'key', 'k', 'attempt', 1, 'outcome', 'discard', 'payload', jsonb_build_object('account_id', pg_temp.aid('ctx-ig')),
+                     'error', 'not for us')));
+select is(
+  (select array_agg(row(task_id, outcome, error, result)::text order by task_id) from applied),
+  array[row(11, null::text, null::text, jsonb_build_object('account_id', pg_temp.aid('fresh'), 'expires_at', now() + interval '2 hours'))::text,
+        row(12, 'discard', 'account no longer exists', null::jsonb)::text],
+  'apply_refreshes: a result for a stored token, discard for an account that is gone; no row for failures it keeps as they are');
+select is((select row(access_token, access_token_expires_at, refresh_token_expires_at, refresh_token)::text from pg_temp.acct('fresh')),
+  row('at-direct', now() + interval '2 hours', now() + interval '1 day', 'rt-fresh')::text,
+  'the token, its expiry and the refresh token''s expiry are stored');
+select is((select row(status, last_error, last_error_at)::text from pg_temp.acct('edge20')),
+  row('needs_reauth', 'unauthorized_client', now())::text, 'a dead outcome with needs_reauth marks the account');
+select is((select row(status, last_error)::text from pg_temp.acct('insta')), row('active', 'HTTP 502')::text,
+  'a retry records the error and keeps the account active');
+select is((select row(status, last_error)::text from pg_temp.acct('ctx-ig')), row('active', null::text)::text,
+  'a discard writes nothing');
+select throws_ok($$select * from social.apply_refreshes('{"outcome": "ok"}')$$, '22023', null,
+  'an object instead of an array is refused');
+select throws_ok(
+  format('select * from social.apply_refreshes(%L)', jsonb_build_array(
+    jsonb_build_object('task_id', 21, 'outcome', 'retry', 'error', 'x', 'payload', jsonb_build_object('account_id', pg_temp.aid('fresh'))),
+    jsonb_build_object('task_id', 22, 'outcome', 'ok', 'payload', jsonb_build_object('account_id', pg_temp.aid('fresh')),
+                       'data', jsonb_build_object('access_token', 'x', 'expires_in', 60, 'scope', jsonb_build_array('a'))))),
+  '22023', 'social.apply_refreshes: outcome 2 (task 22): data.scope must be a string of space-separated scopes',
+  'a malformed ok is refused naming the outcome, its task and the field');
+select is((select last_error from pg_temp.acct('fresh')), null, '... before anything was written (not even the retry''s error)');
+
 -- privileges of the functions ------------------------------------------------------------------------
-select ok(not has_function_privilege('anon', 'social.record_token_refresh(bigint,uuid,text,integer,text,text,integer)', 'EXECUTE')
-          and not has_function_privilege('authenticated', 'social.record_token_refresh(bigint,uuid,text,integer,text,text,integer)', 'EXECUTE'),
-  'anon and authenticated cannot execute record_token_refresh');
-select ok(not has_function_privilege('anon', 'social.leased_refresh_credentials(bigint[],uuid[])', 'EXECUTE')
-          and not has_function_privilege('authenticated', 'social.leased_refresh_credentials(bigint[],uuid[])', 'EXECUTE'),
-  'anon and authenticated cannot execute leased_refresh_credentials');
-select ok(not has_function_privilege('anon', 'social.record_token_failure(bigint,uuid,text,integer,boolean,boolean)', 'EXECUTE')
+select ok(not has_function_privilege('anon', 'social.apply_refreshes(jsonb)', 'EXECUTE')
+          and not has_function_privilege('authenticated', 'social.apply_refreshes(jsonb)', 'EXECUTE'),
+  'anon and authenticated cannot execute apply_refreshes');
+select ok(not has_function_privilege('anon', 'social.refresh_context(jsonb)', 'EXECUTE')
+          and not has_function_privilege('authenticated', 'social.refresh_context(jsonb)', 'EXECUTE'),
+  'anon and authenticated cannot execute refresh_context');
+select ok(not has_function_privilege('anon', 'social.refresh_credential(text,text,text)', 'EXECUTE')
           and not has_function_privilege('authenticated', 'social.discover_due_tokens(jsonb)', 'EXECUTE'),
-  'nor record_token_failure or discover_due_tokens');
+  'nor refresh_credential or discover_due_tokens');
 select ok(
   (select bool_and(proconfig @> array['search_path=""']) from pg_proc where pronamespace = 'social'::regnamespace),
   'every social function pins search_path to ''''');
@@ -262,6 +336,9 @@ select ok(has_function_privilege('service_role', 'public.refresh_expired_youtube
 select is(
   (select row(prosecdef, proconfig)::text from pg_proc where oid = 'public.refresh_expired_youtube_tokens()'::regprocedure),
   row(true, array['search_path=""'])::text, 'it is SECURITY DEFINER with search_path ''''');
+select is(
+  (select btrim(regexp_replace(prosrc, '\s+', ' ', 'g')) from pg_proc where oid = 'public.refresh_expired_youtube_tokens()'::regprocedure),
+  'begin return jobs.run_now(''youtube-token-refresh''); end;', 'it is one line: jobs.run_now of its job');
 set local role anon;
 select throws_ok('select public.refresh_expired_youtube_tokens()', '42501', null, 'anon calling it is refused');
 reset role;
