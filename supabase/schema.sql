@@ -681,6 +681,11 @@ begin
   if not found then
     return;
   end if;
+  if v_job.context_function is null then
+    return query select c.id, c.lease_token, c.attempt, c.payload, null::jsonb
+                   from jobs.claim_into_batch(p_batch_id, v_missing) c order by c.id;
+    return;
+  end if;
   -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
   perform jobs.lock_outcomes(v_job.name, false);
   for i in 1 .. 10 loop
@@ -1314,6 +1319,7 @@ CREATE FUNCTION jobs.record_outcomes(p_outcomes jsonb) RETURNS TABLE(task_id big
     AS $_$
 declare
   v_bad record;
+  v_bad_override record;
   v_ids bigint[];
   v_leased bigint[];
   v_work jsonb;
@@ -1410,13 +1416,13 @@ begin
       v_apply.apply_function::regprocedure::regproc)
       into v_rows using v_input;
     perform pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    select o.key, o.value ->> 'outcome' as outcome into v_bad
+    select o.key, o.value ->> 'outcome' as outcome into v_bad_override
       from jsonb_each(v_rows) o
      where o.value ->> 'outcome' not in ('discard', 'dead', 'retry')
      limit 1;
     if found then
       raise exception 'jobs.record_outcomes: % returned outcome % for task %; an apply function may only change an outcome to discard, dead or retry (or null to keep it)',
-        v_apply.apply_function, v_bad.outcome, v_bad.key using errcode = 'invalid_parameter_value';
+        v_apply.apply_function, v_bad_override.outcome, v_bad_override.key using errcode = 'invalid_parameter_value';
     end if;
     v_over := v_over || v_rows;
   end loop;
