@@ -352,33 +352,23 @@ select jobs.define(
   p_context_function => 'social.refresh_context(jsonb)',
   p_apply_function => 'social.apply_refreshes(jsonb)');
 
--- SQL editor / service_role entry points, one per job, each one line: one tick now
--- (jobs.run_now), returning what it did. The same line three times, so made by one loop:
---   public.refresh_expired_youtube_tokens()    → jobs.run_now('youtube-token-refresh')
---   public.refresh_expired_instagram_tokens()  → jobs.run_now('instagram-token-refresh')
---   public.refresh_expired_tiktok_tokens()     → jobs.run_now('tiktok-token-refresh')
--- (SECURITY DEFINER, search_path '', execute for service_role only; bodies in supabase/schema.sql).
-do $do$
-declare
-  v record;
-begin
-  for v in
-    select * from (values
-      ('youtube', 'discovers due tokens'),
-      ('instagram', 'discovers due long-lived tokens'),
-      ('tiktok', 'discovers due tokens')) as w (platform, what)
-  loop
-    execute format(
-      $sql$create function public.refresh_expired_%1$s_tokens() returns jsonb
-             language plpgsql security definer set search_path = ''
-             as $fn$ begin return jobs.run_now(%2$L); end; $fn$$sql$,
-      v.platform, v.platform || '-token-refresh');
-    execute format('comment on function public.refresh_expired_%s_tokens() is %L', v.platform,
-      format('Runs one %s-token-refresh tick now: %s, dispatches batches to refresh-token.', v.platform, v.what));
-    execute format('revoke execute on function public.refresh_expired_%s_tokens() from public, anon, authenticated', v.platform);
-    execute format('grant execute on function public.refresh_expired_%s_tokens() to service_role', v.platform);
-  end loop;
-end;
-$do$;
+-- SQL editor / service_role entry points, one per job: one tick now (jobs.run_now), returning
+-- what it did. SECURITY DEFINER with execute for service_role only.
+create function public.refresh_expired_youtube_tokens() returns jsonb language sql security definer
+  set search_path = '' as $$ select jobs.run_now('youtube-token-refresh') $$;
+create function public.refresh_expired_instagram_tokens() returns jsonb language sql security definer
+  set search_path = '' as $$ select jobs.run_now('instagram-token-refresh') $$;
+create function public.refresh_expired_tiktok_tokens() returns jsonb language sql security definer
+  set search_path = '' as $$ select jobs.run_now('tiktok-token-refresh') $$;
+comment on function public.refresh_expired_youtube_tokens() is
+  'Runs one youtube-token-refresh tick now: discovers due tokens, dispatches batches to refresh-token.';
+comment on function public.refresh_expired_instagram_tokens() is
+  'Runs one instagram-token-refresh tick now: discovers due long-lived tokens, dispatches batches to refresh-token.';
+comment on function public.refresh_expired_tiktok_tokens() is
+  'Runs one tiktok-token-refresh tick now: discovers due tokens, dispatches batches to refresh-token.';
+revoke execute on function public.refresh_expired_youtube_tokens(), public.refresh_expired_instagram_tokens(),
+  public.refresh_expired_tiktok_tokens() from public, anon, authenticated;
+grant execute on function public.refresh_expired_youtube_tokens(), public.refresh_expired_instagram_tokens(),
+  public.refresh_expired_tiktok_tokens() to service_role;
 
 revoke all on all functions in schema social from public, anon, authenticated;

@@ -102,8 +102,8 @@ select is(
      from pg_proc p
     where p.oid in ('public.refresh_expired_instagram_tokens()'::regprocedure, 'public.refresh_expired_tiktok_tokens()'::regprocedure)
       and p.prosecdef and p.proconfig = array['search_path=""']),
-  array['refresh_expired_instagram_tokens: begin return jobs.run_now(''instagram-token-refresh''); end;',
-        'refresh_expired_tiktok_tokens: begin return jobs.run_now(''tiktok-token-refresh''); end;'],
+  array['refresh_expired_instagram_tokens: select jobs.run_now(''instagram-token-refresh'')',
+        'refresh_expired_tiktok_tokens: select jobs.run_now(''tiktok-token-refresh'')'],
   'both are one-line SECURITY DEFINER wrappers of jobs.run_now with search_path ''''');
 
 select is(
