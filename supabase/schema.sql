@@ -246,9 +246,13 @@ $_$;
 --
 
 CREATE FUNCTION instagram.reel_context(p_tasks jsonb) RETURNS TABLE(task_id bigint, context jsonb, moot text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
+begin
+  -- plpgsql, so the plan is cached per session: a SQL function with a SET clause is planned
+  -- again on every call (on every claim).
+  return query
   select t.task_id,
          case when m.moot is null
               then jsonb_build_object('reel_id', r.id, 'account_id', a.id, 'media_id', r.media_id,
@@ -256,10 +260,14 @@ CREATE FUNCTION instagram.reel_context(p_tasks jsonb) RETURNS TABLE(task_id bigi
                                       'access_token', a.access_token) end,
          m.moot
     from jsonb_to_recordset(coalesce(p_tasks, '[]')) as t (task_id bigint, payload jsonb)
-    left join public.instagram_reels r on r.id = (t.payload ->> 'reel_id')::bigint
-    left join public.social_accounts a on a.id = r.account_id
+    -- Primary-key lookups per task: plain joins (or laterals the planner flattens; limit 1 keeps
+    -- them lookups) hashed both tables on every claim.
+    left join lateral (select x.* from public.instagram_reels x
+                        where x.id = (t.payload ->> 'reel_id')::bigint limit 1) r on true
+    left join lateral (select y.* from public.social_accounts y where y.id = r.account_id limit 1) a on true
     cross join lateral (select instagram.reel_moot_reason(r.id, r.status, a.id, a.status, a.access_token is not null) as moot) m
    order by t.task_id;
+end;
 $$;
 
 --
@@ -267,10 +275,12 @@ $$;
 --
 
 CREATE FUNCTION instagram.reel_data_problem(p_data jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select case
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case
     when jsonb_typeof(p_data) is distinct from 'object'
       then 'data must be an object with media_url and thumbnail_url, or with deleted'
     when coalesce(jsonb_typeof(p_data -> 'deleted'), 'null') not in ('null', 'boolean')
@@ -279,7 +289,8 @@ CREATE FUNCTION instagram.reel_data_problem(p_data jsonb) RETURNS text
       then format('data.media_url must be a string or null, got %s', p_data -> 'media_url')
     when coalesce(jsonb_typeof(p_data -> 'thumbnail_url'), 'null') not in ('null', 'string')
       then format('data.thumbnail_url must be a string or null, got %s', p_data -> 'thumbnail_url')
-  end;
+  end);
+end;
 $$;
 
 --
@@ -287,15 +298,18 @@ $$;
 --
 
 CREATE FUNCTION instagram.reel_moot_reason(p_reel_id bigint, p_reel_status text, p_account_id bigint, p_account_status text, p_has_token boolean) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select case when p_reel_id is null then 'reel no longer stored'
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case when p_reel_id is null then 'reel no longer stored'
               when p_reel_status <> 'active' then format('reel is %s; nothing to refresh', p_reel_status)
               when p_account_id is null then 'account no longer exists'
               when p_account_status <> 'active'
                 then format('account is %s; its reel URLs are not refreshed', p_account_status)
-              when not p_has_token then 'account has no access token; nothing to refresh' end;
+              when not p_has_token then 'account has no access token; nothing to refresh' end);
+end;
 $$;
 
 --
@@ -303,12 +317,15 @@ $$;
 --
 
 CREATE FUNCTION instagram.signed_url_expiry(p_url text) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $_$
-  select to_timestamp(('x' || lpad(m[1], 16, '0'))::bit(64)::bigint)
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select to_timestamp(('x' || lpad(m[1], 16, '0'))::bit(64)::bigint)
     from (select regexp_match(p_url, '[?&]oe=([0-9A-Fa-f]{1,12})(&|#|$)') as m) x
-   where m is not null;
+   where m is not null);
+end;
 $_$;
 
 --
@@ -674,7 +691,6 @@ declare
   v_tasks jsonb;
   v_contexts jsonb;
   v_found int;
-  v_keys jsonb;
 begin
   select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
    where b.id = p_batch_id and b.settled_at is null;
@@ -689,20 +705,16 @@ begin
   -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
   perform jobs.lock_outcomes(v_job.name, false);
   for i in 1 .. 10 loop
+    -- The claimed tasks, and what the context function takes: the same tasks with their keys.
     select jsonb_agg(jsonb_build_object('task_id', c.id, 'lease_token', c.lease_token, 'attempt', c.attempt,
-                                        'payload', c.payload) order by c.id)
-      into v_claimed
-      from jobs.claim_into_batch(p_batch_id, v_missing) c;
+                                        'payload', c.payload) order by c.id),
+           jsonb_agg(jsonb_build_object('task_id', c.id, 'key', t.key, 'payload', c.payload, 'attempt', c.attempt)
+                     order by c.id)
+      into v_claimed, v_tasks
+      from jobs.claim_into_batch(p_batch_id, v_missing) c
+      -- a lookup by primary key per task (a plain join hashed the whole table)
+      cross join lateral (select x.key from jobs.task x where x.id = c.id limit 1) t;
     exit when v_claimed is null;
-    -- What the context function takes: the claimed tasks with their keys (by primary key).
-    select jsonb_object_agg(t.id::text, t.key) into v_keys
-      from jobs.task t
-     where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(v_claimed) e));
-    select jsonb_agg(jsonb_build_object('task_id', e -> 'task_id', 'key', v_keys -> (e ->> 'task_id'),
-                                        'payload', e -> 'payload', 'attempt', e -> 'attempt')
-                     order by (e ->> 'task_id')::bigint)
-      into v_tasks
-      from jsonb_array_elements(v_claimed) e;
 
     select jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot))
       into v_contexts
@@ -1674,18 +1686,21 @@ begin
       p_job.context_function::regprocedure::regproc)
       into v_rows using p_tasks;
 
-    with moot as (
-      update jobs.task t
-         set state = 'discarded', last_error = left(v_rows -> t.id::text ->> 'moot', 1000),
-             lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
-       where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_tasks) e))
-         and t.lease_token is not null  -- still running (see jobs.record_outcomes)
-         and v_rows -> t.id::text ->> 'moot' is not null
-      returning t.id
-    )
-    select array_agg(m.id) into v_moot from moot m;
-    if v_moot is not null then
-      perform jobs.refund_claims(p_job, v_moot);
+    -- Only when something is moot (rare): this update is not run on every claim.
+    if jsonb_path_exists(v_rows, '$.* ? (@.moot != null)') then
+      with moot as (
+        update jobs.task t
+           set state = 'discarded', last_error = left(v_rows -> t.id::text ->> 'moot', 1000),
+               lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
+         where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_tasks) e))
+           and t.lease_token is not null  -- still running (see jobs.record_outcomes)
+           and v_rows -> t.id::text ->> 'moot' is not null
+        returning t.id
+      )
+      select array_agg(m.id) into v_moot from moot m;
+      if v_moot is not null then
+        perform jobs.refund_claims(p_job, v_moot);
+      end if;
     end if;
   end if;
 
@@ -2074,9 +2089,9 @@ $$;
 --
 
 CREATE FUNCTION public.refresh_expired_instagram_tokens() RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
-    AS $$ begin return jobs.run_now('instagram-token-refresh'); end; $$;
+    AS $$ select jobs.run_now('instagram-token-refresh') $$;
 
 --
 -- Name: FUNCTION refresh_expired_instagram_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -2089,9 +2104,9 @@ COMMENT ON FUNCTION public.refresh_expired_instagram_tokens() IS 'Runs one insta
 --
 
 CREATE FUNCTION public.refresh_expired_tiktok_tokens() RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
-    AS $$ begin return jobs.run_now('tiktok-token-refresh'); end; $$;
+    AS $$ select jobs.run_now('tiktok-token-refresh') $$;
 
 --
 -- Name: FUNCTION refresh_expired_tiktok_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -2104,9 +2119,9 @@ COMMENT ON FUNCTION public.refresh_expired_tiktok_tokens() IS 'Runs one tiktok-t
 --
 
 CREATE FUNCTION public.refresh_expired_youtube_tokens() RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
-    AS $$ begin return jobs.run_now('youtube-token-refresh'); end; $$;
+    AS $$ select jobs.run_now('youtube-token-refresh') $$;
 
 --
 -- Name: FUNCTION refresh_expired_youtube_tokens(); Type: COMMENT; Schema: public; Owner: -
@@ -2295,18 +2310,26 @@ $$;
 --
 
 CREATE FUNCTION social.refresh_context(p_tasks jsonb) RETURNS TABLE(task_id bigint, context jsonb, moot text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
+begin
+  -- plpgsql, so the plan is cached per session: a SQL function with a SET clause is planned
+  -- again on every call (on every claim).
+  return query
   select t.task_id,
          case when m.moot is null
               then jsonb_build_object('account_id', a.id, 'platform', a.platform, 'refresh_token', c.credential) end,
          m.moot
     from jsonb_to_recordset(coalesce(p_tasks, '[]')) as t (task_id bigint, payload jsonb)
-    left join public.social_accounts a on a.id = (t.payload ->> 'account_id')::bigint
+    -- One primary-key lookup per task: a plain join (or a lateral the planner flattens; limit 1
+    -- keeps it a lookup) hashed the whole table on every claim.
+    left join lateral (select x.* from public.social_accounts x
+                        where x.id = (t.payload ->> 'account_id')::bigint limit 1) a on true
     cross join lateral (select social.refresh_credential(a.platform, a.access_token, a.refresh_token) as credential) c
     cross join lateral (select social.refresh_moot_reason(a.id, a.status, c.credential is not null) as moot) m
    order by t.task_id;
+end;
 $$;
 
 --
@@ -2314,10 +2337,13 @@ $$;
 --
 
 CREATE FUNCTION social.refresh_credential(p_platform text, p_access_token text, p_refresh_token text) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select case when p_platform = 'instagram' then p_access_token else p_refresh_token end;
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case when p_platform = 'instagram' then p_access_token else p_refresh_token end);
+end;
 $$;
 
 --
@@ -2325,10 +2351,12 @@ $$;
 --
 
 CREATE FUNCTION social.refresh_data_problem(p_data jsonb) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select case
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case
     when jsonb_typeof(p_data) is distinct from 'object'
       then 'data must be an object with access_token and expires_in'
     when jsonb_typeof(p_data -> 'access_token') is distinct from 'string' or p_data ->> 'access_token' = ''
@@ -2345,7 +2373,8 @@ CREATE FUNCTION social.refresh_data_problem(p_data jsonb) RETURNS text
       then 'data.refresh_token must be a string'
     when coalesce(jsonb_typeof(p_data -> 'scope'), 'null') not in ('null', 'string')
       then 'data.scope must be a string of space-separated scopes'
-  end;
+  end);
+end;
 $$;
 
 --
@@ -2353,12 +2382,15 @@ $$;
 --
 
 CREATE FUNCTION social.refresh_moot_reason(p_account_id bigint, p_status text, p_has_refresh_token boolean) RETURNS text
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $$
-  select case when p_account_id is null then 'account no longer exists'
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case when p_account_id is null then 'account no longer exists'
               when p_status <> 'active' then format('account is %s; nothing to refresh', p_status)
-              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end;
+              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end);
+end;
 $$;
 
 --

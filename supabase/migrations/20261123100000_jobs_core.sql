@@ -665,18 +665,21 @@ begin
       p_job.context_function::regprocedure::regproc)
       into v_rows using p_tasks;
 
-    with moot as (
-      update jobs.task t
-         set state = 'discarded', last_error = left(v_rows -> t.id::text ->> 'moot', 1000),
-             lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
-       where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_tasks) e))
-         and t.lease_token is not null  -- still running (see jobs.record_outcomes)
-         and v_rows -> t.id::text ->> 'moot' is not null
-      returning t.id
-    )
-    select array_agg(m.id) into v_moot from moot m;
-    if v_moot is not null then
-      perform jobs.refund_claims(p_job, v_moot);
+    -- Only when something is moot (rare): this update is not run on every claim.
+    if jsonb_path_exists(v_rows, '$.* ? (@.moot != null)') then
+      with moot as (
+        update jobs.task t
+           set state = 'discarded', last_error = left(v_rows -> t.id::text ->> 'moot', 1000),
+               lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
+         where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(p_tasks) e))
+           and t.lease_token is not null  -- still running (see jobs.record_outcomes)
+           and v_rows -> t.id::text ->> 'moot' is not null
+        returning t.id
+      )
+      select array_agg(m.id) into v_moot from moot m;
+      if v_moot is not null then
+        perform jobs.refund_claims(p_job, v_moot);
+      end if;
     end if;
   end if;
 
@@ -805,7 +808,6 @@ declare
   v_tasks jsonb;
   v_contexts jsonb;
   v_found int;
-  v_keys jsonb;
 begin
   select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
    where b.id = p_batch_id and b.settled_at is null;
@@ -820,20 +822,16 @@ begin
   -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
   perform jobs.lock_outcomes(v_job.name, false);
   for i in 1 .. 10 loop
+    -- The claimed tasks, and what the context function takes: the same tasks with their keys.
     select jsonb_agg(jsonb_build_object('task_id', c.id, 'lease_token', c.lease_token, 'attempt', c.attempt,
-                                        'payload', c.payload) order by c.id)
-      into v_claimed
-      from jobs.claim_into_batch(p_batch_id, v_missing) c;
+                                        'payload', c.payload) order by c.id),
+           jsonb_agg(jsonb_build_object('task_id', c.id, 'key', t.key, 'payload', c.payload, 'attempt', c.attempt)
+                     order by c.id)
+      into v_claimed, v_tasks
+      from jobs.claim_into_batch(p_batch_id, v_missing) c
+      -- a lookup by primary key per task (a plain join hashed the whole table)
+      cross join lateral (select x.key from jobs.task x where x.id = c.id limit 1) t;
     exit when v_claimed is null;
-    -- What the context function takes: the claimed tasks with their keys (by primary key).
-    select jsonb_object_agg(t.id::text, t.key) into v_keys
-      from jobs.task t
-     where t.id = any (array(select (e ->> 'task_id')::bigint from jsonb_array_elements(v_claimed) e));
-    select jsonb_agg(jsonb_build_object('task_id', e -> 'task_id', 'key', v_keys -> (e ->> 'task_id'),
-                                        'payload', e -> 'payload', 'attempt', e -> 'attempt')
-                     order by (e ->> 'task_id')::bigint)
-      into v_tasks
-      from jsonb_array_elements(v_claimed) e;
 
     select jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot))
       into v_contexts

@@ -137,23 +137,29 @@ $$;
 -- token is refreshed with itself (GET /refresh_access_token?access_token=…).
 create function social.refresh_credential(p_platform text, p_access_token text, p_refresh_token text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case when p_platform = 'instagram' then p_access_token else p_refresh_token end;
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case when p_platform = 'instagram' then p_access_token else p_refresh_token end);
+end;
 $$;
 
 -- Why a leased task has nothing to refresh any more (null: it has). One wording everywhere.
 create function social.refresh_moot_reason(p_account_id bigint, p_status text, p_has_refresh_token boolean)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case when p_account_id is null then 'account no longer exists'
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case when p_account_id is null then 'account no longer exists'
               when p_status <> 'active' then format('account is %s; nothing to refresh', p_status)
-              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end;
+              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end);
+end;
 $$;
 
 -- Context function of the three token jobs (jobs.task_contexts, and every claim): for each task
@@ -163,19 +169,27 @@ $$;
 -- bodies. p_tasks: [{"task_id", "key", "payload", "attempt"}].
 create function social.refresh_context(p_tasks jsonb)
 returns table (task_id bigint, context jsonb, moot text)
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
+begin
+  -- plpgsql, so the plan is cached per session: a SQL function with a SET clause is planned
+  -- again on every call (on every claim).
+  return query
   select t.task_id,
          case when m.moot is null
               then jsonb_build_object('account_id', a.id, 'platform', a.platform, 'refresh_token', c.credential) end,
          m.moot
     from jsonb_to_recordset(coalesce(p_tasks, '[]')) as t (task_id bigint, payload jsonb)
-    left join public.social_accounts a on a.id = (t.payload ->> 'account_id')::bigint
+    -- One primary-key lookup per task: a plain join (or a lateral the planner flattens; limit 1
+    -- keeps it a lookup) hashed the whole table on every claim.
+    left join lateral (select x.* from public.social_accounts x
+                        where x.id = (t.payload ->> 'account_id')::bigint limit 1) a on true
     cross join lateral (select social.refresh_credential(a.platform, a.access_token, a.refresh_token) as credential) c
     cross join lateral (select social.refresh_moot_reason(a.id, a.status, c.credential is not null) as moot) m
    order by t.task_id;
+end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -184,11 +198,13 @@ $$;
 -- What is wrong with the data of an ok outcome (null: nothing), for social.apply_refreshes.
 create function social.refresh_data_problem(p_data jsonb)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case
     when jsonb_typeof(p_data) is distinct from 'object'
       then 'data must be an object with access_token and expires_in'
     when jsonb_typeof(p_data -> 'access_token') is distinct from 'string' or p_data ->> 'access_token' = ''
@@ -205,7 +221,8 @@ as $$
       then 'data.refresh_token must be a string'
     when coalesce(jsonb_typeof(p_data -> 'scope'), 'null') not in ('null', 'string')
       then 'data.scope must be a string of space-separated scopes'
-  end;
+  end);
+end;
 $$;
 
 -- Apply function of the three token jobs: the account write of a group of outcomes, run by

@@ -83,29 +83,35 @@ create index discovery_log_at on instagram.discovery_log (discovered_at);
 -- Expiry of a signed Instagram CDN URL: its oe parameter, hex unix seconds. Null when absent.
 create function instagram.signed_url_expiry(p_url text)
 returns timestamptz
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select to_timestamp(('x' || lpad(m[1], 16, '0'))::bit(64)::bigint)
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select to_timestamp(('x' || lpad(m[1], 16, '0'))::bit(64)::bigint)
     from (select regexp_match(p_url, '[?&]oe=([0-9A-Fa-f]{1,12})(&|#|$)') as m) x
-   where m is not null;
+   where m is not null);
+end;
 $$;
 
 -- Why a leased reel task has nothing to do any more (null: it has work). One wording everywhere.
 create function instagram.reel_moot_reason(
   p_reel_id bigint, p_reel_status text, p_account_id bigint, p_account_status text, p_has_token boolean)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case when p_reel_id is null then 'reel no longer stored'
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case when p_reel_id is null then 'reel no longer stored'
               when p_reel_status <> 'active' then format('reel is %s; nothing to refresh', p_reel_status)
               when p_account_id is null then 'account no longer exists'
               when p_account_status <> 'active'
                 then format('account is %s; its reel URLs are not refreshed', p_account_status)
-              when not p_has_token then 'account has no access token; nothing to refresh' end;
+              when not p_has_token then 'account has no access token; nothing to refresh' end);
+end;
 $$;
 
 -- Due reels: stored, active, of an active Instagram account with a token, whose URLs expire
@@ -196,10 +202,14 @@ $$;
 -- here, never in task payloads or pg_net bodies. p_tasks: [{"task_id", "key", "payload", "attempt"}].
 create function instagram.reel_context(p_tasks jsonb)
 returns table (task_id bigint, context jsonb, moot text)
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
+begin
+  -- plpgsql, so the plan is cached per session: a SQL function with a SET clause is planned
+  -- again on every call (on every claim).
+  return query
   select t.task_id,
          case when m.moot is null
               then jsonb_build_object('reel_id', r.id, 'account_id', a.id, 'media_id', r.media_id,
@@ -207,10 +217,14 @@ as $$
                                       'access_token', a.access_token) end,
          m.moot
     from jsonb_to_recordset(coalesce(p_tasks, '[]')) as t (task_id bigint, payload jsonb)
-    left join public.instagram_reels r on r.id = (t.payload ->> 'reel_id')::bigint
-    left join public.social_accounts a on a.id = r.account_id
+    -- Primary-key lookups per task: plain joins (or laterals the planner flattens; limit 1 keeps
+    -- them lookups) hashed both tables on every claim.
+    left join lateral (select x.* from public.instagram_reels x
+                        where x.id = (t.payload ->> 'reel_id')::bigint limit 1) r on true
+    left join lateral (select y.* from public.social_accounts y where y.id = r.account_id limit 1) a on true
     cross join lateral (select instagram.reel_moot_reason(r.id, r.status, a.id, a.status, a.access_token is not null) as moot) m
    order by t.task_id;
+end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
@@ -219,11 +233,13 @@ $$;
 -- What is wrong with the data of an ok outcome (null: nothing), for instagram.apply_reel_outcomes.
 create function instagram.reel_data_problem(p_data jsonb)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case
+begin
+  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
+  return (select case
     when jsonb_typeof(p_data) is distinct from 'object'
       then 'data must be an object with media_url and thumbnail_url, or with deleted'
     when coalesce(jsonb_typeof(p_data -> 'deleted'), 'null') not in ('null', 'boolean')
@@ -232,7 +248,8 @@ as $$
       then format('data.media_url must be a string or null, got %s', p_data -> 'media_url')
     when coalesce(jsonb_typeof(p_data -> 'thumbnail_url'), 'null') not in ('null', 'string')
       then format('data.thumbnail_url must be a string or null, got %s', p_data -> 'thumbnail_url')
-  end;
+  end);
+end;
 $$;
 
 -- Apply function of instagram-reel-urls: what each Graph answer changes on the reel (and on its
