@@ -279,8 +279,9 @@ CREATE FUNCTION instagram.reel_data_problem(p_data jsonb) RETURNS text
     SET search_path TO ''
     AS $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case
     when jsonb_typeof(p_data) is distinct from 'object'
       then 'data must be an object with media_url and thumbnail_url, or with deleted'
     when coalesce(jsonb_typeof(p_data -> 'deleted'), 'null') not in ('null', 'boolean')
@@ -289,7 +290,7 @@ begin
       then format('data.media_url must be a string or null, got %s', p_data -> 'media_url')
     when coalesce(jsonb_typeof(p_data -> 'thumbnail_url'), 'null') not in ('null', 'string')
       then format('data.thumbnail_url must be a string or null, got %s', p_data -> 'thumbnail_url')
-  end);
+  end;
 end;
 $$;
 
@@ -302,13 +303,14 @@ CREATE FUNCTION instagram.reel_moot_reason(p_reel_id bigint, p_reel_status text,
     SET search_path TO ''
     AS $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case when p_reel_id is null then 'reel no longer stored'
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case when p_reel_id is null then 'reel no longer stored'
               when p_reel_status <> 'active' then format('reel is %s; nothing to refresh', p_reel_status)
               when p_account_id is null then 'account no longer exists'
               when p_account_status <> 'active'
                 then format('account is %s; its reel URLs are not refreshed', p_account_status)
-              when not p_has_token then 'account has no access token; nothing to refresh' end);
+              when not p_has_token then 'account has no access token; nothing to refresh' end;
 end;
 $$;
 
@@ -320,11 +322,15 @@ CREATE FUNCTION instagram.signed_url_expiry(p_url text) RETURNS timestamp with t
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO ''
     AS $_$
+declare
+  v_oe text[] := regexp_match(p_url, '[?&]oe=([0-9A-Fa-f]{1,12})(&|#|$)');
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select to_timestamp(('x' || lpad(m[1], 16, '0'))::bit(64)::bigint)
-    from (select regexp_match(p_url, '[?&]oe=([0-9A-Fa-f]{1,12})(&|#|$)') as m) x
-   where m is not null);
+  -- plpgsql with plain expressions: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  if v_oe is null then
+    return null;
+  end if;
+  return to_timestamp(('x' || lpad(v_oe[1], 16, '0'))::bit(64)::bigint);
 end;
 $_$;
 
@@ -656,6 +662,88 @@ end;
 $$;
 
 --
+-- Name: claim_for_batches(jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.claim_for_batches(p_claims jsonb) RETURNS TABLE(batch_id bigint, task_id bigint, lease_token uuid, attempt integer, payload jsonb, context jsonb)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_job jobs.job;
+  v_batches bigint[];
+  v_missing int[];
+  v_ids bigint[];
+  v_from int;
+  v_claimed jsonb;
+  v_contexts jsonb;
+begin
+  for v_job in
+    select j.* from jobs.job j
+     where j.name in (select b.job_name from jobs.batch b
+                       where b.id = any (array(select (e ->> 'batch_id')::bigint from jsonb_array_elements(p_claims) e))
+                         and b.settled_at is null)
+     order by j.name
+  loop
+    continue when not v_job.enabled or v_job.paused or coalesce(v_job.suspended_until > now(), false);
+    select array_agg(c.id order by c.id), array_agg(c.n order by c.id)
+      into v_batches, v_missing
+      from (select (e ->> 'batch_id')::bigint as id, least(sum((e ->> 'count')::int), 100)::int as n
+              from jsonb_array_elements(p_claims) e
+             group by 1) c
+      join jobs.batch b on b.id = c.id
+     where b.job_name = v_job.name and b.settled_at is null and c.n > 0;
+    continue when v_batches is null;
+    -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
+    perform jobs.lock_outcomes(v_job.name, false);
+
+    for i in 1 .. 10 loop
+      v_ids := jobs.select_due_tasks(v_job, (select sum(m)::int from unnest(v_missing) m));
+      exit when v_ids is null;
+      -- The due tasks in order: the first batch's share first. One leasing statement per batch.
+      v_claimed := '[]'::jsonb;
+      v_from := 1;
+      for k in 1 .. cardinality(v_batches) loop
+        continue when v_missing[k] <= 0;
+        exit when v_from > cardinality(v_ids);
+        v_claimed := v_claimed || coalesce((
+          select jsonb_agg(jsonb_build_object('batch_id', v_batches[k], 'task_id', l.id, 'key', t.key,
+                                              'lease_token', l.lease_token, 'attempt', l.attempt, 'payload', l.payload))
+            from jobs.lease_tasks(v_job, v_batches[k], v_ids[v_from : v_from + v_missing[k] - 1]) l
+            -- a lookup by primary key per task (a plain join hashed the whole table)
+            cross join lateral (select x.key from jobs.task x where x.id = l.id limit 1) t), '[]'::jsonb);
+        v_from := v_from + v_missing[k];
+      end loop;
+
+      select coalesce(jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot)), '{}')
+        into v_contexts
+        from jobs.resolve_contexts(v_job, (
+               select jsonb_agg(jsonb_build_object('task_id', e -> 'task_id', 'key', e -> 'key',
+                                                   'payload', e -> 'payload', 'attempt', e -> 'attempt')
+                                order by (e ->> 'task_id')::bigint)
+                 from jsonb_array_elements(v_claimed) e)) x;
+      return query
+        select c.batch_id, c.task_id, c.lease_token, c.attempt, c.payload,
+               nullif(v_contexts -> c.task_id::text -> 'context', 'null'::jsonb)
+          from jsonb_to_recordset(v_claimed) as c (batch_id bigint, task_id bigint, lease_token uuid, attempt int, payload jsonb)
+         where v_contexts -> c.task_id::text ->> 'moot' is null
+         order by c.batch_id, c.task_id;
+      -- Nothing moot: every batch got what was due. Otherwise ask again for what the moot ones left.
+      exit when not jsonb_path_exists(v_contexts, '$.* ? (@.moot != null)');
+      select array_agg(v_missing[k] - coalesce(f.n, 0)::int order by k)
+        into v_missing
+        from generate_subscripts(v_batches, 1) k
+        left join (select (e ->> 'batch_id')::bigint as b, count(*) as n
+                     from jsonb_array_elements(v_claimed) e
+                    where v_contexts -> (e ->> 'task_id') ->> 'moot' is null
+                    group by 1) f on f.b = v_batches[k];
+      exit when (select sum(m) from unnest(v_missing) m) <= 0;
+    end loop;
+  end loop;
+end;
+$_$;
+
+--
 -- Name: claim_into_batch(bigint, integer); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -684,52 +772,12 @@ CREATE FUNCTION jobs.claim_tasks(p_batch_id bigint, p_count integer DEFAULT 1) R
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
-declare
-  v_job jobs.job;
-  v_missing int := least(greatest(coalesce(p_count, 1), 1), 100);
-  v_claimed jsonb;
-  v_tasks jsonb;
-  v_contexts jsonb;
-  v_found int;
 begin
-  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
-   where b.id = p_batch_id and b.settled_at is null;
-  if not found then
-    return;
-  end if;
-  if v_job.context_function is null then
-    return query select c.id, c.lease_token, c.attempt, c.payload, null::jsonb
-                   from jobs.claim_into_batch(p_batch_id, v_missing) c order by c.id;
-    return;
-  end if;
-  -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
-  perform jobs.lock_outcomes(v_job.name, false);
-  for i in 1 .. 10 loop
-    -- The claimed tasks, and what the context function takes: the same tasks with their keys.
-    select jsonb_agg(jsonb_build_object('task_id', c.id, 'lease_token', c.lease_token, 'attempt', c.attempt,
-                                        'payload', c.payload) order by c.id),
-           jsonb_agg(jsonb_build_object('task_id', c.id, 'key', t.key, 'payload', c.payload, 'attempt', c.attempt)
-                     order by c.id)
-      into v_claimed, v_tasks
-      from jobs.claim_into_batch(p_batch_id, v_missing) c
-      -- a lookup by primary key per task (a plain join hashed the whole table)
-      cross join lateral (select x.key from jobs.task x where x.id = c.id limit 1) t;
-    exit when v_claimed is null;
-
-    select jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot))
-      into v_contexts
-      from jobs.resolve_contexts(v_job, v_tasks) x;
-    return query
-      select c.task_id, c.lease_token, c.attempt, c.payload,
-             nullif(v_contexts -> c.task_id::text -> 'context', 'null'::jsonb)
-        from jsonb_to_recordset(v_claimed) as c (task_id bigint, lease_token uuid, attempt int, payload jsonb)
-       where v_contexts -> c.task_id::text ->> 'moot' is null
-       order by c.task_id;
-    get diagnostics v_found = row_count;
-    exit when v_found = jsonb_array_length(v_claimed);
-    v_missing := v_missing - v_found;
-    exit when v_missing <= 0;
-  end loop;
+  return query
+    select c.task_id, c.lease_token, c.attempt, c.payload, c.context
+      from jobs.claim_for_batches(jsonb_build_array(jsonb_build_object(
+             'batch_id', p_batch_id, 'count', least(greatest(coalesce(p_count, 1), 1), 100)))) c
+     order by c.task_id;
 end;
 $$;
 
@@ -1582,7 +1630,6 @@ declare
   v_bad record;
   v_recorded jsonb := '[]'::jsonb;
   v_claimed jsonb := '[]'::jsonb;
-  v_claim record;
 begin
   if jsonb_typeof(v_claims) <> 'array' then
     raise exception 'jobs.report: p_claims must be a JSON array of {"batch_id", "count"}, got %', jsonb_typeof(v_claims)
@@ -1625,19 +1672,13 @@ begin
       from jobs.record_outcomes(v_outcomes) with ordinality as r (task_id, state, n);
   end if;
 
-  for v_claim in
-    select (c ->> 'batch_id')::bigint as batch_id, sum((c ->> 'count')::int)::int as count
-      from jsonb_array_elements(v_claims) c
-     group by 1
-    having sum((c ->> 'count')::int) > 0
-     order by 1
-  loop
-    v_claimed := v_claimed || coalesce((
-      select jsonb_agg(jsonb_build_object(
-               'batch_id', v_claim.batch_id, 'task_id', n.task_id, 'lease_token', n.lease_token,
-               'attempt', n.attempt, 'payload', n.payload, 'context', n.context) order by n.task_id)
-        from jobs.claim_tasks(v_claim.batch_id, v_claim.count) n), '[]'::jsonb);
-  end loop;
+  if v_claims <> '[]'::jsonb then
+    select coalesce(jsonb_agg(jsonb_build_object(
+             'batch_id', n.batch_id, 'task_id', n.task_id, 'lease_token', n.lease_token,
+             'attempt', n.attempt, 'payload', n.payload, 'context', n.context) order by n.batch_id, n.task_id), '[]'::jsonb)
+      into v_claimed
+      from jobs.claim_for_batches(v_claims) n;
+  end if;
 
   return jsonb_build_object('outcomes', v_recorded, 'claimed', v_claimed);
 end;
@@ -2341,8 +2382,9 @@ CREATE FUNCTION social.refresh_credential(p_platform text, p_access_token text, 
     SET search_path TO ''
     AS $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case when p_platform = 'instagram' then p_access_token else p_refresh_token end);
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case when p_platform = 'instagram' then p_access_token else p_refresh_token end;
 end;
 $$;
 
@@ -2355,8 +2397,9 @@ CREATE FUNCTION social.refresh_data_problem(p_data jsonb) RETURNS text
     SET search_path TO ''
     AS $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case
     when jsonb_typeof(p_data) is distinct from 'object'
       then 'data must be an object with access_token and expires_in'
     when jsonb_typeof(p_data -> 'access_token') is distinct from 'string' or p_data ->> 'access_token' = ''
@@ -2373,7 +2416,7 @@ begin
       then 'data.refresh_token must be a string'
     when coalesce(jsonb_typeof(p_data -> 'scope'), 'null') not in ('null', 'string')
       then 'data.scope must be a string of space-separated scopes'
-  end);
+  end;
 end;
 $$;
 
@@ -2386,10 +2429,11 @@ CREATE FUNCTION social.refresh_moot_reason(p_account_id bigint, p_status text, p
     SET search_path TO ''
     AS $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case when p_account_id is null then 'account no longer exists'
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case when p_account_id is null then 'account no longer exists'
               when p_status <> 'active' then format('account is %s; nothing to refresh', p_status)
-              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end);
+              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end;
 end;
 $$;
 
@@ -3098,6 +3142,12 @@ REVOKE ALL ON FUNCTION jobs.claim_and_dispatch(p_job jobs.job, p_run_id bigint) 
 --
 
 REVOKE ALL ON FUNCTION jobs.claim_due_tasks(p_job jobs.job, p_want integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION claim_for_batches(p_claims jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.claim_for_batches(p_claims jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION claim_into_batch(p_batch_id bigint, p_count integer); Type: ACL; Schema: jobs; Owner: -

@@ -791,62 +791,105 @@ begin
 end;
 $$;
 
--- What a function's claim ahead asks for: up to p_count (at most 100) next due tasks claimed into
--- its batch (jobs.claim_into_batch, so every bucket is honoured), each with what the job's context
--- function returns for it. Moot tasks are discarded, the bucket tokens their claim took are given
--- back (no provider call was made), and the claim asks again for the difference, at most 10
--- rounds. Fewer rows than asked: nothing more for this batch now.
-create function jobs.claim_tasks(p_batch_id bigint, p_count int default 1)
-returns table (task_id bigint, lease_token uuid, attempt int, payload jsonb, context jsonb)
+-- What a function's claims ahead ask for, all at once: for each batch still in flight, up to its
+-- count (at most 100) of its job's next due tasks, claimed into that batch, each with what the
+-- job's context function returns for it. p_claims: [{"batch_id", "count"}] (counts of one batch
+-- add up). Per job: one selection of due tasks (every bucket honoured) and one context call for
+-- all its batches, the first batch served first. Moot tasks are discarded, the bucket tokens their
+-- claim took are given back (no provider call was made), and the claim asks again for the
+-- difference, at most 10 rounds. Fewer rows than asked: nothing more for those batches now.
+create function jobs.claim_for_batches(p_claims jsonb)
+returns table (batch_id bigint, task_id bigint, lease_token uuid, attempt int, payload jsonb, context jsonb)
 language plpgsql
 set search_path = ''
 as $$
 declare
   v_job jobs.job;
-  v_missing int := least(greatest(coalesce(p_count, 1), 1), 100);
+  v_batches bigint[];
+  v_missing int[];
+  v_ids bigint[];
+  v_from int;
   v_claimed jsonb;
-  v_tasks jsonb;
   v_contexts jsonb;
-  v_found int;
 begin
-  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
-   where b.id = p_batch_id and b.settled_at is null;
-  if not found then
-    return;
-  end if;
-  if v_job.context_function is null then
-    return query select c.id, c.lease_token, c.attempt, c.payload, null::jsonb
-                   from jobs.claim_into_batch(p_batch_id, v_missing) c order by c.id;
-    return;
-  end if;
-  -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
-  perform jobs.lock_outcomes(v_job.name, false);
-  for i in 1 .. 10 loop
-    -- The claimed tasks, and what the context function takes: the same tasks with their keys.
-    select jsonb_agg(jsonb_build_object('task_id', c.id, 'lease_token', c.lease_token, 'attempt', c.attempt,
-                                        'payload', c.payload) order by c.id),
-           jsonb_agg(jsonb_build_object('task_id', c.id, 'key', t.key, 'payload', c.payload, 'attempt', c.attempt)
-                     order by c.id)
-      into v_claimed, v_tasks
-      from jobs.claim_into_batch(p_batch_id, v_missing) c
-      -- a lookup by primary key per task (a plain join hashed the whole table)
-      cross join lateral (select x.key from jobs.task x where x.id = c.id limit 1) t;
-    exit when v_claimed is null;
+  for v_job in
+    select j.* from jobs.job j
+     where j.name in (select b.job_name from jobs.batch b
+                       where b.id = any (array(select (e ->> 'batch_id')::bigint from jsonb_array_elements(p_claims) e))
+                         and b.settled_at is null)
+     order by j.name
+  loop
+    continue when not v_job.enabled or v_job.paused or coalesce(v_job.suspended_until > now(), false);
+    select array_agg(c.id order by c.id), array_agg(c.n order by c.id)
+      into v_batches, v_missing
+      from (select (e ->> 'batch_id')::bigint as id, least(sum((e ->> 'count')::int), 100)::int as n
+              from jsonb_array_elements(p_claims) e
+             group by 1) c
+      join jobs.batch b on b.id = c.id
+     where b.job_name = v_job.name and b.settled_at is null and c.n > 0;
+    continue when v_batches is null;
+    -- Discarding a moot task is an outcome: the outcome lock comes before the claim lock.
+    perform jobs.lock_outcomes(v_job.name, false);
 
-    select jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot))
-      into v_contexts
-      from jobs.resolve_contexts(v_job, v_tasks) x;
-    return query
-      select c.task_id, c.lease_token, c.attempt, c.payload,
-             nullif(v_contexts -> c.task_id::text -> 'context', 'null'::jsonb)
-        from jsonb_to_recordset(v_claimed) as c (task_id bigint, lease_token uuid, attempt int, payload jsonb)
-       where v_contexts -> c.task_id::text ->> 'moot' is null
-       order by c.task_id;
-    get diagnostics v_found = row_count;
-    exit when v_found = jsonb_array_length(v_claimed);
-    v_missing := v_missing - v_found;
-    exit when v_missing <= 0;
+    for i in 1 .. 10 loop
+      v_ids := jobs.select_due_tasks(v_job, (select sum(m)::int from unnest(v_missing) m));
+      exit when v_ids is null;
+      -- The due tasks in order: the first batch's share first. One leasing statement per batch.
+      v_claimed := '[]'::jsonb;
+      v_from := 1;
+      for k in 1 .. cardinality(v_batches) loop
+        continue when v_missing[k] <= 0;
+        exit when v_from > cardinality(v_ids);
+        v_claimed := v_claimed || coalesce((
+          select jsonb_agg(jsonb_build_object('batch_id', v_batches[k], 'task_id', l.id, 'key', t.key,
+                                              'lease_token', l.lease_token, 'attempt', l.attempt, 'payload', l.payload))
+            from jobs.lease_tasks(v_job, v_batches[k], v_ids[v_from : v_from + v_missing[k] - 1]) l
+            -- a lookup by primary key per task (a plain join hashed the whole table)
+            cross join lateral (select x.key from jobs.task x where x.id = l.id limit 1) t), '[]'::jsonb);
+        v_from := v_from + v_missing[k];
+      end loop;
+
+      select coalesce(jsonb_object_agg(x.task_id::text, jsonb_build_object('context', x.context, 'moot', x.moot)), '{}')
+        into v_contexts
+        from jobs.resolve_contexts(v_job, (
+               select jsonb_agg(jsonb_build_object('task_id', e -> 'task_id', 'key', e -> 'key',
+                                                   'payload', e -> 'payload', 'attempt', e -> 'attempt')
+                                order by (e ->> 'task_id')::bigint)
+                 from jsonb_array_elements(v_claimed) e)) x;
+      return query
+        select c.batch_id, c.task_id, c.lease_token, c.attempt, c.payload,
+               nullif(v_contexts -> c.task_id::text -> 'context', 'null'::jsonb)
+          from jsonb_to_recordset(v_claimed) as c (batch_id bigint, task_id bigint, lease_token uuid, attempt int, payload jsonb)
+         where v_contexts -> c.task_id::text ->> 'moot' is null
+         order by c.batch_id, c.task_id;
+      -- Nothing moot: every batch got what was due. Otherwise ask again for what the moot ones left.
+      exit when not jsonb_path_exists(v_contexts, '$.* ? (@.moot != null)');
+      select array_agg(v_missing[k] - coalesce(f.n, 0)::int order by k)
+        into v_missing
+        from generate_subscripts(v_batches, 1) k
+        left join (select (e ->> 'batch_id')::bigint as b, count(*) as n
+                     from jsonb_array_elements(v_claimed) e
+                    where v_contexts -> (e ->> 'task_id') ->> 'moot' is null
+                    group by 1) f on f.b = v_batches[k];
+      exit when (select sum(m) from unnest(v_missing) m) <= 0;
+    end loop;
   end loop;
+end;
+$$;
+
+-- One batch's claims ahead (jobs.claim_for_batches for a single batch): up to p_count (1–100)
+-- next due tasks claimed into it, with their contexts, moot ones replaced.
+create function jobs.claim_tasks(p_batch_id bigint, p_count int default 1)
+returns table (task_id bigint, lease_token uuid, attempt int, payload jsonb, context jsonb)
+language plpgsql
+set search_path = ''
+as $$
+begin
+  return query
+    select c.task_id, c.lease_token, c.attempt, c.payload, c.context
+      from jobs.claim_for_batches(jsonb_build_array(jsonb_build_object(
+             'batch_id', p_batch_id, 'count', least(greatest(coalesce(p_count, 1), 1), 100)))) c
+     order by c.task_id;
 end;
 $$;
 
@@ -1214,7 +1257,7 @@ $$;
 
 -- A function's one call per group, in one transaction: its outcomes first (jobs.record_outcomes:
 -- each decided on its own lease, a lost one is 'lease_lost' and does not fail the group), then
--- its claims ahead (jobs.claim_tasks).
+-- its claims ahead (jobs.claim_for_batches: one selection and one context call per job).
 --   p_outcomes  as for jobs.record_outcomes (null or [] : none)
 --   p_claims    JSON array of {"batch_id", "count"} (null or [] : none); counts of one batch add up
 -- Returns {"outcomes": [{"task_id", "state"}],
@@ -1230,7 +1273,6 @@ declare
   v_bad record;
   v_recorded jsonb := '[]'::jsonb;
   v_claimed jsonb := '[]'::jsonb;
-  v_claim record;
 begin
   if jsonb_typeof(v_claims) <> 'array' then
     raise exception 'jobs.report: p_claims must be a JSON array of {"batch_id", "count"}, got %', jsonb_typeof(v_claims)
@@ -1273,19 +1315,13 @@ begin
       from jobs.record_outcomes(v_outcomes) with ordinality as r (task_id, state, n);
   end if;
 
-  for v_claim in
-    select (c ->> 'batch_id')::bigint as batch_id, sum((c ->> 'count')::int)::int as count
-      from jsonb_array_elements(v_claims) c
-     group by 1
-    having sum((c ->> 'count')::int) > 0
-     order by 1
-  loop
-    v_claimed := v_claimed || coalesce((
-      select jsonb_agg(jsonb_build_object(
-               'batch_id', v_claim.batch_id, 'task_id', n.task_id, 'lease_token', n.lease_token,
-               'attempt', n.attempt, 'payload', n.payload, 'context', n.context) order by n.task_id)
-        from jobs.claim_tasks(v_claim.batch_id, v_claim.count) n), '[]'::jsonb);
-  end loop;
+  if v_claims <> '[]'::jsonb then
+    select coalesce(jsonb_agg(jsonb_build_object(
+             'batch_id', n.batch_id, 'task_id', n.task_id, 'lease_token', n.lease_token,
+             'attempt', n.attempt, 'payload', n.payload, 'context', n.context) order by n.batch_id, n.task_id), '[]'::jsonb)
+      into v_claimed
+      from jobs.claim_for_batches(v_claims) n;
+  end if;
 
   return jsonb_build_object('outcomes', v_recorded, 'claimed', v_claimed);
 end;

@@ -142,8 +142,9 @@ immutable
 set search_path = ''
 as $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case when p_platform = 'instagram' then p_access_token else p_refresh_token end);
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case when p_platform = 'instagram' then p_access_token else p_refresh_token end;
 end;
 $$;
 
@@ -155,10 +156,11 @@ immutable
 set search_path = ''
 as $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case when p_account_id is null then 'account no longer exists'
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case when p_account_id is null then 'account no longer exists'
               when p_status <> 'active' then format('account is %s; nothing to refresh', p_status)
-              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end);
+              when not p_has_refresh_token then 'account has no token to refresh with; nothing to refresh' end;
 end;
 $$;
 
@@ -203,8 +205,9 @@ immutable
 set search_path = ''
 as $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case
     when jsonb_typeof(p_data) is distinct from 'object'
       then 'data must be an object with access_token and expires_in'
     when jsonb_typeof(p_data -> 'access_token') is distinct from 'string' or p_data ->> 'access_token' = ''
@@ -221,7 +224,7 @@ begin
       then 'data.refresh_token must be a string'
     when coalesce(jsonb_typeof(p_data -> 'scope'), 'null') not in ('null', 'string')
       then 'data.scope must be a string of space-separated scopes'
-  end);
+  end;
 end;
 $$;
 

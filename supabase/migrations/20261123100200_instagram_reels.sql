@@ -87,11 +87,15 @@ language plpgsql
 immutable
 set search_path = ''
 as $$
+declare
+  v_oe text[] := regexp_match(p_url, '[?&]oe=([0-9A-Fa-f]{1,12})(&|#|$)');
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select to_timestamp(('x' || lpad(m[1], 16, '0'))::bit(64)::bigint)
-    from (select regexp_match(p_url, '[?&]oe=([0-9A-Fa-f]{1,12})(&|#|$)') as m) x
-   where m is not null);
+  -- plpgsql with plain expressions: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  if v_oe is null then
+    return null;
+  end if;
+  return to_timestamp(('x' || lpad(v_oe[1], 16, '0'))::bit(64)::bigint);
 end;
 $$;
 
@@ -104,13 +108,14 @@ immutable
 set search_path = ''
 as $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case when p_reel_id is null then 'reel no longer stored'
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case when p_reel_id is null then 'reel no longer stored'
               when p_reel_status <> 'active' then format('reel is %s; nothing to refresh', p_reel_status)
               when p_account_id is null then 'account no longer exists'
               when p_account_status <> 'active'
                 then format('account is %s; its reel URLs are not refreshed', p_account_status)
-              when not p_has_token then 'account has no access token; nothing to refresh' end);
+              when not p_has_token then 'account has no access token; nothing to refresh' end;
 end;
 $$;
 
@@ -238,8 +243,9 @@ immutable
 set search_path = ''
 as $$
 begin
-  -- plpgsql: called for every row; a SQL function with a SET clause is planned on every call.
-  return (select case
+  -- plpgsql with a plain expression: called for every row, evaluated without a query (a SQL
+  -- function with a SET clause is planned on every call).
+  return case
     when jsonb_typeof(p_data) is distinct from 'object'
       then 'data must be an object with media_url and thumbnail_url, or with deleted'
     when coalesce(jsonb_typeof(p_data -> 'deleted'), 'null') not in ('null', 'boolean')
@@ -248,7 +254,7 @@ begin
       then format('data.media_url must be a string or null, got %s', p_data -> 'media_url')
     when coalesce(jsonb_typeof(p_data -> 'thumbnail_url'), 'null') not in ('null', 'string')
       then format('data.thumbnail_url must be a string or null, got %s', p_data -> 'thumbnail_url')
-  end);
+  end;
 end;
 $$;
 
