@@ -12,7 +12,7 @@
 -- alone commit a job through dblink (a second session) and delete it again before the end.
 begin;
 set local search_path = public, extensions;
-select plan(330);
+select plan(333);
 
 -- fixtures ----------------------------------------------------------------------------------
 do $$
@@ -1134,6 +1134,38 @@ update jobs.batch set settled_at = now() where id = (select batch_id from pg_tem
 select is((select count(*)::int from jobs.claim_tasks((select batch_id from pg_temp.task('pgtap-core-ct10', 'first')), 5)), 0,
   'a settled batch claims nothing');
 select is((select count(*)::int from jobs.task where job_name = 'pgtap-core-ct10' and state = 'queued'), 2, '... and leaves the queue alone');
+
+-- jobs.claim_for_batches: the claims of several batches at once ----------------------------------------
+select jobs.define(p_name => 'pgtap-core-cfb', p_target_function => 'pgtap-fn', p_discover_function => 'pg_temp.discover(jsonb)',
+                   p_config => '{"job": "pgtap-core-cfb"}', p_batch_size => 1, p_max_in_flight => 3,
+                   p_context_function => 'pg_temp.ctx(jsonb)');
+insert into jobs.task (job_name, key) values ('pgtap-core-cfb', 'b1'), ('pgtap-core-cfb', 'b2'), ('pgtap-core-cfb', 'b3');
+select jobs.tick('pgtap-core-cfb');
+create temp table cfb as
+  select array_agg(batch_id order by key) as b from jobs.task where job_name = 'pgtap-core-cfb' and key like 'b%';
+update jobs.batch set settled_at = now() where id = (select b[3] from cfb);
+select pg_temp.add_tasks('pgtap-core-cfb', 'q', 6);
+insert into moot_keys values ('q02', 'moot in a multi-batch claim');
+delete from ctx_calls;
+create temp table cfb_out as
+  select * from jobs.claim_for_batches(jsonb_build_array(
+    jsonb_build_object('batch_id', (select b[2] from cfb), 'count', 2),
+    jsonb_build_object('batch_id', (select b[1] from cfb), 'count', 1),
+    jsonb_build_object('batch_id', (select b[1] from cfb), 'count', 1),
+    jsonb_build_object('batch_id', (select b[3] from cfb), 'count', 3)));
+select is(
+  (select array_agg(t.key || '@' || case o.batch_id when c.b[1] then 'b1' when c.b[2] then 'b2' else 'other' end
+                    || ':' || (o.context ->> 'secret')
+                    || ':' || (t.batch_id = o.batch_id and t.lease_token = o.lease_token and t.state = 'running')
+                    order by t.key)
+     from cfb_out o join jobs.task t on t.id = o.task_id cross join cfb c),
+  array['q01@b1:tok-q01:true', 'q03@b2:tok-q03:true', 'q04@b2:tok-q04:true', 'q05@b1:tok-q05:true'],
+  'claim_for_batches: counts of one batch add up, the first batch is served first, its moot task is replaced in it, a settled batch gets nothing');
+select is((select array_agg(jsonb_array_length(tasks) order by n) from ctx_calls), array[4, 1],
+  '... one context call per round for all the batches of the job (4 claimed with one moot, then 1 more)');
+select is((select array_agg(key || '=' || state order by key) from jobs.task where job_name = 'pgtap-core-cfb' and key like 'q%'),
+  array['q01=running', 'q02=discarded', 'q03=running', 'q04=running', 'q05=running', 'q06=queued'],
+  '... and nothing else is claimed');
 
 -- jobs.record_outcomes -------------------------------------------------------------------------------
 select jobs.define(p_name => 'pgtap-core-out', p_target_function => 'pgtap-fn', p_discover_function => 'pg_temp.discover(jsonb)',
