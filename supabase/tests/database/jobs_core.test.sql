@@ -12,7 +12,7 @@
 -- alone commit a job through dblink (a second session) and delete it again before the end.
 begin;
 set local search_path = public, extensions;
-select plan(333);
+select plan(335);
 
 -- fixtures ----------------------------------------------------------------------------------
 do $$
@@ -1402,6 +1402,11 @@ update jobs.job set enabled = false where name <> 'pgtap-core-hb' and enabled;
 select is(jobs.heartbeat(), 3, 'heartbeat claims the queued due work of an enabled job');
 select is((select count(*)::int from jobs.task where job_name = 'pgtap-core-hb' and state = 'running'), 3, 'its tasks are running');
 select is((select count(*)::int from req where job_name = 'pgtap-core-hb'), 1, 'in one dispatched request');
+
+-- Dispatch needs only the project URL from Vault: no key is stored for it.
+delete from vault.secrets where name = 'service_key';
+select ok(jobs.dispatch_secrets_present(), 'dispatch needs only project_url in Vault (no service_key)');
+select is((select jobs.tick('pgtap-core-hb') ->> 'error'), null, '... and a tick dispatches without it');
 
 select * from finish();
 rollback;
