@@ -926,7 +926,7 @@ CREATE FUNCTION jobs.dispatch_secrets_present() RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select count(distinct name) = 2 from vault.decrypted_secrets where name in ('project_url', 'service_key');
+  select exists (select 1 from vault.decrypted_secrets where name = 'project_url' and decrypted_secret <> '');
 $$;
 
 --
@@ -1019,7 +1019,7 @@ declare
   v_total int := 0;
 begin
   if not jobs.dispatch_secrets_present() then
-    raise warning 'jobs.heartbeat: Vault secrets project_url and service_key are missing; nothing dispatched';
+    raise warning 'jobs.heartbeat: Vault secret project_url is missing; nothing dispatched';
     return 0;
   end if;
   for v_job in select * from jobs.job where enabled order by name for update skip locked loop
@@ -2069,7 +2069,7 @@ begin
     if v_job.paused then
       v_error := coalesce(v_error, 'job is paused: discovered only, nothing dispatched');
     elsif not jobs.dispatch_secrets_present() then
-      v_error := 'Vault secrets project_url and service_key must both exist to dispatch; '
+      v_error := 'Vault secret project_url must exist to dispatch; '
                  'see README "Deploy to a hosted Supabase project"';
     else
       select c.claimed, c.request_ids into v_claimed, v_requests from jobs.claim_and_dispatch(v_job, v_run_id) c;
@@ -2118,7 +2118,6 @@ begin
       using errcode = 'no_data_found',
             hint = case p_name
               when 'project_url' then 'select vault.create_secret(''https://<project-ref>.supabase.co'', ''project_url'');'
-              when 'service_key' then 'select vault.create_secret(''<sb_secret_… key>'', ''service_key'');'
               else format('select vault.create_secret(''<value>'', %L);', p_name) end;
   end if;
   return v_secret;

@@ -78,10 +78,12 @@ describe("Postgres restarts", () => {
     await eventually(connects, "Postgres to accept connections again", 15_000);
     expect(Date.now() - t0).toBeLessThan(15_000);
 
+    // The supervisor records a restarted child at spawn (its /proc cmdline may still be the
+    // spawner's) and again once it serves: wait for that second record.
     const pgAfter = await eventually(async () => {
-      const pid = stackChild(info, "postgres").pid;
-      return pid !== pgBefore && isAlive(pid) && pid;
-    }, "children.json to record the new postmaster");
+      const child = stackChild(info, "postgres");
+      return child.pid !== pgBefore && isAlive(child.pid) && child.cmdline.includes(" -D ") && child.pid;
+    }, "children.json to record the new postmaster with its command line");
     expect(stackChild(info, "postgres").cmdline).toContain(" -D ");
     expect(pgAfter).not.toBe(pgBefore);
     expect(services()).toEqual(before);
