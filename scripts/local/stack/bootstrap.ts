@@ -44,7 +44,16 @@ export async function pushMigrations(cfg: StackConfig): Promise<string> {
     stderr: "piped",
   }).output();
   const text = (new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr)).trim();
-  if (!out.success) throw new Error(`supabase db push failed (exit ${out.code}):\n${text}`);
+  if (!out.success) {
+    // A local database migrated from a history that no longer exists (the migrations were
+    // consolidated once, before the first release): its data is throwaway, so say how to reset it.
+    const hint = text.includes("Remote migration versions not found in local migrations directory")
+      ? `\n\nThe local database in ${cfg.stateDir} was migrated from an older migration history. ` +
+        `Local data is disposable: stop the stack and remove that directory to start fresh ` +
+        `(npm run stack:down${cfg.profile === "dev" ? "" : ` -- --profile ${cfg.profile}`} && rm -rf ${cfg.stateDir}).`
+      : "";
+    throw new Error(`supabase db push failed (exit ${out.code}):\n${text}${hint}`);
+  }
   return text;
 }
 
