@@ -744,27 +744,6 @@ end;
 $_$;
 
 --
--- Name: claim_into_batch(bigint, integer); Type: FUNCTION; Schema: jobs; Owner: -
---
-
-CREATE FUNCTION jobs.claim_into_batch(p_batch_id bigint, p_count integer DEFAULT 1) RETURNS TABLE(id bigint, lease_token uuid, attempt integer, payload jsonb)
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_job jobs.job;
-begin
-  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
-   where b.id = p_batch_id and b.settled_at is null;
-  if not found or not v_job.enabled or v_job.paused or coalesce(v_job.suspended_until > now(), false) then
-    return;
-  end if;
-  return query select * from jobs.lease_tasks(
-    v_job, p_batch_id, jobs.select_due_tasks(v_job, least(greatest(coalesce(p_count, 1), 1), 100)));
-end;
-$$;
-
---
 -- Name: claim_tasks(bigint, integer); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -3147,12 +3126,6 @@ REVOKE ALL ON FUNCTION jobs.claim_due_tasks(p_job jobs.job, p_want integer) FROM
 --
 
 REVOKE ALL ON FUNCTION jobs.claim_for_batches(p_claims jsonb) FROM PUBLIC;
-
---
--- Name: FUNCTION claim_into_batch(p_batch_id bigint, p_count integer); Type: ACL; Schema: jobs; Owner: -
---
-
-REVOKE ALL ON FUNCTION jobs.claim_into_batch(p_batch_id bigint, p_count integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION claim_tasks(p_batch_id bigint, p_count integer); Type: ACL; Schema: jobs; Owner: -

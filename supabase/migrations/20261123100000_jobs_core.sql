@@ -483,7 +483,7 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Claiming: select due tasks (buckets debited), lease them (the one leasing statement), and either
 -- dispatch them as new batches (jobs.claim_and_dispatch) or add them to a batch in flight
--- (jobs.claim_into_batch; jobs.claim_tasks adds the job's context).
+-- (jobs.claim_for_batches, which adds the job's context).
 
 -- The claim selection of a job with task_rate_limits: up to p_want due tasks (run_after, id
 -- order), skipping a task while any of its buckets (the job's rate_limit_key and the task's
@@ -565,7 +565,7 @@ $$;
 
 -- Up to p_want due tasks of a job, locked (SKIP LOCKED), with the job's bucket (or, for jobs with
 -- task_rate_limits, every task's buckets: jobs.claim_due_tasks) debited. null: nothing due.
--- The one selection both claims use (jobs.claim_and_dispatch and jobs.claim_into_batch).
+-- The one selection both claims use (jobs.claim_and_dispatch and jobs.claim_for_batches).
 create function jobs.select_due_tasks(p_job jobs.job, p_want int)
 returns bigint[]
 language plpgsql
@@ -766,28 +766,6 @@ begin
       p_job, p_run_id, v_ids[i * p_job.batch_size + 1 : (i + 1) * p_job.batch_size], v_url);
   end loop;
   return query select cardinality(v_ids), v_requests;
-end;
-$$;
-
--- Work-conserving inside a batch: claims up to p_count (at most 100) of the job's next due tasks
--- into a batch that is still in flight (same request, same in-flight slot). Returns nothing once
--- the batch is settled, the job cannot dispatch, the buckets are empty, or nothing is due.
--- Takes only task rows (SKIP LOCKED), the claim lock and buckets.
-create function jobs.claim_into_batch(p_batch_id bigint, p_count int default 1)
-returns table (id bigint, lease_token uuid, attempt int, payload jsonb)
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_job jobs.job;
-begin
-  select j.* into v_job from jobs.batch b join jobs.job j on j.name = b.job_name
-   where b.id = p_batch_id and b.settled_at is null;
-  if not found or not v_job.enabled or v_job.paused or coalesce(v_job.suspended_until > now(), false) then
-    return;
-  end if;
-  return query select * from jobs.lease_tasks(
-    v_job, p_batch_id, jobs.select_due_tasks(v_job, least(greatest(coalesce(p_count, 1), 1), 100)));
 end;
 $$;
 

@@ -26,6 +26,7 @@ import {
   isLeaseLost,
   type JobStore,
   type LeasedContext,
+  type MootTask,
   type TaskLease,
 } from "./job_store.ts";
 import type { Outcome, RecordedState } from "./outcome.ts";
@@ -110,7 +111,7 @@ export function serveJob<P, C, S>(job: JobFunction<P, C, S>, deps: RunnerDeps): 
     const store = deps.store();
     const leases: TaskLease[] = batch.tasks.map((t) => ({ taskId: t.id, leaseToken: t.lease_token }));
 
-    let read: { tasks: LeasedContext[]; moot: { taskId: number; reason: string }[] };
+    let read: { tasks: LeasedContext[]; moot: MootTask[] };
     try {
       read = await store.contexts(leases);
     } catch (err) {

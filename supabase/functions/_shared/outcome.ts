@@ -11,7 +11,6 @@
 //   (lease no longer ours: nothing changed) → skipped
 
 export type OutcomeKind = "ok" | "retry" | "dead" | "discard" | "release";
-export const OUTCOME_KINDS: readonly OutcomeKind[] = ["ok", "retry", "dead", "discard", "release"];
 
 export type Data = Record<string, unknown>;
 
@@ -49,4 +48,3 @@ export type Outcome =
 
 /** What recording an outcome left the task in. */
 export type RecordedState = "succeeded" | "queued" | "dead" | "discarded";
-export const RECORDED_STATES: readonly RecordedState[] = ["succeeded", "queued", "dead", "discarded"];
