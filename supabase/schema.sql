@@ -2104,6 +2104,114 @@ end;
 $$;
 
 --
+-- Name: cleanup_expired_otps(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.cleanup_expired_otps() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  s bookings.cleanup_settings;
+begin
+  select * into s from bookings.cleanup_settings;
+  return bookings.deleted_result(
+    bookings.delete_in_chunks('public.otp_codes', format('expires_at < %L', now()), s.chunk_rows, s.max_rows_per_pass),
+    'cleanup_expired_otps');
+end;
+$$;
+
+--
+-- Name: cleanup_old_audit_logs(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.cleanup_old_audit_logs() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  s bookings.cleanup_settings;
+begin
+  select * into s from bookings.cleanup_settings;
+  return bookings.deleted_result(
+    bookings.delete_in_chunks('public.audit_logs',
+      format('severity <> %L and created_at < %L', 'critical', now() - s.audit_retention), s.chunk_rows, s.max_rows_per_pass),
+    'cleanup_old_audit_logs');
+end;
+$$;
+
+--
+-- Name: cleanup_old_notifications(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.cleanup_old_notifications() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  s bookings.cleanup_settings;
+  v_step jsonb;
+begin
+  select * into s from bookings.cleanup_settings;
+  v_step := bookings.delete_in_chunks('public.notifications',
+    format('read_at is not null and created_at < %L', now() - s.notification_retention), s.chunk_rows, s.max_rows_per_pass);
+  perform bookings.delete_in_chunks('bookings.message_status',
+    format('updated_at < %L', now() - s.notification_retention), s.chunk_rows, s.max_rows_per_pass);
+  return bookings.deleted_result(v_step, 'cleanup_old_notifications');
+end;
+$$;
+
+--
+-- Name: cleanup_stale_bookings(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.cleanup_stale_bookings() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  s bookings.cleanup_settings;
+  v_total bigint := 0;
+  v_count int;
+  v_errors jsonb := '[]';
+  v_notices jsonb;
+begin
+  select * into s from bookings.cleanup_settings;
+  loop
+    begin
+      with stale as (
+        select b.id from public.bookings b
+         where b.status = 'pending' and b.deposit_paid_at is null and b.created_at <= now() - s.stale_booking_after
+         order by b.created_at
+         limit least(s.chunk_rows, s.max_rows_per_pass - v_total)
+           for update skip locked)
+      update public.bookings b
+         set status = 'cancelled', cancelled_at = now(), cancel_reason = bookings.stale_cancel_reason(), updated_at = now()
+        from stale where b.id = stale.id;
+      get diagnostics v_count = row_count;
+    exception when others then
+      v_errors := v_errors || jsonb_build_array('cleanup_stale_bookings: ' || sqlerrm);
+      exit;
+    end;
+    v_total := v_total + v_count;
+    exit when v_count < s.chunk_rows or v_total >= s.max_rows_per_pass;
+  end loop;
+
+  if v_total > 0 then
+    begin
+      v_notices := jobs.run_now('booking-notices');
+    exception when others then
+      v_errors := v_errors || jsonb_build_array(
+        'cleanup_stale_bookings: the cancellation emails wait for the next booking-notices tick: ' || sqlerrm);
+    end;
+  end if;
+  return jsonb_build_object('success', jsonb_array_length(v_errors) = 0, 'cancelledCount', v_total,
+                            'more', v_total >= s.max_rows_per_pass,
+                            'noticesQueued', coalesce((v_notices ->> 'discovered')::int, 0), 'errors', v_errors);
+end;
+$$;
+
+--
 -- Name: refresh_expired_instagram_tokens(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2179,6 +2287,49 @@ $$;
 --
 
 COMMENT ON FUNCTION public.refresh_instagram_reel_urls() IS 'Runs one instagram-reel-urls tick now: discovers reels whose URLs expire within margin_hours, dispatches them to refresh-reels, and reports how many were skipped as fresh.';
+
+--
+-- Name: run_all_cleanup_jobs(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.run_all_cleanup_jobs() RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return bookings.audit_cleanup(bookings.cleanup_summary('{}', bookings.cleanup_pass()), 'run_all_cleanup_jobs', 1);
+end;
+$$;
+
+--
+-- Name: run_all_reminder_jobs(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.run_all_reminder_jobs() RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select jsonb_build_object('booking_reminders', jobs.run_now('booking-reminders'),
+                            'payment_reminders', jobs.run_now('payment-reminders'))
+$$;
+
+--
+-- Name: send_booking_reminders(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.send_booking_reminders() RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select jobs.run_now('booking-reminders') $$;
+
+--
+-- Name: send_payment_reminders(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.send_payment_reminders() RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select jobs.run_now('payment-reminders') $$;
 
 --
 -- Name: apply_refreshes(jsonb); Type: FUNCTION; Schema: social; Owner: -
@@ -2685,6 +2836,131 @@ ALTER TABLE jobs.task ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: audit_logs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.audit_logs (
+    id bigint NOT NULL,
+    action text NOT NULL,
+    severity text DEFAULT 'info'::text NOT NULL,
+    actor text,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT audit_logs_action_check CHECK (((length(action) >= 1) AND (length(action) <= 100))),
+    CONSTRAINT audit_logs_severity_check CHECK ((severity = ANY (ARRAY['debug'::text, 'info'::text, 'warning'::text, 'error'::text, 'critical'::text])))
+);
+
+--
+-- Name: COLUMN audit_logs.severity; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.audit_logs.severity IS 'critical entries are kept forever; the others are deleted after the retention (90 days).';
+
+--
+-- Name: audit_logs_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.audit_logs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.audit_logs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: bookings; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.bookings (
+    id bigint NOT NULL,
+    client_id bigint NOT NULL,
+    performer_id bigint NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    event_at timestamp with time zone NOT NULL,
+    deposit_paid_at timestamp with time zone,
+    balance_due bigint DEFAULT 0 NOT NULL,
+    currency text DEFAULT 'USD'::text NOT NULL,
+    cancelled_at timestamp with time zone,
+    cancel_reason text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT bookings_balance_due_check CHECK ((balance_due >= 0)),
+    CONSTRAINT bookings_check CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
+    CONSTRAINT bookings_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
+    CONSTRAINT bookings_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'confirmed'::text, 'completed'::text, 'cancelled'::text])))
+);
+
+--
+-- Name: COLUMN bookings.balance_due; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.bookings.balance_due IS 'Outstanding balance in minor units of currency (pence, cents).';
+
+--
+-- Name: COLUMN bookings.cancel_reason; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.bookings.cancel_reason IS 'Why it was cancelled; ''no deposit within 24 hours'' when cleanup_stale_bookings did it (the client gets an email).';
+
+--
+-- Name: bookings_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.bookings ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.bookings_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: clients; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.clients (
+    id bigint NOT NULL,
+    user_id uuid,
+    name text NOT NULL,
+    email text,
+    phone text,
+    whatsapp_opt_in boolean DEFAULT false NOT NULL,
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT clients_email_check CHECK ((email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'::text)),
+    CONSTRAINT clients_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+    CONSTRAINT clients_phone_check CHECK ((phone ~ '^\+[1-9][0-9]{6,14}$'::text))
+);
+
+--
+-- Name: COLUMN clients.phone; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.clients.phone IS 'E.164 (+ and 7 to 15 digits).';
+
+--
+-- Name: COLUMN clients.whatsapp_opt_in; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.clients.whatsapp_opt_in IS 'WhatsApp reminders are sent only when true (and a phone is set).';
+
+--
+-- Name: clients_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.clients ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.clients_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: instagram_reels; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2731,6 +3007,123 @@ COMMENT ON COLUMN public.instagram_reels.status IS 'active: refreshed by the job
 
 ALTER TABLE public.instagram_reels ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.instagram_reels_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: notifications; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notifications (
+    id bigint NOT NULL,
+    booking_id bigint,
+    client_id bigint,
+    performer_id bigint,
+    kind text NOT NULL,
+    channel text NOT NULL,
+    to_address text,
+    status text DEFAULT 'pending'::text NOT NULL,
+    provider_message_id text,
+    error_code text,
+    error text,
+    send_attempts integer DEFAULT 0 NOT NULL,
+    attempt_started_at timestamp with time zone,
+    sent_at timestamp with time zone,
+    delivered_at timestamp with time zone,
+    read_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT notifications_channel_check CHECK ((channel = ANY (ARRAY['whatsapp'::text, 'email'::text, 'in_app'::text]))),
+    CONSTRAINT notifications_check CHECK ((num_nonnulls(client_id, performer_id) = 1)),
+    CONSTRAINT notifications_kind_check CHECK ((kind ~ '^[a-z][a-z_]{0,49}$'::text)),
+    CONSTRAINT notifications_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'queued'::text, 'sent'::text, 'delivered'::text, 'read'::text, 'failed'::text, 'undelivered'::text, 'skipped'::text])))
+);
+
+--
+-- Name: TABLE notifications; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.notifications IS 'Messages to clients and performers. Reminders get one row per (booking, kind, channel) when discovered; status: pending (due) → sending (a send attempt started) → queued/sent/delivered/read (the provider''s word, from Twilio''s status callbacks) | failed/undelivered (error_code, error) | skipped (no longer due).';
+
+--
+-- Name: COLUMN notifications.attempt_started_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.notifications.attempt_started_at IS 'Set when a send attempt starts, before the provider is called: a later attempt of a send whose outcome is unknown looks the message up first (Twilio has no idempotency key).';
+
+--
+-- Name: COLUMN notifications.read_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.notifications.read_at IS 'When the recipient read it in the app (in_app); read ones are deleted after 30 days.';
+
+--
+-- Name: notifications_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.notifications ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.notifications_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: otp_codes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.otp_codes (
+    id bigint NOT NULL,
+    user_id uuid,
+    phone text,
+    code_hash text NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: otp_codes_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.otp_codes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.otp_codes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: performers; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.performers (
+    id bigint NOT NULL,
+    user_id uuid,
+    name text NOT NULL,
+    email text,
+    phone text,
+    whatsapp_opt_in boolean DEFAULT false NOT NULL,
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT performers_email_check CHECK ((email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'::text)),
+    CONSTRAINT performers_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+    CONSTRAINT performers_phone_check CHECK ((phone ~ '^\+[1-9][0-9]{6,14}$'::text))
+);
+
+--
+-- Name: performers_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.performers ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.performers_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -2832,6 +3225,34 @@ ALTER TABLE ONLY jobs.task
     ADD CONSTRAINT task_pkey PRIMARY KEY (id);
 
 --
+-- Name: audit_logs audit_logs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.audit_logs
+    ADD CONSTRAINT audit_logs_pkey PRIMARY KEY (id);
+
+--
+-- Name: bookings bookings_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.bookings
+    ADD CONSTRAINT bookings_pkey PRIMARY KEY (id);
+
+--
+-- Name: clients clients_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.clients
+    ADD CONSTRAINT clients_pkey PRIMARY KEY (id);
+
+--
+-- Name: clients clients_user_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.clients
+    ADD CONSTRAINT clients_user_id_key UNIQUE (user_id);
+
+--
 -- Name: instagram_reels instagram_reels_account_media_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2844,6 +3265,41 @@ ALTER TABLE ONLY public.instagram_reels
 
 ALTER TABLE ONLY public.instagram_reels
     ADD CONSTRAINT instagram_reels_pkey PRIMARY KEY (id);
+
+--
+-- Name: notifications notifications_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
+
+--
+-- Name: notifications notifications_provider_message_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_provider_message_id_key UNIQUE (provider_message_id);
+
+--
+-- Name: otp_codes otp_codes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.otp_codes
+    ADD CONSTRAINT otp_codes_pkey PRIMARY KEY (id);
+
+--
+-- Name: performers performers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.performers
+    ADD CONSTRAINT performers_pkey PRIMARY KEY (id);
+
+--
+-- Name: performers performers_user_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.performers
+    ADD CONSTRAINT performers_user_id_key UNIQUE (user_id);
 
 --
 -- Name: social_accounts social_accounts_creator_platform_key; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2932,10 +3388,76 @@ CREATE UNIQUE INDEX task_open_key ON jobs.task USING btree (job_name, key) WHERE
 CREATE INDEX task_running_lease ON jobs.task USING btree (job_name, lease_until) WHERE (state = 'running'::text);
 
 --
+-- Name: audit_logs_prunable; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX audit_logs_prunable ON public.audit_logs USING btree (created_at) WHERE (severity <> 'critical'::text);
+
+--
+-- Name: bookings_cancelled_recent; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bookings_cancelled_recent ON public.bookings USING btree (cancelled_at) WHERE (status = 'cancelled'::text);
+
+--
+-- Name: bookings_client; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bookings_client ON public.bookings USING btree (client_id);
+
+--
+-- Name: bookings_confirmed_event; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bookings_confirmed_event ON public.bookings USING btree (event_at) WHERE (status = 'confirmed'::text);
+
+--
+-- Name: bookings_pending_unpaid; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bookings_pending_unpaid ON public.bookings USING btree (created_at) WHERE ((status = 'pending'::text) AND (deposit_paid_at IS NULL));
+
+--
+-- Name: bookings_performer; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX bookings_performer ON public.bookings USING btree (performer_id);
+
+--
 -- Name: instagram_reels_due; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX instagram_reels_due ON public.instagram_reels USING btree (account_id, url_expires_at) WHERE (status = 'active'::text);
+
+--
+-- Name: notifications_client; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notifications_client ON public.notifications USING btree (client_id);
+
+--
+-- Name: notifications_once; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX notifications_once ON public.notifications USING btree (booking_id, kind, channel) WHERE (booking_id IS NOT NULL);
+
+--
+-- Name: notifications_performer; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notifications_performer ON public.notifications USING btree (performer_id);
+
+--
+-- Name: notifications_read_old; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notifications_read_old ON public.notifications USING btree (created_at) WHERE (read_at IS NOT NULL);
+
+--
+-- Name: otp_codes_expiry; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX otp_codes_expiry ON public.otp_codes USING btree (expires_at);
 
 --
 -- Name: social_accounts_due; Type: INDEX; Schema: public; Owner: -
@@ -2968,6 +3490,18 @@ CREATE TRIGGER task_guard_transition BEFORE UPDATE OF state ON jobs.task FOR EAC
 CREATE TRIGGER task_take_rate_keys BEFORE INSERT ON jobs.task FOR EACH ROW WHEN ((new.payload ? 'rate_keys'::text)) EXECUTE FUNCTION jobs.task_take_rate_keys();
 
 --
+-- Name: clients clients_time_zone; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER clients_time_zone BEFORE INSERT OR UPDATE OF time_zone ON public.clients FOR EACH ROW EXECUTE FUNCTION bookings.check_time_zone();
+
+--
+-- Name: performers performers_time_zone; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER performers_time_zone BEFORE INSERT OR UPDATE OF time_zone ON public.performers FOR EACH ROW EXECUTE FUNCTION bookings.check_time_zone();
+
+--
 -- Name: batch batch_job_name_fkey; Type: FK CONSTRAINT; Schema: jobs; Owner: -
 --
 
@@ -2996,6 +3530,27 @@ ALTER TABLE ONLY jobs.task
     ADD CONSTRAINT task_job_name_fkey FOREIGN KEY (job_name) REFERENCES jobs.job(name) ON DELETE CASCADE;
 
 --
+-- Name: bookings bookings_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.bookings
+    ADD CONSTRAINT bookings_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id) ON DELETE RESTRICT;
+
+--
+-- Name: bookings bookings_performer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.bookings
+    ADD CONSTRAINT bookings_performer_id_fkey FOREIGN KEY (performer_id) REFERENCES public.performers(id) ON DELETE RESTRICT;
+
+--
+-- Name: clients clients_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.clients
+    ADD CONSTRAINT clients_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE SET NULL;
+
+--
 -- Name: instagram_reels instagram_reels_account_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3003,11 +3558,88 @@ ALTER TABLE ONLY public.instagram_reels
     ADD CONSTRAINT instagram_reels_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.social_accounts(id) ON DELETE CASCADE;
 
 --
+-- Name: notifications notifications_booking_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_booking_id_fkey FOREIGN KEY (booking_id) REFERENCES public.bookings(id) ON DELETE CASCADE;
+
+--
+-- Name: notifications notifications_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(id) ON DELETE CASCADE;
+
+--
+-- Name: notifications notifications_performer_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_performer_id_fkey FOREIGN KEY (performer_id) REFERENCES public.performers(id) ON DELETE CASCADE;
+
+--
+-- Name: otp_codes otp_codes_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.otp_codes
+    ADD CONSTRAINT otp_codes_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
+-- Name: performers performers_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.performers
+    ADD CONSTRAINT performers_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE SET NULL;
+
+--
 -- Name: social_accounts social_accounts_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.social_accounts
     ADD CONSTRAINT social_accounts_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+--
+-- Name: bookings Clients and performers read their own bookings; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY "Clients and performers read their own bookings" ON public.bookings FOR SELECT TO authenticated USING (((EXISTS ( SELECT 1
+   FROM public.clients c
+  WHERE ((c.id = bookings.client_id) AND (c.user_id = ( SELECT auth.uid() AS uid))))) OR (EXISTS ( SELECT 1
+   FROM public.performers p
+  WHERE ((p.id = bookings.performer_id) AND (p.user_id = ( SELECT auth.uid() AS uid)))))));
+
+--
+-- Name: clients Clients read their own profile; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY "Clients read their own profile" ON public.clients FOR SELECT TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid)));
+
+--
+-- Name: performers Performers read their own profile; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY "Performers read their own profile" ON public.performers FOR SELECT TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid)));
+
+--
+-- Name: notifications Recipients mark their own notifications read; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY "Recipients mark their own notifications read" ON public.notifications FOR UPDATE TO authenticated USING (((EXISTS ( SELECT 1
+   FROM public.clients c
+  WHERE ((c.id = notifications.client_id) AND (c.user_id = ( SELECT auth.uid() AS uid))))) OR (EXISTS ( SELECT 1
+   FROM public.performers p
+  WHERE ((p.id = notifications.performer_id) AND (p.user_id = ( SELECT auth.uid() AS uid)))))));
+
+--
+-- Name: notifications Recipients read their own notifications; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY "Recipients read their own notifications" ON public.notifications FOR SELECT TO authenticated USING (((EXISTS ( SELECT 1
+   FROM public.clients c
+  WHERE ((c.id = notifications.client_id) AND (c.user_id = ( SELECT auth.uid() AS uid))))) OR (EXISTS ( SELECT 1
+   FROM public.performers p
+  WHERE ((p.id = notifications.performer_id) AND (p.user_id = ( SELECT auth.uid() AS uid)))))));
 
 --
 -- Name: instagram_reels Users read the reels of their own connections; Type: POLICY; Schema: public; Owner: -
@@ -3024,10 +3656,46 @@ CREATE POLICY "Users read the reels of their own connections" ON public.instagra
 CREATE POLICY "Users read the status of their own connections" ON public.social_accounts FOR SELECT TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid)));
 
 --
+-- Name: audit_logs; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.audit_logs ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: bookings; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.bookings ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: clients; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.clients ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: instagram_reels; Type: ROW SECURITY; Schema: public; Owner: -
 --
 
 ALTER TABLE public.instagram_reels ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: notifications; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.notifications ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: otp_codes; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.otp_codes ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: performers; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.performers ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: social_accounts; Type: ROW SECURITY; Schema: public; Owner: -
@@ -3368,6 +4036,34 @@ REVOKE ALL ON FUNCTION jobs.tick(p_job_name text, p_trigger text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.vault_secret(p_name text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION cleanup_expired_otps(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.cleanup_expired_otps() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cleanup_expired_otps() TO service_role;
+
+--
+-- Name: FUNCTION cleanup_old_audit_logs(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.cleanup_old_audit_logs() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cleanup_old_audit_logs() TO service_role;
+
+--
+-- Name: FUNCTION cleanup_old_notifications(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.cleanup_old_notifications() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cleanup_old_notifications() TO service_role;
+
+--
+-- Name: FUNCTION cleanup_stale_bookings(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.cleanup_stale_bookings() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cleanup_stale_bookings() TO service_role;
+
+--
 -- Name: FUNCTION refresh_expired_instagram_tokens(); Type: ACL; Schema: public; Owner: -
 --
 
@@ -3394,6 +4090,34 @@ GRANT ALL ON FUNCTION public.refresh_expired_youtube_tokens() TO service_role;
 
 REVOKE ALL ON FUNCTION public.refresh_instagram_reel_urls() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.refresh_instagram_reel_urls() TO service_role;
+
+--
+-- Name: FUNCTION run_all_cleanup_jobs(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.run_all_cleanup_jobs() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.run_all_cleanup_jobs() TO service_role;
+
+--
+-- Name: FUNCTION run_all_reminder_jobs(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.run_all_reminder_jobs() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.run_all_reminder_jobs() TO service_role;
+
+--
+-- Name: FUNCTION send_booking_reminders(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.send_booking_reminders() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.send_booking_reminders() TO service_role;
+
+--
+-- Name: FUNCTION send_payment_reminders(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.send_payment_reminders() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.send_payment_reminders() TO service_role;
 
 --
 -- Name: FUNCTION apply_refreshes(p_outcomes jsonb); Type: ACL; Schema: social; Owner: -
@@ -3438,10 +4162,40 @@ REVOKE ALL ON FUNCTION social.refresh_data_problem(p_data jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION social.refresh_moot_reason(p_account_id bigint, p_status text, p_has_refresh_token boolean) FROM PUBLIC;
 
 --
+-- Name: TABLE bookings; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.bookings TO authenticated;
+
+--
+-- Name: TABLE clients; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.clients TO authenticated;
+
+--
 -- Name: TABLE instagram_reels; Type: ACL; Schema: public; Owner: -
 --
 
 GRANT SELECT ON TABLE public.instagram_reels TO authenticated;
+
+--
+-- Name: TABLE notifications; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.notifications TO authenticated;
+
+--
+-- Name: COLUMN notifications.read_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(read_at) ON TABLE public.notifications TO authenticated;
+
+--
+-- Name: TABLE performers; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.performers TO authenticated;
 
 --
 -- Name: COLUMN social_accounts.id; Type: ACL; Schema: public; Owner: -
