@@ -525,6 +525,30 @@ CREATE FUNCTION jobs.bucket_problem(p_bucket jsonb) RETURNS text
 $_$;
 
 --
+-- Name: bucket_wait_ms(text[]); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.bucket_wait_ms(p_keys text[]) RETURNS integer
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_seconds numeric;
+begin
+  select max(greatest(0, extract(epoch from r.refilled_at - now())::numeric)
+             + greatest(0, 1 - least(r.capacity, r.tokens + greatest(0, extract(epoch from now() - r.refilled_at)::numeric)
+                                                   * r.refill_per_second)) / r.refill_per_second)
+    into v_seconds
+    from jobs.rate_limit r
+   where r.key = any (p_keys) and r.refill_per_second > 0;
+  if v_seconds is null or v_seconds <= 0 then
+    return null;
+  end if;
+  return least(ceil(v_seconds * 1000), 60000)::int;
+end;
+$$;
+
+--
 -- Name: cancel(bigint, text); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -757,6 +781,46 @@ begin
       from jobs.claim_for_batches(jsonb_build_array(jsonb_build_object(
              'batch_id', p_batch_id, 'count', least(greatest(coalesce(p_count, 1), 1), 100)))) c
      order by c.task_id;
+end;
+$$;
+
+--
+-- Name: claim_wait_ms(jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.claim_wait_ms(p_claims jsonb) RETURNS integer
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_job jobs.job;
+  v_keys text[];
+  v_wait int;
+  v_best int;
+begin
+  for v_job in
+    select j.* from jobs.job j
+     where j.name in (select b.job_name from jobs.batch b
+                       where b.id = any (array(select (e ->> 'batch_id')::bigint from jsonb_array_elements(p_claims) e))
+                         and b.settled_at is null)
+       and (j.rate_limit_key is not null or j.task_rate_limits)
+       and j.enabled and not j.paused and not coalesce(j.suspended_until > now(), false)
+  loop
+    select coalesce(t.rate_keys, '{}'::text[]) into v_keys
+      from jobs.task t
+     where t.job_name = v_job.name and t.state = 'queued' and t.run_after <= now()
+     order by t.run_after, t.id
+     limit 1;
+    continue when not found;
+    if v_job.rate_limit_key is not null then
+      v_keys := v_keys || v_job.rate_limit_key;
+    end if;
+    v_wait := jobs.bucket_wait_ms(v_keys);
+    if v_wait is not null and (v_best is null or v_wait < v_best) then
+      v_best := v_wait;
+    end if;
+  end loop;
+  return v_best;
 end;
 $$;
 
@@ -1609,6 +1673,7 @@ declare
   v_bad record;
   v_recorded jsonb := '[]'::jsonb;
   v_claimed jsonb := '[]'::jsonb;
+  v_wait int;
 begin
   if jsonb_typeof(v_claims) <> 'array' then
     raise exception 'jobs.report: p_claims must be a JSON array of {"batch_id", "count"}, got %', jsonb_typeof(v_claims)
@@ -1659,7 +1724,12 @@ begin
       from jobs.claim_for_batches(v_claims) n;
   end if;
 
-  return jsonb_build_object('outcomes', v_recorded, 'claimed', v_claimed);
+  if v_claims <> '[]'::jsonb
+     and jsonb_array_length(v_claimed) < (select coalesce(sum((c ->> 'count')::int), 0) from jsonb_array_elements(v_claims) c) then
+    v_wait := jobs.claim_wait_ms(v_claims);
+  end if;
+  return jsonb_build_object('outcomes', v_recorded, 'claimed', v_claimed)
+         || case when v_wait is not null then jsonb_build_object('wait_ms', v_wait) else '{}'::jsonb end;
 end;
 $_$;
 
@@ -3772,6 +3842,12 @@ REVOKE ALL ON FUNCTION jobs.backoff_seconds(p_base numeric, p_cap numeric, p_jit
 REVOKE ALL ON FUNCTION jobs.bucket_problem(p_bucket jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION bucket_wait_ms(p_keys text[]); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.bucket_wait_ms(p_keys text[]) FROM PUBLIC;
+
+--
 -- Name: FUNCTION cancel(p_task_id bigint, p_reason text); Type: ACL; Schema: jobs; Owner: -
 --
 
@@ -3800,6 +3876,12 @@ REVOKE ALL ON FUNCTION jobs.claim_for_batches(p_claims jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION jobs.claim_tasks(p_batch_id bigint, p_count integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION claim_wait_ms(p_claims jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.claim_wait_ms(p_claims jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION complete(p_task_id bigint, p_lease_token uuid, p_result jsonb); Type: ACL; Schema: jobs; Owner: -

@@ -143,6 +143,28 @@ Deno.test("refill: each finished slot claims the next due task into the batch un
   });
 });
 
+Deno.test("refill: a claim throttled by a bucket is repeated after its wait by one slot; the others end", async () => {
+  const backlog = [task(4), task(5)];
+  // Three slots claim ahead; the first two claims that would take a backlog task are throttled.
+  await withRunner({ store: { backlog, throttle: [30, 30] } }, async (h) => {
+    const started = Date.now();
+    const res = await h.call(batch([1, 2, 3]));
+    assert.equal(res.status, 200);
+    assert.deepEqual([...h.performed].sort(), [1, 2, 3, 4, 5], "the throttled backlog is still performed");
+    assert.ok(Date.now() - started >= 30, "the pacing slot waited for the bucket");
+    assert.equal(res.json.succeeded, 5);
+  });
+});
+
+Deno.test("refill: a throttle longer than the pacing limit ends the slots (the heartbeat takes it up)", async () => {
+  const backlog = [task(4)];
+  await withRunner({ store: { backlog, throttle: [60_000, 60_000, 60_000] } }, async (h) => {
+    const res = await h.call(batch([1, 2, 3]));
+    assert.equal(res.status, 200);
+    assert.deepEqual([...h.performed].sort(), [1, 2, 3]);
+  });
+});
+
 Deno.test("refill: a request stops claiming at maxTasksPerRequest", async () => {
   const backlog = [4, 5, 6, 7].map((id) => task(id));
   await withRunner({ store: { backlog }, deps: { maxTasksPerRequest: 3 } }, async (h) => {

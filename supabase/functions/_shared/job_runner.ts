@@ -26,8 +26,10 @@ import {
   isLeaseLost,
   type JobStore,
   type LeasedContext,
+  isThrottled,
   type MootTask,
   type TaskLease,
+  type Throttled,
 } from "./job_store.ts";
 import type { Outcome, RecordedState } from "./outcome.ts";
 import { redact } from "./redact.ts";
@@ -87,6 +89,8 @@ export const DEFAULT_MAX_TASKS_PER_REQUEST = 2_000;
 /** A request stops claiming once it has run this long (Edge wall clock: 150 s free, 400 s paid). */
 export const DEFAULT_MAX_WALL_MS = 60_000;
 export const DURABLE_RETRY_MS: readonly number[] = [100, 500, 2_000];
+/** The longest a slot waits for a bucket; a longer wait (a paused bucket) is left to the heartbeat. */
+export const MAX_PACING_WAIT_MS = 5_000;
 
 const LEASE_LOST = "lease lost: the task is no longer running under this lease token";
 
@@ -139,17 +143,32 @@ export function serveJob<P, C, S>(job: JobFunction<P, C, S>, deps: RunnerDeps): 
     let released = false;
     const mayTakeMore = () => !stopClaiming && !signal.aborted && taken < maxTasks && now() - started < maxWall;
 
+    // A claim that found only rate-limited work says when a token comes back (jobs.report's
+    // wait_ms): one slot of the request waits that long and claims again, the others end. So a
+    // bucket's rate is used to the full without a 429, and the database is not polled by every slot.
+    let pacing = false;
     const claimAhead = async (): Promise<ClaimedTask | null> => {
-      if (!mayTakeMore()) return null;
-      taken++;
-      try {
-        const next = await store.claim(batch.batch_id);
-        if (next === null) taken--;
-        return next;
-      } catch (err) {
+      for (;;) {
+        if (!mayTakeMore()) return null;
+        taken++;
+        let next: ClaimedTask | Throttled | null;
+        try {
+          next = await store.claim(batch.batch_id);
+        } catch (err) {
+          taken--;
+          log(`${job.name}: batch ${batch.batch_id} could not claim more: ${redact(describeDatabaseError(err), [])}`);
+          return null;
+        }
+        if (next !== null && !isThrottled(next)) return next;
         taken--;
-        log(`${job.name}: batch ${batch.batch_id} could not claim more: ${redact(describeDatabaseError(err), [])}`);
-        return null;
+        if (next === null || pacing || next.waitMs > MAX_PACING_WAIT_MS) return null;
+        const wait = Math.min(next.waitMs, Math.max(0, maxWall - (now() - started)));
+        pacing = true;
+        try {
+          await sleep(Math.max(wait, 1), signal);
+        } finally {
+          pacing = false;
+        }
       }
     };
 
@@ -289,6 +308,20 @@ function issueText(error: z.ZodError): string {
 /** String values of outcome data (new tokens…), so no error text can carry them. */
 function stringsOf(data: Record<string, unknown> | undefined): string[] {
   return Object.values(data ?? {}).filter((v): v is string => typeof v === "string");
+}
+
+/** Resolves after ms, or at once when the request is aborted. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 async function withRetries<T>(fn: () => Promise<T>, delaysMs: readonly number[]): Promise<T> {

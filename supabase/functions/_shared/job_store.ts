@@ -39,13 +39,23 @@ export interface ClaimedTask {
   context: unknown;
 }
 
+/** No task now, but due work waits for a rate-limit bucket: claim again after waitMs. */
+export interface Throttled {
+  waitMs: number;
+}
+
+export function isThrottled(claim: ClaimedTask | Throttled | null): claim is Throttled {
+  return claim !== null && "waitMs" in claim;
+}
+
 export interface JobStore {
   /** Contexts of the dispatched tasks still running under these leases (jobs.task_contexts). */
   contexts(leases: readonly TaskLease[]): Promise<{ tasks: LeasedContext[]; moot: MootTask[] }>;
   /** Records one task's outcome (grouped into jobs.report); throws LeaseLostError when the lease is gone. */
   record(lease: TaskLease, outcome: Outcome): Promise<RecordedState>;
-  /** Claims the job's next due task into this batch (grouped into jobs.report); null: none now. */
-  claim(batchId: number): Promise<ClaimedTask | null>;
+  /** Claims the job's next due task into this batch (grouped into jobs.report); null: none now;
+   * Throttled: due work waits for a bucket (jobs.report's wait_ms). */
+  claim(batchId: number): Promise<ClaimedTask | Throttled | null>;
   /** The request is done with its batch: settles it and dispatches the job's next one. */
   finishBatch(batchId: number): Promise<void>;
 }
@@ -72,7 +82,7 @@ type GroupOp =
   | { kind: "outcome"; lease: TaskLease; outcome: Outcome }
   | { kind: "claim"; batchId: number };
 
-type GroupResult = { state: RecordedState | "lease_lost" } | { claimed: ClaimedTask | null };
+type GroupResult = { state: RecordedState | "lease_lost" } | { claimed: ClaimedTask | Throttled | null };
 
 interface ReportAnswer {
   outcomes: { task_id: number | string; state: RecordedState | "lease_lost" }[];
@@ -84,6 +94,8 @@ interface ReportAnswer {
     payload: unknown;
     context: unknown;
   }[];
+  /** Present when claims came back short because due work waits for a bucket. */
+  wait_ms?: number;
 }
 
 /** The outcome as jobs.report reads it. */
@@ -128,7 +140,10 @@ async function report(sql: postgres.Sql, ops: readonly GroupOp[]): Promise<Group
     claimedByBatch.set(Number(c.batch_id), list);
   }
   return ops.map((op): GroupResult => {
-    if (op.kind === "claim") return { claimed: claimedByBatch.get(op.batchId)?.shift() ?? null };
+    if (op.kind === "claim") {
+      const claimed = claimedByBatch.get(op.batchId)?.shift() ?? null;
+      return { claimed: claimed ?? (answer.wait_ms != null ? { waitMs: Number(answer.wait_ms) } : null) };
+    }
     const state = states.get(op.lease.taskId);
     if (state === undefined) throw new Error(`jobs.report returned no outcome for task ${op.lease.taskId}`);
     return { state };

@@ -3,7 +3,7 @@
 // jobs.report's claims, which discard the claimed tasks the context function finds moot), and
 // records every outcome it was given.
 
-import type { ClaimedTask, JobStore, LeasedContext, MootTask, TaskLease } from "../job_store.ts";
+import type { ClaimedTask, JobStore, LeasedContext, MootTask, TaskLease, Throttled } from "../job_store.ts";
 import type { Outcome, RecordedState } from "../outcome.ts";
 
 export interface FakeTask {
@@ -32,6 +32,8 @@ export interface FakeJobStoreOptions {
   holdRecords?: Promise<void>;
   /** claim takes from the backlog only after this promise (claims that reach SQL late). */
   holdClaims?: Promise<void>;
+  /** Claims that would hand out a backlog task answer Throttled with these waits first, in order. */
+  throttle?: number[];
   /** The context function at claim time, given what was recorded so far (a reason: moot). */
   mootOnClaim?: (task: FakeTask, recorded: FakeJobStore["recorded"]) => string | undefined;
   /** Answer "lease lost" from this method for these task ids ("all" = always). */
@@ -123,7 +125,7 @@ export class FakeJobStore implements JobStore {
     return state;
   }
 
-  claim(batchId: number): Promise<ClaimedTask | null> {
+  claim(batchId: number): Promise<ClaimedTask | Throttled | null> {
     try {
       this.check("claim", []);
     } catch (err) {
@@ -133,7 +135,10 @@ export class FakeJobStore implements JobStore {
     return this.opts.holdClaims ? this.opts.holdClaims.then(() => this.takeNext()) : Promise.resolve(this.takeNext());
   }
 
-  private takeNext(): ClaimedTask | null {
+  private takeNext(): ClaimedTask | Throttled | null {
+    if (this.backlog.length > 0 && this.opts.throttle !== undefined && this.opts.throttle.length > 0) {
+      return { waitMs: this.opts.throttle.shift()! };
+    }
     for (;;) {
       const next = this.backlog.shift();
       if (next === undefined) return null;
