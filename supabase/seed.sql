@@ -80,3 +80,66 @@ select a.id, r.media_id, u.media_url, u.thumbnail_url, instagram.signed_url_expi
            case when r.valid_for is not null then format('https://scontent.cdninstagram.com/v/demo/%s.jpg?oh=demo&oe=%s',
                 r.media_id, to_hex(extract(epoch from now() + r.valid_for)::bigint)) end as thumbnail_url) u
 on conflict (account_id, media_id) do nothing;
+
+-- Bookings demo (supabase/migrations/20261202100000_bookings.sql), created once (the first start;
+-- times relative to it). Right after `npm start`:
+--   select send_booking_reminders();  -- 24 h reminders: Ana and Ben on WhatsApp and email; Dev's
+--                                     -- WhatsApp number is one Twilio refuses (21211: dead, with a
+--                                     -- readable error) while his email goes; Ana's event in 40 h waits
+--   select send_payment_reminders();  -- balance due within 3 days: Ben (both channels), Chloé (email)
+--   select run_all_cleanup_jobs();    -- cancels Ben's unpaid pending booking (30 h old; the 2 h old one
+--                                     -- stays) and emails him, deletes 3 old read notifications, 3
+--                                     -- expired OTPs and 2 old audit logs (the critical one is kept)
+-- The phones and addresses are the sandbox's (scripts/local/sandbox/fixtures.json: twilio, resend).
+do $$
+begin
+  if exists (select 1 from public.clients where email like '%@demo.duework.test') then
+    return;
+  end if;
+  insert into public.performers (name, email, phone, whatsapp_opt_in, time_zone) values
+    ('The Jazz Trio', 'jazz@demo.duework.test', '+447700900100', true, 'Europe/London'),
+    ('DJ Nova', 'nova@demo.duework.test', '+14155550100', false, 'America/New_York');
+  insert into public.clients (name, email, phone, whatsapp_opt_in, time_zone) values
+    ('Ana', 'ana@demo.duework.test', '+447700900201', true, 'Europe/London'),
+    ('Ben', 'ben@demo.duework.test', '+14155550202', true, 'America/New_York'),
+    ('Chloé', 'chloe@demo.duework.test', '+33612345203', false, 'Europe/Paris'),
+    ('Dev', 'dev@demo.duework.test', '+15005550001', true, 'Asia/Kolkata');
+
+  insert into public.bookings (client_id, performer_id, status, event_at, deposit_paid_at, balance_due, currency,
+                               created_at, cancelled_at)
+  select c.id, p.id, b.status, now() + b.event_in, case when b.status <> 'pending' then now() - interval '7 days' end,
+         b.balance, b.currency, now() - b.age, null
+    from (values
+      ('ana@demo.duework.test', 'The Jazz Trio', 'confirmed', interval '20 hours', 0, 'GBP', interval '30 days'),
+      ('ben@demo.duework.test', 'DJ Nova', 'confirmed', interval '5 hours', 15000, 'USD', interval '20 days'),
+      ('chloe@demo.duework.test', 'The Jazz Trio', 'confirmed', interval '60 hours', 25000, 'EUR', interval '10 days'),
+      ('dev@demo.duework.test', 'DJ Nova', 'confirmed', interval '10 hours', 0, 'INR', interval '12 days'),
+      ('ana@demo.duework.test', 'DJ Nova', 'confirmed', interval '40 hours', 0, 'GBP', interval '5 days'),
+      ('ana@demo.duework.test', 'The Jazz Trio', 'confirmed', interval '-2 hours', 0, 'GBP', interval '40 days'),
+      ('ben@demo.duework.test', 'The Jazz Trio', 'pending', interval '14 days', 50000, 'USD', interval '30 hours'),
+      ('chloe@demo.duework.test', 'DJ Nova', 'pending', interval '21 days', 40000, 'EUR', interval '2 hours'))
+      b (email, performer, status, event_in, balance, currency, age)
+    join public.clients c on c.email = b.email
+    join public.performers p on p.name = b.performer;
+
+  insert into public.notifications (client_id, kind, channel, status, read_at, created_at)
+  select c.id, 'welcome', 'in_app', 'delivered', n.read_at, n.created_at
+    from public.clients c,
+         (values (now() - interval '39 days', now() - interval '40 days'), (now() - interval '35 days', now() - interval '36 days'),
+                 (now() - interval '31 days', now() - interval '45 days'), (null, now() - interval '50 days'),
+                 (now() - interval '1 day', now() - interval '2 days')) n (read_at, created_at)
+   where c.email = 'ana@demo.duework.test';
+
+  insert into public.otp_codes (phone, code_hash, expires_at, created_at) values
+    ('+447700900201', 'demo-hash-1', now() - interval '2 hours', now() - interval '2 hours 10 minutes'),
+    ('+14155550202', 'demo-hash-2', now() - interval '1 day', now() - interval '1 day 10 minutes'),
+    ('+33612345203', 'demo-hash-3', now() - interval '5 minutes', now() - interval '15 minutes'),
+    ('+15005550001', 'demo-hash-4', now() + interval '8 minutes', now() - interval '2 minutes');
+
+  insert into public.audit_logs (action, severity, actor, details, created_at) values
+    ('booking.updated', 'info', 'demo', '{}', now() - interval '120 days'),
+    ('login.failed', 'warning', 'demo', '{}', now() - interval '95 days'),
+    ('payout.override', 'critical', 'demo', '{}', now() - interval '200 days'),
+    ('booking.created', 'info', 'demo', '{}', now() - interval '3 days');
+end;
+$$;
