@@ -3,7 +3,8 @@
 --   tables      public.clients, performers, bookings, notifications, otp_codes, audit_logs (the
 --               app's, read through the Data API under RLS); bookings.* internals (templates,
 --               delivery statuses, cleanup settings), never exposed
---   cleanup     daily at 02:00 UTC, pure SQL (pg_cron runs `call bookings.run_cleanup()`):
+--   cleanup     daily from 02:00 UTC, pure SQL (pg_cron runs `select bookings.cleanup_tick()`
+--               each minute of that hour: one pass per transaction until nothing is left):
 --               cleanup_stale_bookings, cleanup_old_notifications, cleanup_expired_otps,
 --               cleanup_old_audit_logs; `select run_all_cleanup_jobs();` runs one pass by hand
 --   reminders   jobs booking-reminders (24 h before the event, WhatsApp + email) and
@@ -145,6 +146,7 @@ create table public.otp_codes (
   created_at timestamptz not null default now()
 );
 create index otp_codes_expiry on public.otp_codes (expires_at);
+create index otp_codes_user on public.otp_codes (user_id);
 
 create table public.audit_logs (
   id bigint generated always as identity primary key,
@@ -169,6 +171,9 @@ revoke all on public.clients, public.performers, public.bookings, public.notific
   public.audit_logs from anon, authenticated;
 grant select on public.clients, public.performers, public.bookings, public.notifications to authenticated;
 grant update (read_at) on public.notifications to authenticated;
+-- OTP codes and audit logs are the server's: no client role reads or writes them.
+create policy "No access for client roles" on public.otp_codes for all to anon, authenticated using (false) with check (false);
+create policy "No access for client roles" on public.audit_logs for all to anon, authenticated using (false) with check (false);
 
 create policy "Clients read their own profile" on public.clients for select to authenticated
   using (user_id = (select auth.uid()));
@@ -221,7 +226,7 @@ create table bookings.cleanup_settings (
   notification_retention interval not null default '30 days',
   audit_retention interval not null default '90 days',
   -- A delete statement takes at most chunk_rows rows; one pass of a step at most max_rows_per_pass
-  -- (the daily procedure commits after every pass and runs passes until nothing is left).
+  -- (the daily run takes a pass a minute, each its own transaction, until nothing is left).
   chunk_rows int not null default 5000 check (chunk_rows between 1 and 100000),
   max_rows_per_pass int not null default 50000 check (max_rows_per_pass >= 1)
 );
@@ -652,7 +657,7 @@ declare
   s bookings.cleanup_settings;
   v_total bigint := 0;
   v_count int;
-  v_errors jsonb := '[]';
+  v_errors jsonb := '[]'::jsonb;
   v_notices jsonb;
 begin
   select * into s from bookings.cleanup_settings;
@@ -752,7 +757,7 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_steps jsonb := '{}';
+  v_steps jsonb := '{}'::jsonb;
   v_result jsonb;
   v_step text;
 begin
@@ -777,7 +782,7 @@ immutable
 set search_path = ''
 as $$
 declare
-  v_out jsonb := '{}';
+  v_out jsonb := '{}'::jsonb;
   v_step text;
   v_a jsonb;
   v_b jsonb;
@@ -833,31 +838,51 @@ begin
 end;
 $$;
 
--- The daily run (pg_cron `call bookings.run_cleanup()`): passes until no step has rows left,
--- committing after each, so a first run over millions of old rows is many short transactions
--- (row locks and WAL per pass of at most max_rows_per_pass rows per step), never one long one.
--- A procedure that commits cannot carry a SET clause, so it sets search_path for each
--- transaction itself. Call it as a statement of its own (not inside BEGIN … COMMIT).
-create procedure bookings.run_cleanup(p_max_passes int default 1000)
+-- Today's daily run: passes until no step has rows left, each pass its own transaction (pg_cron
+-- calls bookings.cleanup_tick() every minute from 02:00 to 02:59 UTC; the first call starts the
+-- day's run, the next ones go on while a step reported more). A first run over millions of old
+-- rows is therefore many short transactions (row locks and WAL of at most max_rows_per_pass rows
+-- per step each), never one long one. The run's audit record is written when it is done (or at
+-- its last pass of the hour): counts summed over its passes.
+create table bookings.cleanup_run (
+  run_date date primary key,
+  passes int not null default 0,
+  totals jsonb not null default '{}',
+  done boolean not null default false,
+  started_at timestamptz not null default now(),
+  finished_at timestamptz
+);
+
+create function bookings.cleanup_tick()
+returns jsonb
 language plpgsql
+set search_path = ''
 as $$
 declare
-  v_total jsonb := '{}';
+  v_run bookings.cleanup_run;
   v_pass jsonb;
-  v_passes int := 0;
+  v_more boolean;
+  v_last boolean := extract(minute from now() at time zone 'UTC') >= 59;
 begin
-  loop
-    perform pg_catalog.set_config('search_path', '', true);
-    v_pass := bookings.cleanup_pass();
-    v_total := bookings.cleanup_summary(v_total, v_pass);
-    v_passes := v_passes + 1;
-    commit;
-    exit when v_passes >= p_max_passes
-           or not exists (select 1 from pg_catalog.jsonb_each(v_pass) s where (s.value ->> 'more')::boolean);
-  end loop;
-  perform pg_catalog.set_config('search_path', '', true);
-  perform bookings.audit_cleanup(v_total, 'pg_cron', v_passes);
-  commit;
+  insert into bookings.cleanup_run (run_date) values ((now() at time zone 'UTC')::date)
+  on conflict (run_date) do nothing;
+  select * into v_run from bookings.cleanup_run
+   where run_date = (now() at time zone 'UTC')::date for update skip locked;
+  if not found or v_run.done then
+    return null;  -- today's run is done, or another pass is at work
+  end if;
+  v_pass := bookings.cleanup_pass();
+  v_more := exists (select 1 from jsonb_each(v_pass) s where (s.value ->> 'more')::boolean);
+  update bookings.cleanup_run r
+     set passes = r.passes + 1, totals = bookings.cleanup_summary(r.totals, v_pass),
+         done = not v_more or v_last, finished_at = case when not v_more or v_last then now() end
+   where r.run_date = v_run.run_date
+  returning * into v_run;
+  if v_run.done then
+    delete from bookings.cleanup_run where run_date < v_run.run_date - 30;
+    return bookings.audit_cleanup(v_run.totals, 'pg_cron', v_run.passes);
+  end if;
+  return jsonb_build_object('passes', v_run.passes, 'more', true);
 end;
 $$;
 
@@ -911,7 +936,7 @@ select jobs.size_rate_limits('booking-reminders', '[
   {"key": "resend", "capacity": 1, "refill_per_second": 5},
   {"key": "twilio", "capacity": 50, "refill_per_second": 50}]');
 
-select cron.schedule('bookings:cleanup', '0 2 * * *', 'call bookings.run_cleanup()');
+select cron.schedule('bookings:cleanup', '* 2 * * *', 'select bookings.cleanup_tick()');
 
 create function public.send_booking_reminders() returns jsonb language sql security definer
   set search_path = '' as $$ select jobs.run_now('booking-reminders') $$;
@@ -924,7 +949,6 @@ create function public.run_all_reminder_jobs() returns jsonb language sql securi
 $$;
 
 revoke all on all functions in schema bookings from public, anon, authenticated;
-revoke all on procedure bookings.run_cleanup(int) from public, anon, authenticated;
 revoke all on all tables in schema bookings from public, anon, authenticated;
 revoke all on all sequences in schema bookings from public, anon, authenticated;
 revoke execute on function public.cleanup_stale_bookings(), public.cleanup_old_notifications(),
