@@ -27,7 +27,8 @@
 //   misconfigured, or a channel's settings unset → release (no attempt used; one error naming the setting)
 //
 // Once a channel is misconfigured or rate limited in a request, its later tasks in that request
-// get the same outcome without a call (a 429 storm costs one call per request, not per task).
+// get the same outcome without a call (a 429 storm costs one call per request, not per task):
+// a channel's first task in a request calls alone, the others wait for its answer.
 // The auth token, the Basic credentials and the Resend key never appear in responses, stored
 // errors or logs.
 
@@ -118,6 +119,8 @@ interface Session {
   twilio: Setup<TwilioSetup>;
   resend: Setup<ResendSetup>;
   blocked: Partial<Record<Channel, Block>>;
+  /** Settles when the channel's first task of the request has its answer. */
+  firstCall: Partial<Record<Channel, Promise<void>>>;
   twilioCalls: number;
   resendCalls: number;
 }
@@ -179,6 +182,7 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
       twilio: twilioSetup(deps, common),
       resend: resendSetup(deps, common),
       blocked: {},
+      firstCall: {},
       twilioCalls: 0,
       resendCalls: 0,
     }),
@@ -190,11 +194,21 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
 
     async perform(task, s) {
       const channel = task.context.channel;
-      const blocked = s.blocked[channel];
-      if (blocked !== undefined) return repeat(channel, blocked);
-      const outcome = channel === "email" ? await sendEmail(task, s) : await sendWhatsApp(task, s);
-      // Redacted here as well: the session's texts are quoted in other tasks' errors.
-      return "error" in outcome ? { ...outcome, error: redact(outcome.error, secretsOf(s)) } as Outcome : outcome;
+      // The first task of a channel in this request goes alone; the others wait for its answer,
+      // so a refused key or a 429 is seen before they call (the slots run concurrently).
+      let opened: (() => void) | undefined;
+      const first = s.firstCall[channel];
+      if (first === undefined) s.firstCall[channel] = new Promise<void>((resolve) => (opened = resolve));
+      else await first;
+      try {
+        const blocked = s.blocked[channel];
+        if (blocked !== undefined) return repeat(channel, blocked);
+        const outcome = channel === "email" ? await sendEmail(task, s) : await sendWhatsApp(task, s);
+        // Redacted here as well: the session's texts are quoted in other tasks' errors.
+        return "error" in outcome ? { ...outcome, error: redact(outcome.error, secretsOf(s)) } as Outcome : outcome;
+      } finally {
+        opened?.();
+      }
     },
   };
 

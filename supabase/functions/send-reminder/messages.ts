@@ -89,7 +89,7 @@ export function eventDate(b: Booking): string {
   return f.format(eventInstant(b));
 }
 
-/** balance_due (minor units) in its currency: 15000 GBP → "£150.00", 5000 JPY → "¥5,000". */
+/** balance_due (minor units) in its currency: 15000 GBP → "£150.00", 5000 JPY → "JP¥5,000". */
 export function balanceAmount(b: Booking): string {
   if (b.balance_due === null || !Number.isSafeInteger(b.balance_due)) throw new RenderError("the booking has no balance_due");
   if (b.currency === null || !/^[A-Za-z]{3}$/.test(b.currency)) throw new RenderError(`unknown currency ${JSON.stringify(b.currency)}`);
