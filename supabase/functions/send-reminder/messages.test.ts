@@ -53,7 +53,7 @@ Deno.test("messages: every kind renders subject, text and html; every value in t
   assert.equal(renderEmail("event_reminder", { ...BOOKING, performer_name: "A\r\nBcc: x@y" }).subject.includes("\n"), false);
 });
 
-Deno.test("messages: WhatsApp ContentVariables per template (contract-13), one line each", () => {
+Deno.test("messages: WhatsApp ContentVariables per template (bookings.whatsapp_templates), one line each", () => {
   assert.deepEqual(whatsappVariables("event_reminder", BOOKING), {
     "1": "Ana",
     "2": "Thursday, 3 December 2026 at 19:00 GMT",
