@@ -75,3 +75,16 @@ export function parseJson(text: string): unknown {
     return undefined;
   }
 }
+
+/** The message of an error and of its causes ("fetch failed: error sending request …: client
+ * error (Connect): …"): Deno's fetch puts the reason in the cause. */
+export function errorChainText(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e !== undefined && e !== null; i++) {
+    const m = e instanceof Error ? e.message : String(e);
+    if (m && !parts.some((p) => p.includes(m))) parts.push(m);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(": ");
+}
