@@ -279,11 +279,9 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
     const vars = rendered(() => whatsappVariables(c.kind, c.booking));
     if (!vars.ok) return vars.outcome;
     if (vars.value === null || c.content_sid === null) {
-      return {
-        outcome: "dead",
-        error: `no WhatsApp template for ${c.kind}${c.content_sid === null ? " (content_sid is null)" : ""}`,
-        data: { error_code: "no_whatsapp_template" },
-      };
+      // Configuration, not this message's fault: given back until the template is added.
+      return release(s, "whatsapp",
+        `no approved WhatsApp template for ${c.kind}: add its ContentSid to bookings.whatsapp_templates`);
     }
     const { client, from, statusCallback } = s.twilio.value;
 

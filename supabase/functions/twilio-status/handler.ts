@@ -29,7 +29,10 @@ import { invalidRequestResponse } from "../_shared/task_batch.ts";
 export const MAX_BODY_BYTES = 64 * 1024;
 /** The statuses bookings.record_delivery_status ranks (queued < sending < sent < delivered <
  * read; failed and undelivered are final). */
-export const MESSAGE_STATUSES = ["queued", "sending", "sent", "delivered", "read", "failed", "undelivered"] as const;
+/** Every status Twilio reports for an outbound message (bookings.twilio_status maps them). */
+export const MESSAGE_STATUSES = [
+  "accepted", "scheduled", "queued", "sending", "sent", "delivered", "read", "failed", "undelivered", "canceled",
+] as const;
 export type MessageStatus = typeof MESSAGE_STATUSES[number];
 const MAX_ERROR_MESSAGE = 1_000;
 

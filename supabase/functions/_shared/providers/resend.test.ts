@@ -82,11 +82,14 @@ Deno.test("resend: 429 rate_limit_exceeded honours retry-after (else ratelimit-r
   assert.equal(none.kind === "rate_limited" && none.retryAfterSeconds, null);
 });
 
-Deno.test("resend: daily / monthly quota → quota with the seconds until reset (headers, else next UTC midnight / 1st of next month)", () => {
+Deno.test("resend: daily / monthly quota → quota with the seconds until reset (next UTC midnight / 1st of next month, or a longer header)", () => {
   const daily = answer(429, { statusCode: 429, name: "daily_quota_exceeded", message: "quota" }, { "ratelimit-reset": "5400" });
   assert.equal(daily.kind === "quota" && daily.retryAfterSeconds, 5400);
+  // A header shorter than the time to the reset (ratelimit-reset is the per-second window's) does not shorten the wait.
   const viaRetryAfter = answer(429, { statusCode: 429, name: "daily_quota_exceeded", message: "quota" }, { "retry-after": "600" });
-  assert.equal(viaRetryAfter.kind === "quota" && viaRetryAfter.retryAfterSeconds, 600);
+  assert.equal(viaRetryAfter.kind === "quota" && viaRetryAfter.retryAfterSeconds, 5400);
+  const longer = answer(429, { statusCode: 429, name: "daily_quota_exceeded", message: "quota" }, { "retry-after": "9000" });
+  assert.equal(longer.kind === "quota" && longer.retryAfterSeconds, 9000);
   const dailyNoHeader = answer(429, { statusCode: 429, name: "daily_quota_exceeded", message: "quota" });
   assert.deepEqual(dailyNoHeader, { kind: "quota", retryAfterSeconds: 5400, error: "Resend 429 daily_quota_exceeded: quota" }, "22:30 → midnight UTC");
   const monthly = answer(429, { statusCode: 429, name: "monthly_quota_exceeded", message: "quota" });

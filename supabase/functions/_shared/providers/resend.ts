@@ -159,7 +159,10 @@ export function interpretResendResponse(res: HttpResult, nowMs: number, secrets:
   if (status === 429) {
     if (name === "daily_quota_exceeded" || name === "monthly_quota_exceeded") {
       const period = name === "daily_quota_exceeded" ? "daily" : "monthly";
-      return { kind: "quota", retryAfterSeconds: resetSeconds(res.headers) ?? retryAfter ?? secondsUntilQuotaReset(period, nowMs), error };
+      // ratelimit-reset is documented for the per-second window; a quota resets at the day's or
+      // month's end, so the longer of the two waits counts.
+      const told = resetSeconds(res.headers) ?? retryAfter ?? 0;
+      return { kind: "quota", retryAfterSeconds: Math.max(told, secondsUntilQuotaReset(period, nowMs)), error };
     }
     return { kind: "rate_limited", retryAfterSeconds: retryAfter ?? resetSeconds(res.headers), error };
   }

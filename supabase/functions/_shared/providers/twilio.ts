@@ -37,13 +37,17 @@ export const RECONCILE_PAGE_SIZE = 20;
 /** Errors Twilio answers synchronously that resending the same message cannot fix. */
 export const TWILIO_PERMANENT_CODES: ReadonlySet<number> = new Set([
   21211, // invalid To
-  21212, // invalid From
   21408, // region not enabled (geo permissions)
-  21606, // From is not a valid sender for this account
   21608, // trial account, unverified To
   21610, // recipient unsubscribed (STOP)
   21614, // To is not capable of receiving the channel
   63016, // outside the WhatsApp 24-h window (normally asynchronous, §0 trap 7)
+]);
+/** Our sender is wrong (TWILIO_WHATSAPP_FROM): every message would fail, so it is configuration. */
+export const TWILIO_SENDER_CODES: ReadonlySet<number> = new Set([
+  21212, // invalid From
+  21606, // From is not a valid sender for this account
+  63007, // no WhatsApp channel for this From
 ]);
 export const TWILIO_AUTH_CODE = 20003;
 export const TWILIO_TOO_MANY_REQUESTS_CODE = 20429;
@@ -208,6 +212,12 @@ export function createTwilioClient(opts: TwilioOptions): TwilioClient {
       return {
         kind: "misconfigured",
         error: `Twilio refused the credentials (${error}); check the TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN function secrets`,
+      };
+    }
+    if (e?.code != null && TWILIO_SENDER_CODES.has(e.code)) {
+      return {
+        kind: "misconfigured",
+        error: `Twilio refused our sender (${error}); check the TWILIO_WHATSAPP_FROM function secret`,
       };
     }
     if (res.status === 404) {
