@@ -397,7 +397,9 @@ select is((select (r ->> 'more')::boolean from run_result), false,
   '... and does not ask for another pass (run_cleanup would repeat it until p_max_passes)');
 
 -- 2. reminder discovery ------------------------------------------------------------------------------
-update jobs.rate_limit set capacity = 1000, tokens = 1000 where key in ('resend', 'twilio');  -- every claim below gets its tokens
+-- Every claim below gets its tokens and slots, whatever other work these jobs have in flight.
+update jobs.rate_limit set capacity = 1000, tokens = 1000 where key in ('resend', 'twilio');
+update jobs.job set max_in_flight = 100 where name in ('booking-reminders', 'payment-reminders');
 select is(pg_temp.due('{"kind": "event_reminder", "lead_hours": 24}'),
   array['b20:email', 'b20:whatsapp', 'b21:email', 'b21:whatsapp', 'b22:email', 'b22:whatsapp', 'b23:email', 'b23:whatsapp',
         'b2h:email', 'b2h:whatsapp', 'bnoopt:email'],
