@@ -122,6 +122,17 @@ begin
      where i.outcome = 'dead' and n.id = i.notification_id and n.provider_message_id is null
     returning i.task_id
   ),
+  refused as (
+    -- An ok this function turns dead (below): the notification fails with the same reason.
+    update public.notifications n
+       set status = 'failed', error_code = 'provider_id',
+           error = case when ok.message_id is null then 'the send reported no provider message id'
+                        else format('provider message %s is already recorded for another notification', ok.message_id) end,
+           updated_at = now()
+      from ok
+     where n.id = ok.notification_id and n.provider_message_id is null and (ok.message_id is null or not ok.unique_id)
+    returning ok.task_id
+  ),
   retried as (
     update public.notifications n
        set error = left(i.error, 1000), updated_at = now()
@@ -167,6 +178,19 @@ begin
                              'counts', (select jsonb_object_agg(s.key, coalesce(s.value -> 'cancelledCount', s.value -> 'deletedCount'))
                                           from jsonb_each(p_steps) s)));
   return v_result;
+end;
+$$;
+
+--
+-- Name: booking_reference(bigint); Type: FUNCTION; Schema: bookings; Owner: -
+--
+
+CREATE FUNCTION bookings.booking_reference(p_booking_id bigint) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return 'BK-' || case when p_booking_id < 1000000 then lpad(p_booking_id::text, 6, '0') else p_booking_id::text end;
 end;
 $$;
 
@@ -294,11 +318,11 @@ begin
   loop
     v_want := least(p_chunk, p_max - v_total);
     begin
-      execute format('delete from %s where id in (select id from %s where %s limit %s for update skip locked)',
+      execute format('delete from %s where ctid = any (array(select ctid from %s where %s limit %s for update skip locked))',
                      p_table, p_table, p_where, v_want);
       get diagnostics v_count = row_count;
     exception when others then
-      return jsonb_build_object('deleted', v_total, 'more', true, 'error', sqlerrm);
+      return jsonb_build_object('deleted', v_total, 'more', false, 'error', sqlerrm);
     end;
     v_total := v_total + v_count;
     exit when v_count < v_want or v_total >= p_max;
@@ -534,7 +558,7 @@ begin
                                    then r.attempt_started_at end,
            'content_sid', r.content_sid,
            'booking', jsonb_build_object(
-             'id', r.booking_id, 'reference', 'BK-' || lpad(r.booking_id::text, 6, '0'),
+             'id', r.booking_id, 'reference', bookings.booking_reference(r.booking_id),
              'client_name', r.client_name, 'performer_name', r.performer_name, 'event_at', r.event_at,
              'time_zone', r.time_zone, 'balance_due', r.balance_due, 'currency', r.currency,
              'cancel_reason', r.cancel_reason)) end,
@@ -2822,7 +2846,7 @@ begin
     end;
   end if;
   return jsonb_build_object('success', jsonb_array_length(v_errors) = 0, 'cancelledCount', v_total,
-                            'more', v_total >= s.max_rows_per_pass,
+                            'more', v_total >= s.max_rows_per_pass and jsonb_array_length(v_errors) = 0,
                             'noticesQueued', coalesce((v_notices ->> 'discovered')::int, 0), 'errors', v_errors);
 end;
 $$;
@@ -4443,6 +4467,12 @@ REVOKE ALL ON FUNCTION bookings.apply_reminder_outcomes(p_outcomes jsonb) FROM P
 --
 
 REVOKE ALL ON FUNCTION bookings.audit_cleanup(p_steps jsonb, p_actor text, p_passes integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION booking_reference(p_booking_id bigint); Type: ACL; Schema: bookings; Owner: -
+--
+
+REVOKE ALL ON FUNCTION bookings.booking_reference(p_booking_id bigint) FROM PUBLIC;
 
 --
 -- Name: FUNCTION check_time_zone(); Type: ACL; Schema: bookings; Owner: -

@@ -373,6 +373,18 @@ begin
 end;
 $$;
 
+-- The reference clients see (in messages and in the reconcile lookup): BK-000042, BK-1234567.
+create function bookings.booking_reference(p_booking_id bigint)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return 'BK-' || case when p_booking_id < 1000000 then lpad(p_booking_id::text, 6, '0') else p_booking_id::text end;
+end;
+$$;
+
 -- Why a reminder task has nothing to send any more, or null.
 create function bookings.reminder_moot_reason(
   p_kind text, p_channel text, p_notification_status text, p_provider_message_id text,
@@ -460,7 +472,7 @@ begin
                                    then r.attempt_started_at end,
            'content_sid', r.content_sid,
            'booking', jsonb_build_object(
-             'id', r.booking_id, 'reference', 'BK-' || lpad(r.booking_id::text, 6, '0'),
+             'id', r.booking_id, 'reference', bookings.booking_reference(r.booking_id),
              'client_name', r.client_name, 'performer_name', r.performer_name, 'event_at', r.event_at,
              'time_zone', r.time_zone, 'balance_due', r.balance_due, 'currency', r.currency,
              'cancel_reason', r.cancel_reason)) end,
@@ -519,6 +531,17 @@ begin
       from input i
      where i.outcome = 'dead' and n.id = i.notification_id and n.provider_message_id is null
     returning i.task_id
+  ),
+  refused as (
+    -- An ok this function turns dead (below): the notification fails with the same reason.
+    update public.notifications n
+       set status = 'failed', error_code = 'provider_id',
+           error = case when ok.message_id is null then 'the send reported no provider message id'
+                        else format('provider message %s is already recorded for another notification', ok.message_id) end,
+           updated_at = now()
+      from ok
+     where n.id = ok.notification_id and n.provider_message_id is null and (ok.message_id is null or not ok.unique_id)
+    returning ok.task_id
   ),
   retried as (
     update public.notifications n
@@ -600,8 +623,9 @@ $$;
 -- Cleanup (pure SQL)
 
 -- Deletes rows of p_table matching p_where in statements of at most p_chunk rows (rows someone
--- holds are skipped, never waited for), up to p_max rows. A failing chunk stops the step; the
--- chunks before it stay deleted. Returns {deleted, more, error}.
+-- holds are skipped, never waited for), up to p_max rows. Rows are picked by ctid, so any table
+-- works whatever its key. A failing chunk stops the step (the chunks before it stay deleted) and
+-- asks for no further pass: the next day's run tries again. Returns {deleted, more, error}.
 create function bookings.delete_in_chunks(p_table regclass, p_where text, p_chunk int, p_max int)
 returns jsonb
 language plpgsql
@@ -615,11 +639,11 @@ begin
   loop
     v_want := least(p_chunk, p_max - v_total);
     begin
-      execute format('delete from %s where id in (select id from %s where %s limit %s for update skip locked)',
+      execute format('delete from %s where ctid = any (array(select ctid from %s where %s limit %s for update skip locked))',
                      p_table, p_table, p_where, v_want);
       get diagnostics v_count = row_count;
     exception when others then
-      return jsonb_build_object('deleted', v_total, 'more', true, 'error', sqlerrm);
+      return jsonb_build_object('deleted', v_total, 'more', false, 'error', sqlerrm);
     end;
     v_total := v_total + v_count;
     exit when v_count < v_want or v_total >= p_max;
@@ -690,7 +714,7 @@ begin
     end;
   end if;
   return jsonb_build_object('success', jsonb_array_length(v_errors) = 0, 'cancelledCount', v_total,
-                            'more', v_total >= s.max_rows_per_pass,
+                            'more', v_total >= s.max_rows_per_pass and jsonb_array_length(v_errors) = 0,
                             'noticesQueued', coalesce((v_notices ->> 'discovered')::int, 0), 'errors', v_errors);
 end;
 $$;

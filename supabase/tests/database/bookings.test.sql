@@ -10,7 +10,7 @@
 -- performer names, e-mail addresses, notification to_address, OTP code_hash, audit actor).
 begin;
 set local search_path = public, extensions;
-select plan(127);
+select plan(133);
 
 do $$
 begin
@@ -151,7 +151,7 @@ create function pg_temp.my_keys() returns text[] language sql as $$
 -- 7. the jobs, buckets and cron entry -----------------------------------------------------------------
 select is(
   (select row(schedule, command)::text from cron.job where jobname = 'bookings:cleanup'),
-  row('0 2 * * *', 'call bookings.run_cleanup()')::text, 'pg_cron runs call bookings.run_cleanup() daily at 02:00 UTC');
+  row('* 2 * * *', 'select bookings.cleanup_tick()')::text, 'pg_cron runs bookings.cleanup_tick() each minute of 02:00-02:59 UTC');
 select is(
   (select array_agg(row(name, target_function, task_rate_limits, discover_function, context_function, apply_function, config)::text order by name)
      from jobs.job where name in ('booking-reminders', 'payment-reminders', 'booking-notices')),
@@ -324,9 +324,7 @@ select is(public.cleanup_expired_otps(), '{"success": true, "deletedCount": 3, "
 select is(pg_temp.otps('chunk-%'), 0, '... and none is left');
 update bookings.cleanup_settings set chunk_rows = 5000, max_rows_per_pass = 50000;
 
--- BUG: cleanup_old_notifications prunes bookings.message_status through bookings.delete_in_chunks,
--- which deletes by an id column that message_status (primary key message_sid) does not have: the
--- delete fails ('column "id" does not exist'), the error is dropped (perform), old statuses stay.
+-- Delivery statuses (bookings.message_status, keyed by message_sid) go with the notifications.
 insert into bookings.message_status (message_sid, status, updated_at) values (pg_temp.sm('old-status'), 'delivered', now() - interval '31 days');
 select public.cleanup_old_notifications();
 select is((select count(*)::int from bookings.message_status where message_sid = pg_temp.sm('old-status')), 0,
@@ -376,9 +374,8 @@ select is(array[(pg_temp.nid('n_read_old3') is null)::int, pg_temp.otps('fail-1'
 select is((select array_agg(severity order by id) from public.audit_logs where action = 'cleanup.run' and created_at = now()),
   array['info', 'error'], '... and the run is audited as an error');
 
--- BUG: a step whose delete fails inside bookings.delete_in_chunks reports more = true, so the daily
--- bookings.run_cleanup() ("passes until no step has rows left") repeats the failing pass up to
--- p_max_passes (1000) times, collecting the same error each time.
+-- A step whose delete fails reports more = false, so the daily run (bookings.cleanup_tick) does not
+-- repeat the failing pass every minute of the hour.
 create function pg_temp.refuse_delete() returns trigger language plpgsql as $$
 begin
   raise exception 'audit log % is held', old.id;
@@ -394,7 +391,7 @@ select is((select r - 'errors' - 'more' from run_result), '{"success": false, "d
   'a delete that fails: the step reports no success and nothing deleted');
 select ok((select (r -> 'errors' ->> 0) ~ '^cleanup_old_audit_logs: audit log [0-9]+ is held$' from run_result), '... and the error');
 select is((select (r ->> 'more')::boolean from run_result), false,
-  '... and does not ask for another pass (run_cleanup would repeat it until p_max_passes)');
+  '... and does not ask for another pass');
 
 -- 2. reminder discovery ------------------------------------------------------------------------------
 -- Every claim below gets its tokens and slots, whatever other work these jobs have in flight.
@@ -517,8 +514,7 @@ select is(
      'payload', jsonb_build_object('notification_id', (pg_temp.notif('s_old', 'email', 'booking_cancelled')).id)))) c),
   current_setting('pgtap.prefix') || 'bob@example.test', 'the cancellation notice''s context: the client''s address');
 
--- BUG: the reference is 'BK-' || lpad(id, 6, '0'), and lpad truncates: from booking 1,000,000 on it
--- drops digits (booking 1000012345 gets BK-100001, the reference of booking 100001).
+-- The reference keeps every digit of a long booking id (lpad would cut it to six).
 insert into public.bookings (id, client_id, performer_id, status, event_at) overriding system value
 values (1000000000 + pg_backend_pid(), pg_temp.cid('optin'), pg_temp.pid('perf1'), 'confirmed', now() + interval '30 hours');
 insert into mine values ('bbig', 1000000000 + pg_backend_pid());
@@ -626,6 +622,30 @@ select throws_ok($$select bookings.record_delivery_status('SMnot-a-sid', 'delive
   'bookings.record_delivery_status: MessageSid must be SM or MM followed by 32 hex digits, got SMnot-a-sid', 'a bad sid is refused, named');
 select throws_ok(format('select bookings.record_delivery_status(%L, %L)', pg_temp.sm('a'), 'teleported'), '22023',
   'bookings.record_delivery_status: unknown MessageStatus teleported', 'an unknown status is refused, named');
+
+-- 8. the daily run (bookings.cleanup_tick): passes until nothing is left, one audit record ---------
+update bookings.cleanup_settings set chunk_rows = 2, max_rows_per_pass = 3;
+delete from bookings.cleanup_run where run_date = (now() at time zone 'UTC')::date;
+insert into public.otp_codes (code_hash, expires_at)
+select current_setting('pgtap.prefix') || 'tick-' || g, now() - interval '1 hour' from generate_series(1, 5) g;
+select is(bookings.cleanup_tick(), '{"more": true, "passes": 1}'::jsonb, 'the first tick of the day takes a pass and says more');
+select ok(pg_temp.otps('tick-%') between 2 and 4, '... it deleted at most max_rows_per_pass (3) expired OTPs');
+create temp table ticks (n int, r jsonb);
+do $$
+begin
+  for i in 2 .. 10 loop
+    insert into ticks select i, bookings.cleanup_tick();
+    exit when (select r ? 'success' from ticks where n = i);
+  end loop;
+end;
+$$;
+select is((select r ->> 'success' from ticks order by n desc limit 1), 'true', 'later ticks finish the run and return its audit summary');
+select is(pg_temp.otps('tick-%'), 0, '... no expired OTP is left');
+select is((select (details ->> 'passes')::int = 1 + (select count(*) from ticks) and (details -> 'counts' ->> 'cleanup_expired_otps')::int >= 5
+             from public.audit_logs where action = 'cleanup.run' and actor = 'pg_cron' order by id desc limit 1), true,
+  '... one cleanup.run record for the run: its passes, counts summed over them');
+select is(bookings.cleanup_tick(), null, 'a later tick the same day does nothing');
+update bookings.cleanup_settings set chunk_rows = 5000, max_rows_per_pass = 50000;
 
 select * from finish();
 rollback;
