@@ -71,16 +71,27 @@ export function providerEnv(providers: Record<ProviderName, string>): Record<str
 }
 
 /**
- * Function secrets for the sandbox's OAuth clients (the first client of each provider in
- * scripts/local/sandbox/fixtures.json). On a hosted project these come from `supabase secrets set`.
+ * Function secrets for the sandbox's accounts (the first OAuth client of each provider, Twilio's
+ * account and sender, Resend's key and sender, from scripts/local/sandbox/fixtures.json). On a
+ * hosted project these come from `supabase secrets set`.
  */
 export function sandboxClientEnv(fixturesPath: string): Record<string, string> {
   const fixtures = JSON.parse(Deno.readTextFileSync(fixturesPath));
   const google = fixtures.google_oauth?.clients?.[0];
   const tiktok = fixtures.tiktok?.clients?.[0];
+  const twilio = fixtures.twilio;
+  const resend = fixtures.resend;
   return {
     ...(google ? { GOOGLE_CLIENT_ID: google.client_id, GOOGLE_CLIENT_SECRET: google.client_secret } : {}),
     ...(tiktok ? { TIKTOK_CLIENT_KEY: tiktok.client_key, TIKTOK_CLIENT_SECRET: tiktok.client_secret } : {}),
+    ...(twilio?.account_sid
+      ? {
+        TWILIO_ACCOUNT_SID: twilio.account_sid,
+        TWILIO_AUTH_TOKEN: twilio.auth_token,
+        TWILIO_WHATSAPP_FROM: twilio.senders?.[0],
+      }
+      : {}),
+    ...(resend?.api_keys?.[0] ? { RESEND_API_KEY: resend.api_keys[0], RESEND_FROM: resend.from } : {}),
   };
 }
 
