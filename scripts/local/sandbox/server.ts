@@ -88,7 +88,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       res = jsonResponse(fault.status, fault.body ?? module.faultBody(fault.status), headers);
     } else {
       try {
-        res = await module.handle(sreq, { state: states[name], origin });
+        res = await module.handle(sreq, { state: states[name], origin, signal: shutdown.signal });
       } catch (e) {
         res = jsonResponse(500, {
           error: "sandbox_error",

@@ -51,6 +51,11 @@ export interface ProviderContext<S> {
   state: S;
   /** Public origin of this provider's listener, e.g. http://127.0.0.1:54331. */
   origin: string;
+  /**
+   * Aborts when the sandbox closes. Anything a handler starts that outlives its request
+   * (a deliberately hung response, webhooks fired later) must end on it, or close() waits.
+   */
+  signal: AbortSignal;
 }
 
 /**
