@@ -129,7 +129,9 @@ async function send(
   }
   const record = claim?.record;
 
-  const valid = validateEmail(req.body, state.verifiedDomains);
+  // Resend reads JSON only; any other body is as good as none.
+  const json = req.contentType === "application/json" ? req.body : req.rawText;
+  const valid = validateEmail(json, state.verifiedDomains);
   if ("statusCode" in valid) {
     if (record) releaseKey(state, record);
     return resendError(valid, reading);
