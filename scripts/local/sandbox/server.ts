@@ -129,7 +129,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       return seed(states[name], input);
     },
     reset: async () => {
-      states = await loadFixtures(fixturesPath); // throws before touching anything
+      const fresh = await loadFixtures(fixturesPath); // throws before touching anything
+      for (const name of PROVIDER_NAMES) PROVIDERS[name].dispose?.(states[name]);
+      states = fresh;
       log.clear();
       faults.clear();
     },

@@ -572,3 +572,19 @@ Deno.test("twilio: the auth token never appears in the snapshot or the request l
     assert.equal(log[0].body.To, TO); // the rest of the form is kept
   });
 });
+
+Deno.test("twilio: POST /__reset drops callbacks still pending from before and restores the fixture options", async () => {
+  await withSandbox(async (sb) => {
+    await withWebhookReceiver(async (hook) => {
+      await setOptions(sb, { callbacks: { delay_ms: 150 }, rate_limit: { times: 5 } });
+      await setOptions(sb, { rate_limit: null });
+      await send(sb, sms({ StatusCallback: hook.url }));
+      assert.equal((await postJson(`${sb.controlUrl}/__reset`, {})).status, 200);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(hook.received.length, 0);
+      const state = await twilioState(sb);
+      assert.equal(state.messages.length, 0);
+      assert.equal(state.callbacks.delay_ms, 10);
+    });
+  });
+});

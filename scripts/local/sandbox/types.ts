@@ -80,6 +80,11 @@ export interface ProviderModule<S = unknown> {
    * for a load test. Throws with a message naming the bad field on invalid input.
    */
   seed?(state: S, input: unknown): unknown;
+  /**
+   * Called with the old state when POST /__reset replaces it: stops what it still has running
+   * (e.g. pending webhooks), so nothing from before the reset reaches a test afterwards.
+   */
+  dispose?(state: S): void;
 }
 
 /** One entry of the request log (GET /__requests). */

@@ -110,4 +110,5 @@ export const twilio: ProviderModule<TwilioState> = {
   faultBody: twilioFaultBody,
   seed: seedTwilioState,
   snapshot: snapshotTwilioState,
+  dispose: (state) => state.scheduler.cancelAll(),
 };

@@ -33,6 +33,7 @@ export class CallbackScheduler {
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #inflight = new Set<AbortController>();
   #signal: AbortSignal | undefined;
+  #cancelled = false;
 
   /** Timers not yet fired plus callbacks being POSTed. */
   get pending(): number {
@@ -46,7 +47,7 @@ export class CallbackScheduler {
   }
 
   get closed(): boolean {
-    return this.#signal?.aborted ?? false;
+    return this.#cancelled || (this.#signal?.aborted ?? false);
   }
 
   later(ms: number, fn: () => void | Promise<void>): void {
@@ -78,7 +79,9 @@ export class CallbackScheduler {
     }
   }
 
+  /** Stops everything pending; later() and post() do nothing afterwards. */
   cancelAll(): void {
+    this.#cancelled = true;
     for (const id of this.#timers) clearTimeout(id);
     this.#timers.clear();
     for (const ac of this.#inflight) ac.abort();
@@ -150,7 +153,8 @@ async function deliver(state: TwilioState, m: TwilioMessage, step: Step, copies:
   const headers = {
     "content-type": "application/x-www-form-urlencoded; charset=utf-8",
     "x-twilio-signature": await twilioSignature(state.authToken!, url, params),
-    // Same token on every copy: that is what lets a receiver drop the duplicate.
+    // Same token on every copy: that is what lets a receiver drop the duplicate. (Twilio's
+    // token format is UNVERIFIED; a UUID here.)
     "i-twilio-idempotency-token": crypto.randomUUID(),
     "user-agent": "TwilioProxy/1.1",
   };
