@@ -66,7 +66,7 @@ Deno.test("control: request log records parsed bodies with secrets redacted", as
     assert.equal(r.status, 400);
 
     assert.equal(tw.provider, "twilio");
-    assert.equal(tw.status, 501);
+    assert.equal(tw.status, 401); // no credentials
     assert.deepEqual(tw.body, { To: "+15550001", nested: { password: "[redacted]", ok: true } });
     assert.equal(rs.body, "hello raw");
 

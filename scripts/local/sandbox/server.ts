@@ -88,7 +88,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       res = jsonResponse(fault.status, fault.body ?? module.faultBody(fault.status), headers);
     } else {
       try {
-        res = await module.handle(sreq, { state: states[name], origin });
+        res = await module.handle(sreq, { state: states[name], origin, signal: shutdown.signal });
       } catch (e) {
         res = jsonResponse(500, {
           error: "sandbox_error",
@@ -129,7 +129,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       return seed(states[name], input);
     },
     reset: async () => {
-      states = await loadFixtures(fixturesPath); // throws before touching anything
+      const fresh = await loadFixtures(fixturesPath); // throws before touching anything
+      for (const name of PROVIDER_NAMES) PROVIDERS[name].dispose?.(states[name]);
+      states = fresh;
       log.clear();
       faults.clear();
     },

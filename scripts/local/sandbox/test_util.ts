@@ -65,3 +65,58 @@ export function refreshParams(refreshToken: string): Record<string, string> {
     grant_type: "refresh_token",
   };
 }
+
+/** One request a webhook receiver got. */
+export interface ReceivedWebhook {
+  url: string;
+  headers: Headers;
+  /** Form fields of the body. */
+  params: Record<string, string>;
+}
+
+export interface WebhookReceiver {
+  /** Where to send webhooks, e.g. http://127.0.0.1:PORT/twilio-status?x=1 */
+  url: string;
+  received: ReceivedWebhook[];
+  /** Resolves once `n` webhooks arrived; rejects after `timeoutMs`. */
+  waitFor(n: number, timeoutMs?: number): Promise<ReceivedWebhook[]>;
+}
+
+/**
+ * A local HTTP server recording form-encoded webhooks (e.g. Twilio status callbacks), answering
+ * `status` (default 204). Always closed after fn.
+ */
+export async function withWebhookReceiver(
+  fn: (r: WebhookReceiver) => Promise<void>,
+  opts: { status?: number; path?: string } = {},
+): Promise<void> {
+  const received: ReceivedWebhook[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const text = await req.text();
+    received.push({ url: req.url, headers: req.headers, params: Object.fromEntries(new URLSearchParams(text)) });
+    return new Response(null, { status: opts.status ?? 204 });
+  });
+  const url = `http://127.0.0.1:${server.addr.port}${opts.path ?? "/twilio-status"}`;
+  const waitFor = async (n: number, timeoutMs = 3000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (received.length < n) {
+      if (Date.now() > deadline) throw new Error(`expected ${n} webhooks, got ${received.length}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return received;
+  };
+  try {
+    await fn({ url, received, waitFor });
+  } finally {
+    await server.shutdown();
+  }
+}
+
+/** Polls `check` every 5 ms until it returns true; throws after `timeoutMs`. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 3000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -51,6 +51,11 @@ export interface ProviderContext<S> {
   state: S;
   /** Public origin of this provider's listener, e.g. http://127.0.0.1:54331. */
   origin: string;
+  /**
+   * Aborts when the sandbox closes. Anything a handler starts that outlives its request
+   * (a deliberately hung response, webhooks fired later) must end on it, or close() waits.
+   */
+  signal: AbortSignal;
 }
 
 /**
@@ -75,6 +80,11 @@ export interface ProviderModule<S = unknown> {
    * for a load test. Throws with a message naming the bad field on invalid input.
    */
   seed?(state: S, input: unknown): unknown;
+  /**
+   * Called with the old state when POST /__reset replaces it: stops what it still has running
+   * (e.g. pending webhooks), so nothing from before the reset reaches a test afterwards.
+   */
+  dispose?(state: S): void;
 }
 
 /** One entry of the request log (GET /__requests). */

@@ -6,15 +6,17 @@ import type { ProviderModule, ProviderName } from "../types.ts";
 import { googleOAuth } from "./google_oauth.ts";
 import { instagramGraph } from "./instagram_graph.ts";
 import { notImplemented } from "./not_implemented.ts";
+import { resend } from "./resend.ts";
 import { tiktok } from "./tiktok.ts";
+import { twilio } from "./twilio.ts";
 
 // Typed as a full Record so the compiler flags a provider missing from the list.
 export const PROVIDERS: Record<ProviderName, ProviderModule<unknown>> = {
   google_oauth: googleOAuth as ProviderModule<unknown>,
   instagram_graph: instagramGraph as ProviderModule<unknown>,
   tiktok: tiktok as ProviderModule<unknown>,
-  twilio: notImplemented("twilio"),
-  resend: notImplemented("resend"),
+  twilio: twilio as ProviderModule<unknown>,
+  resend: resend as ProviderModule<unknown>,
   unipile: notImplemented("unipile"),
   stripe: notImplemented("stripe"),
 };
