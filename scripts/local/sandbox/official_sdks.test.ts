@@ -45,12 +45,12 @@ Deno.test("official twilio SDK: create with contentSid, fetch, list with dateSen
     const created = await client.messages.create({
       to: "whatsapp:+447700900123",
       from: WA_FROM,
-      contentSid: "HX00000000000000000000000000000002",
-      contentVariables: JSON.stringify({ "1": "Ana", "2": "£150.00", "3": "BK-000042", "4": "3 Dec 2026" }),
+      contentSid: "HX00000000000000000000000000000b01",
+      contentVariables: JSON.stringify({ "1": "Ana", "2": "£150.00", "3": "3 Dec 2026", "4": "BK-000042" }),
     });
     assert.match(created.sid, /^SM[0-9a-f]{32}$/);
     assert.equal(created.status, "queued");
-    assert.equal(created.body, "Hi Ana, the balance of £150.00 for booking BK-000042 is due before your event on 3 Dec 2026.");
+    assert.equal(created.body, "Hi Ana, the balance of £150.00 for your event on 3 Dec 2026 is due. Booking BK-000042.");
     assert.equal(created.numSegments, "1");
     assert.ok(created.dateCreated instanceof Date && !Number.isNaN(created.dateCreated.getTime()));
     assert.equal(created.errorCode, null);

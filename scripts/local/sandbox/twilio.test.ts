@@ -11,7 +11,7 @@ const SID = "AC00000000000000000000000000000001";
 const TOKEN = "duework-local-twilio-auth-token";
 const SENDER = "+14155238886";
 const TO = "+447700900123";
-const EVENT_REMINDER = "HX00000000000000000000000000000001";
+const EVENT_REMINDER = "HX00000000000000000000000000000e01";
 const BASIC = "Basic " + btoa(`${SID}:${TOKEN}`);
 const RFC2822 = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000$/;
 
@@ -131,14 +131,14 @@ Deno.test("twilio: WhatsApp Content template is rendered from ContentVariables; 
       To: `whatsapp:${TO}`,
       From: `whatsapp:${SENDER}`,
       ContentSid: EVENT_REMINDER,
-      ContentVariables: JSON.stringify({ "1": "Ana", "2": "The Jazz Trio", "3": "3 Dec 2026, 19:00", "4": "BK-000042" }),
+      ContentVariables: JSON.stringify({ "1": "Ana", "2": "3 Dec 2026, 19:00", "3": "The Jazz Trio", "4": "BK-000042" }),
     });
     assert.equal(res.status, 201);
     assert.equal(res.body.to, `whatsapp:${TO}`);
     assert.equal(res.body.from, `whatsapp:${SENDER}`);
     assert.equal(
       res.body.body,
-      "Hi Ana, a reminder that The Jazz Trio will perform at your event on 3 Dec 2026, 19:00. Booking reference: BK-000042.",
+      "Hi Ana, a reminder: The Jazz Trio performs for you on 3 Dec 2026, 19:00. Booking BK-000042.",
     );
     const state = await twilioState(sb);
     assert.equal(state.messages[0].content_sid, EVENT_REMINDER);
