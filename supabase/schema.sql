@@ -2029,6 +2029,8 @@ begin
             when (e.v ->> 'after')::numeric < 0 then format('after must be >= 0 seconds, got %s', e.v -> 'after')
             when coalesce(jsonb_typeof(e.v -> 'pause'), 'null') not in ('null', 'string')
               then format('pause must be a rate key (a string), got %s', e.v -> 'pause')
+            when coalesce(jsonb_typeof(e.v -> 'not_attempted'), 'null') not in ('null', 'boolean')
+              then format('not_attempted must be true or false, got %s', e.v -> 'not_attempted')
           end as problem
           from jsonb_array_elements(p_outcomes) with ordinality as e (v, ord)) x
    where x.problem is not null
@@ -2054,11 +2056,13 @@ begin
   select coalesce(jsonb_agg(to_jsonb(w) order by w.task_id), '[]'::jsonb), array_agg(w.task_id)
     into v_work, v_leased
     from (select distinct on (l.id) l.ord, l.id as task_id, l.job_name, l.apply_function, l.key, l.payload,
-                 l.attempts as attempt, l.rate_keys, l.outcome, l.error, l.after, l.pause, l.data, l.result
+                 l.attempts as attempt, l.rate_keys, l.outcome, l.error, l.after, l.pause, l.data, l.result,
+                 l.not_attempted
             from (select i.ord, t.id, t.job_name, j.apply_function, t.key, t.payload, t.attempts, t.rate_keys,
                          i.v ->> 'outcome' as outcome, i.v ->> 'error' as error, (i.v ->> 'after')::numeric as after,
                          i.v ->> 'pause' as pause, nullif(i.v -> 'data', 'null'::jsonb) as data,
-                         nullif(i.v -> 'result', 'null'::jsonb) as result
+                         nullif(i.v -> 'result', 'null'::jsonb) as result,
+                         i.v ->> 'outcome' = 'retry' and coalesce((i.v ->> 'not_attempted')::boolean, false) as not_attempted
                     from jsonb_array_elements(p_outcomes) with ordinality as i (v, ord)
                     join jobs.task t on t.id = (i.v ->> 'task_id')::bigint and t.lease_token = (i.v ->> 'lease_token')::uuid
                     join jobs.job j on j.name = t.job_name
@@ -2074,7 +2078,7 @@ begin
      where w ->> 'apply_function' is not null and w ->> 'outcome' <> 'release'
      order by 1
   loop
-    select jsonb_agg(w - 'ord' - 'job_name' - 'apply_function' - 'rate_keys' - 'pause' - 'result'
+    select jsonb_agg(w - 'ord' - 'job_name' - 'apply_function' - 'rate_keys' - 'pause' - 'result' - 'not_attempted'
                      order by (w ->> 'task_id')::bigint)
       into v_input
       from jsonb_array_elements(v_work) w
@@ -2103,11 +2107,15 @@ begin
   -- The states, from the outcomes as they stand after apply.
   with f as (
     select x.ord, x.task_id, x.job_name, x.after,
+           -- A retry of a task perform never attempted (its provider was known to refuse in this
+           -- request) gives its attempt back, like a release, unless apply changed the outcome.
+           coalesce(x.not_attempted, false) and v_over -> x.task_id::text ->> 'outcome' is null as given_back,
            coalesce(v_over -> x.task_id::text ->> 'outcome', x.outcome) as final,
            coalesce(v_over -> x.task_id::text ->> 'error', x.error) as final_error,
            coalesce(nullif(v_over -> x.task_id::text -> 'result', 'null'::jsonb), x.result) as final_result
       from jsonb_to_recordset(v_work)
-        as x (ord bigint, task_id bigint, job_name text, outcome text, error text, after numeric, result jsonb)
+        as x (ord bigint, task_id bigint, job_name text, outcome text, error text, after numeric, result jsonb,
+              not_attempted boolean)
   ),
   written as (
     update jobs.task t
@@ -2115,12 +2123,12 @@ begin
              when f.final = 'ok' then 'succeeded'
              when f.final = 'discard' then 'discarded'
              when f.final = 'release' then 'queued'
-             when f.final = 'retry' and t.attempts < j.max_attempts then 'queued'
+             when f.final = 'retry' and (f.given_back or t.attempts < j.max_attempts) then 'queued'
              else 'dead' end,
-           attempts = case when f.final = 'release' then t.attempts - 1 else t.attempts end,
+           attempts = case when f.final = 'release' or f.given_back then t.attempts - 1 else t.attempts end,
            run_after = case
              when f.final = 'release' then now()
-             when f.final = 'retry' and t.attempts < j.max_attempts then now() + make_interval(secs => coalesce(
+             when f.final = 'retry' and (f.given_back or t.attempts < j.max_attempts) then now() + make_interval(secs => coalesce(
                f.after,
                jobs.backoff_seconds(j.backoff_base_seconds, j.backoff_cap_seconds, j.backoff_jitter, t.attempts, random())
              )::double precision)
@@ -2133,7 +2141,7 @@ begin
              else left(coalesce(f.final_error, 'failed without a message'), 1000) end,
            lease_token = null, lease_until = null,
            finished_at = case
-             when f.final in ('ok', 'discard', 'dead') or (f.final = 'retry' and t.attempts >= j.max_attempts)
+             when f.final in ('ok', 'discard', 'dead') or (f.final = 'retry' and not f.given_back and t.attempts >= j.max_attempts)
              then now() end,
            updated_at = now()
       from f join jobs.job j on j.name = f.job_name

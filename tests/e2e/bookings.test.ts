@@ -5,8 +5,8 @@
 import { createHmac } from "node:crypto";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { killFunctionWorkers } from "../support/processes";
-import { db, eventually, sandboxRequests, seedProvider, stackInfo } from "../support/stack";
-import { clearSandbox, uniquePrefix } from "../support/youtube";
+import { db, eventually, providerState, sandboxRequests, seedProvider, stackInfo } from "../support/stack";
+import { uniquePrefix } from "../support/youtube";
 
 const info = stackInfo();
 const sql = db(info);
@@ -47,6 +47,13 @@ async function remind() {
   return r as { discovered: number; error: string | null };
 }
 
+/** The messages the fake Twilio created to a number: the effect that must happen once. */
+async function twilioMessages(to: string) {
+  const state = await providerState<{ messages: { sid: string; to: string; status: string }[] }>(info, "twilio");
+  return state.messages.filter((m) => m.to === `whatsapp:${to}`);
+}
+
+/** Completed POSTs to Messages.json (a held response is logged only once it is answered). */
 async function twilioPosts(to: string) {
   return (await sandboxRequests(info, { provider: "twilio", method: "POST" }))
     .filter((r) => r.path.endsWith("/Messages.json") && (r.body as Record<string, string>)?.To === `whatsapp:${to}`);
@@ -64,7 +71,8 @@ let phoneSeq = Math.floor(Math.random() * 9000);
 const phone = () => `+4477009${String(10000 + (phoneSeq++ % 90000)).padStart(5, "0")}`;
 
 beforeEach(async () => {
-  await clearSandbox(info);
+  // Fixtures reloaded: no option (a hang, a rate limit, callbacks off) or fault survives a test.
+  await fetch(`${info.sandbox_url}/__reset`, { method: "POST" }).then((r) => r.body?.cancel());
   // Other tests' reminders (none are due in a test database) and a bucket emptied by an earlier test.
   await sql`update jobs.rate_limit set tokens = capacity, refilled_at = now() where key in ('resend', 'twilio')`;
   await sql`update jobs.job set suspended_until = null, last_error = null
@@ -90,6 +98,7 @@ describe("send_booking_reminders()", () => {
     await remind(); // after the sends: nothing is due any more
     await new Promise((r) => setTimeout(r, 1_000));
 
+    expect(await twilioMessages(to)).toHaveLength(1);
     const wa = await twilioPosts(to);
     expect(wa).toHaveLength(1);
     expect(wa[0].body).toMatchObject({ From: "whatsapp:+14155238886", ContentSid: EVENT_TEMPLATE });
@@ -128,7 +137,7 @@ describe("send_booking_reminders()", () => {
     // Twilio creates the message but its 201 never comes back to this request.
     await seedProvider(info, "twilio", { accept_then_hang: { times: 1, hang_ms: 120_000 } });
     await remind();
-    await eventually(async () => (await twilioPosts(to)).length === 1 || null, "Twilio received the send", 20_000);
+    await eventually(async () => (await twilioMessages(to)).length === 1 || null, "Twilio created the message", 20_000);
     await new Promise((r) => setTimeout(r, 300));
     expect(killFunctionWorkers(info, "send-reminder").length).toBeGreaterThan(0);
 
@@ -138,7 +147,9 @@ describe("send_booking_reminders()", () => {
       return rows[0]?.provider_message_id ? rows : null;
     }, "the reminder recorded after the crash", 60_000);
     expect(wa.provider_message_id).toMatch(/^SM[0-9a-f]{32}$/);
-    expect(await twilioPosts(to)).toHaveLength(1);
+    const created = await twilioMessages(to);
+    expect(created).toHaveLength(1);
+    expect(created[0].sid).toBe(wa.provider_message_id);
     const lookups = (await sandboxRequests(info, { provider: "twilio", method: "GET" }))
       .filter((r) => r.path.endsWith("/Messages.json"));
     expect(lookups.length).toBeGreaterThanOrEqual(1);
@@ -153,16 +164,24 @@ describe("send_booking_reminders()", () => {
     const phones = [phone(), phone(), phone()];
     const ids = [];
     for (const [i, to] of phones.entries()) ids.push(await booking(`${prefix}-${i}`, { phone: to }));
-    await seedProvider(info, "twilio", { rate_limit: { times: 4 } });
-    const faults = await fetch(`${info.sandbox_url}/__faults`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        provider: "resend", path: "/emails", status: 429, retry_after: 1, times: 4,
-        body: { statusCode: 429, name: "rate_limit_exceeded", message: "Too many requests" },
-      }),
+    const fault = (body: Record<string, unknown>) =>
+      fetch(`${info.sandbox_url}/__faults`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ status: 429, retry_after: 1, times: 4, method: "POST", ...body }),
+      });
+    const twilio429 = await fault({
+      provider: "twilio", path: `/2010-04-01/Accounts/${ACCOUNT_SID}/Messages.json`,
+      body: { code: 20429, message: "Too Many Requests", more_info: "https://www.twilio.com/docs/errors/20429", status: 429 },
+    });
+    expect(twilio429.status).toBe(201);
+    await twilio429.body?.cancel();
+    const faults = await fault({
+      provider: "resend", path: "/emails",
+      body: { statusCode: 429, name: "rate_limit_exceeded", message: "Too many requests" },
     });
     expect(faults.status).toBe(201);
+    await faults.body?.cancel();
     await remind();
 
     for (const id of ids) {
@@ -171,10 +190,7 @@ describe("send_booking_reminders()", () => {
         return rows.length === 2 && rows.every((n) => n.provider_message_id) || null;
       }, `booking ${id}: both reminders sent after the storms`, 60_000);
     }
-    for (const to of phones) {
-      const accepted = (await twilioPosts(to)).filter((r) => r.status === 201);
-      expect(accepted).toHaveLength(1);
-    }
+    for (const to of phones) expect(await twilioMessages(to)).toHaveLength(1);
     for (const id of ids) expect((await emailPosts(id)).filter((r) => r.status === 200)).toHaveLength(1);
     const [{ retried }] = await sql`
       select count(*)::int as retried from jobs.task

@@ -105,7 +105,14 @@ function outcomeJson(lease: TaskLease, o: Outcome): Record<string, unknown> {
     case "ok":
       return { ...base, data: o.data ?? null, result: o.result ?? null };
     case "retry":
-      return { ...base, error: o.error, after: o.after ?? null, pause: o.pause ?? null, data: o.data ?? null };
+      return {
+        ...base,
+        error: o.error,
+        after: o.after ?? null,
+        pause: o.pause ?? null,
+        data: o.data ?? null,
+        ...(o.notAttempted ? { not_attempted: true } : {}),
+      };
     case "dead":
     case "discard":
       return { ...base, error: o.error, data: o.data ?? null };

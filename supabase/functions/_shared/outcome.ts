@@ -34,6 +34,9 @@ export type Outcome =
     after?: number | null;
     /** A rate key of this task (or the job's) that the engine empties for `after` s (default 60). */
     pause?: string | null;
+    /** perform never called the provider (it refused this request already): the attempt is given
+     * back, so a storm of refusals cannot use up max_attempts. */
+    notAttempted?: boolean;
     data?: Data;
     tag?: string;
   }

@@ -357,6 +357,7 @@ Deno.test("refresh-reels: after an account throttle, its other tasks in the requ
   const second = failures(r.store).find((f) => f.taskId === 2)!.outcome;
   assert.equal(second.after, 300);
   assert.match(second.error, /^not called: throttled earlier/);
+  assert.equal(second.notAttempted, true, "a task never sent gives its attempt back");
   assert.equal(second.pause ?? null, null, "the bucket was paused by the first");
   assert.equal(urls(r.store).length, 1);
 });

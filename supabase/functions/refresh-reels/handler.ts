@@ -99,7 +99,12 @@ export function refreshReelsJob(deps: HandlerDeps): JobFunction<ReelTaskPayload,
       }
       const throttled = s.throttles.get("app") ?? s.throttles.get(c.account_id);
       if (throttled !== undefined) {
-        return { outcome: "retry", error: `not called: throttled earlier in this run (${throttled.error})`, after: throttled.after };
+        return {
+          outcome: "retry",
+          error: `not called: throttled earlier in this run (${throttled.error})`,
+          after: throttled.after,
+          notAttempted: true,
+        };
       }
 
       s.graphCalls++;

@@ -344,6 +344,10 @@ Deno.test("send-reminder: a 429 storm costs one call; every task of that channel
   }
   const called = [1, 2, 3, 4].filter((id) => !outcome(r, id).error!.startsWith("not called: "));
   assert.equal(called.length, 1);
+  for (const id of [1, 2, 3, 4]) {
+    const o = outcome(r, id) as Extract<Outcome, { outcome: "retry" }>;
+    assert.equal(o.notAttempted === true, id !== called[0], `task ${id}: only the task that called uses an attempt`);
+  }
   assert.match(outcome(r, [1, 2, 3, 4].find((id) => id !== called[0])!).error!, /^not called: Twilio limited this request earlier \(Twilio error 20429/);
   assert.equal(outcome(r, 5).outcome, "ok", "the email channel is not affected");
   assert.equal(outcome(r, 6).outcome, "ok");

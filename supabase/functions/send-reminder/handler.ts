@@ -19,7 +19,8 @@
 //
 //   sent / found        → ok {provider_message_id, status, reconciled}
 //   permanent           → dead {error_code} (Twilio code, Resend error name)
-//   rate_limited        → retry after the provider's wait, pause "twilio" / "resend"
+//   rate_limited        → retry after the provider's wait, pausing "twilio" / "resend" that long
+//                         (no wait given: the job's backoff, no pause)
 //   quota (Resend)      → retry after the seconds until the quota resets, pause "resend"
 //   busy (Resend 409)   → retry after retry-after or 2 s (the first request with the key is in flight)
 //   transient           → retry (after the provider's Retry-After, else the job's backoff)
@@ -202,7 +203,10 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
       else await first;
       try {
         const blocked = s.blocked[channel];
-        if (blocked !== undefined) return repeat(channel, blocked);
+        // A provider's wait that has passed lifts the block (the request may still be claiming).
+        if (blocked !== undefined && blocked.outcome === "retry" && blocked.until !== null && now() >= blocked.until) {
+          delete s.blocked[channel];
+        } else if (blocked !== undefined) return repeat(channel, blocked);
         const outcome = channel === "email" ? await sendEmail(task, s) : await sendWhatsApp(task, s);
         // Redacted here as well: the session's texts are quoted in other tasks' errors.
         return "error" in outcome ? { ...outcome, error: redact(outcome.error, secretsOf(s)) } as Outcome : outcome;
@@ -216,7 +220,8 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
   function repeat(channel: Channel, b: Block): Outcome {
     if (b.outcome === "release") return { outcome: "release", error: b.error };
     const after = b.until === null ? null : Math.max(1, Math.ceil((b.until - now()) / 1000));
-    return { outcome: "retry", error: `not called: ${b.error}`, after, pause: RATE_KEY[channel] };
+    // Never attempted: the attempt is given back (a storm cannot use up max_attempts).
+    return { outcome: "retry", error: `not called: ${b.error}`, after, pause: after === null ? null : RATE_KEY[channel], notAttempted: true };
   }
 
   function release(s: Session, channel: Channel, error: string): Outcome {
@@ -231,7 +236,9 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
       error: `${channel === "email" ? "Resend" : "Twilio"} limited this request earlier (${clean})`,
       until: after === null ? null : now() + after * 1000,
     };
-    return { outcome: "retry", error: clean, after, pause: RATE_KEY[channel] };
+    // Without a wait from the provider (Twilio's 20429 has none), the job's backoff spaces the
+    // retries and no bucket is paused (a pause without a length would hold it for a minute).
+    return { outcome: "retry", error: clean, after, pause: after === null ? null : RATE_KEY[channel] };
   }
 
   /** Renders or says why this notification can never be rendered. */

@@ -1,10 +1,10 @@
--- Claims that find only rate-limited work say when to come back
--- (supabase/migrations/20261202090000_jobs_claim_wait.sql): jobs.bucket_wait_ms, and the wait_ms
--- of jobs.report when its claims come back short because due work waits for a bucket.
+-- Rate-limited work (supabase/migrations/20261202090000_jobs_rate_limited_work.sql):
+-- jobs.bucket_wait_ms; the wait_ms of jobs.report when its claims come back short because due work
+-- waits for a bucket; a retry that was never attempted (not_attempted) gives its attempt back.
 -- Runs in one transaction that is rolled back; its job is 'pgtap-wait-<pid>'.
 begin;
 set local search_path = public, extensions;
-select plan(9);
+select plan(13);
 
 do $$
 begin
@@ -51,6 +51,23 @@ update jobs.rate_limit set tokens = 1, refilled_at = now() where key = current_s
 delete from jobs.task where job_name = current_setting('pgtap.job') and state = 'queued';
 select ok(not (jobs.report('[]', jsonb_build_array(jsonb_build_object('batch_id', (select id from b), 'count', 1))) ? 'wait_ms'),
           'nothing due: no wait_ms (the slot ends)');
+
+-- not_attempted: a retry the function never attempted gives its attempt back, even on the last one.
+update jobs.job set max_attempts = 1 where name = current_setting('pgtap.job');
+update jobs.rate_limit set tokens = 1, refilled_at = now() where key = current_setting('pgtap.key');
+delete from due;
+insert into due values ('na');
+select jobs.tick(current_setting('pgtap.job'));  -- discovers it (its one batch is still in flight)
+select jobs.report('[]', jsonb_build_array(jsonb_build_object('batch_id', (select id from b), 'count', 1)));
+create temp table na as select id, lease_token, attempts from jobs.task where job_name = current_setting('pgtap.job') and key = 'na';
+select is((select attempts from na), 1, 'claimed: its first (and last allowed) attempt');
+select is(jobs.record_outcome((select id from na), (select lease_token from na),
+          '{"outcome": "retry", "error": "not called: throttled earlier in this request", "after": 5, "not_attempted": true}'),
+          'queued', 'a not-attempted retry on the last attempt is queued, not dead');
+select is((select attempts from jobs.task where id = (select id from na)), 0, '... with its attempt given back');
+select throws_ok($$ select jobs.record_outcomes('[{"task_id": 1, "lease_token": "6f1c2a44-6a0e-4f3e-9d7a-2b1f0c9e8d71",
+                    "outcome": "retry", "error": "x", "not_attempted": "yes"}]') $$,
+  '22023', 'jobs.record_outcomes: p_outcomes[0]: not_attempted must be true or false, got "yes"', 'not_attempted must be a boolean');
 
 select * from finish();
 rollback;
