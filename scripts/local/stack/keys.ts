@@ -1,6 +1,7 @@
 // API keys of a local stack, generated once per data directory and reused on every start, in the
 // shapes hosted Supabase uses: HS256 JWTs for the legacy anon/service_role keys and opaque
-// sb_publishable_/sb_secret_ keys. The secret key is what pg_net sends to job functions.
+// sb_publishable_/sb_secret_ keys. The secret key is what a person or a script calls job
+// functions with (pg_net's batches carry single-use batch tokens instead).
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { SignJWT } from "npm:jose@^6";

@@ -1,5 +1,6 @@
-// Service-to-service auth for job functions (verify_jwt = false): the caller (pg_net, with the
-// key from Vault) must present one of the project's secret keys, in `apikey` or in
+// Service-to-service auth for job functions (verify_jwt = false) called by a person or a script
+// rather than by pg_net (whose batches carry a single-use batch token, checked by
+// jobs.accept_batch): the caller must present one of the project's secret keys, in `apikey` or in
 // `Authorization: Bearer <key>`. Keys are compared as SHA-256 digests with timingSafeEqual, so
 // neither the comparison time nor the key length leaks through timing.
 
