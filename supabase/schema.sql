@@ -375,23 +375,19 @@ CREATE FUNCTION bookings.discover_cancellation_notices(p_config jsonb) RETURNS T
     SET search_path TO ''
     AS $$
 declare
-  v_since timestamptz := now() - make_interval(hours => coalesce((p_config ->> 'within_hours')::int, 48));
+  v_due bigint[] := array(
+    select b.id from public.bookings b
+     where b.status = 'cancelled' and b.cancel_reason = bookings.stale_cancel_reason()
+       and b.cancelled_at > now() - make_interval(hours => coalesce((p_config ->> 'within_hours')::int, 48)));
 begin
   insert into public.notifications (booking_id, client_id, kind, channel, to_address)
   select b.id, b.client_id, 'booking_cancelled', 'email', c.email
     from public.bookings b
     join public.clients c on c.id = b.client_id
-   where b.status = 'cancelled' and b.cancelled_at > v_since and b.cancel_reason = bookings.stale_cancel_reason()
-     and c.email is not null
+   where b.id = any (v_due) and c.email is not null
   on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
 
-  return query
-  select bookings.notification_key(n.kind, n.booking_id, n.channel),
-         jsonb_build_object('notification_id', n.id, 'channel', n.channel,
-                            'rate_keys', jsonb_build_array(bookings.rate_key(n.channel)))
-    from public.bookings b
-    join public.notifications n on n.booking_id = b.id and n.kind = 'booking_cancelled'
-   where b.status = 'cancelled' and b.cancelled_at > v_since and n.status in ('pending', 'sending');
+  return query select * from bookings.notification_tasks('booking_cancelled', v_due);
 end;
 $$;
 
@@ -406,31 +402,27 @@ CREATE FUNCTION bookings.discover_reminders(p_config jsonb) RETURNS TABLE(key te
 declare
   v_kind text := p_config ->> 'kind';
   v_lead interval := make_interval(hours => coalesce((p_config ->> 'lead_hours')::int, 24));
+  v_due bigint[];
 begin
   if v_kind is null or v_kind not in ('event_reminder', 'balance_reminder') then
     raise exception 'bookings.discover_reminders: config.kind must be event_reminder or balance_reminder, got %',
       coalesce(v_kind, 'null') using errcode = 'invalid_parameter_value';
   end if;
+  v_due := array(
+    select b.id from public.bookings b
+     where b.status = 'confirmed' and b.event_at > now() and b.event_at <= now() + v_lead
+       and (v_kind <> 'balance_reminder' or b.balance_due > 0));
 
   insert into public.notifications (booking_id, client_id, kind, channel, to_address)
   select b.id, b.client_id, v_kind, ch.channel, case ch.channel when 'email' then c.email else c.phone end
     from public.bookings b
     join public.clients c on c.id = b.client_id
    cross join (values ('whatsapp'), ('email')) ch (channel)
-   where b.status = 'confirmed' and b.event_at > now() and b.event_at <= now() + v_lead
-     and (v_kind <> 'balance_reminder' or b.balance_due > 0)
+   where b.id = any (v_due)
      and case ch.channel when 'email' then c.email is not null else c.phone is not null and c.whatsapp_opt_in end
   on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
 
-  return query
-  select bookings.notification_key(n.kind, n.booking_id, n.channel),
-         jsonb_build_object('notification_id', n.id, 'channel', n.channel,
-                            'rate_keys', jsonb_build_array(bookings.rate_key(n.channel)))
-    from public.bookings b
-    join public.notifications n on n.booking_id = b.id and n.kind = v_kind
-   where b.status = 'confirmed' and b.event_at > now() and b.event_at <= now() + v_lead
-     and (v_kind <> 'balance_reminder' or b.balance_due > 0)
-     and n.status in ('pending', 'sending');
+  return query select * from bookings.notification_tasks(v_kind, v_due);
 end;
 $$;
 
@@ -444,6 +436,24 @@ CREATE FUNCTION bookings.notification_key(p_kind text, p_booking_id bigint, p_ch
     AS $$
 begin
   return p_kind || ':' || p_booking_id || ':' || p_channel;
+end;
+$$;
+
+--
+-- Name: notification_tasks(text, bigint[]); Type: FUNCTION; Schema: bookings; Owner: -
+--
+
+CREATE FUNCTION bookings.notification_tasks(p_kind text, p_booking_ids bigint[]) RETURNS TABLE(key text, payload jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return query
+  select bookings.notification_key(n.kind, n.booking_id, n.channel),
+         jsonb_build_object('notification_id', n.id, 'channel', n.channel,
+                            'rate_keys', jsonb_build_array(bookings.rate_key(n.channel)))
+    from public.notifications n
+   where n.booking_id = any (p_booking_ids) and n.kind = p_kind and n.status in ('pending', 'sending');
 end;
 $$;
 
@@ -4541,6 +4551,12 @@ REVOKE ALL ON FUNCTION bookings.discover_reminders(p_config jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION bookings.notification_key(p_kind text, p_booking_id bigint, p_channel text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION notification_tasks(p_kind text, p_booking_ids bigint[]); Type: ACL; Schema: bookings; Owner: -
+--
+
+REVOKE ALL ON FUNCTION bookings.notification_tasks(p_kind text, p_booking_ids bigint[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION rate_key(p_channel text); Type: ACL; Schema: bookings; Owner: -

@@ -302,12 +302,30 @@ begin
 end;
 $$;
 
+-- The tasks of the given bookings' notifications of one kind that are not sent yet: pending, or
+-- sending (an attempt whose outcome is unknown, made safe by reconcile_since). One per
+-- (kind, booking, channel); the payload carries ids only (it goes through pg_net).
+create function bookings.notification_tasks(p_kind text, p_booking_ids bigint[])
+returns table (key text, payload jsonb)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return query
+  select bookings.notification_key(n.kind, n.booking_id, n.channel),
+         jsonb_build_object('notification_id', n.id, 'channel', n.channel,
+                            'rate_keys', jsonb_build_array(bookings.rate_key(n.channel)))
+    from public.notifications n
+   where n.booking_id = any (p_booking_ids) and n.kind = p_kind and n.status in ('pending', 'sending');
+end;
+$$;
+
 -- Reminders due now. config: {"kind": "event_reminder" | "balance_reminder", "lead_hours": 24}.
 -- Due = a confirmed booking whose event starts within lead_hours and has not started (so an
 -- hour missed while the database was down or the job paused is caught up, but never after the
 -- event began); a balance reminder also needs balance_due > 0. Each due (booking, channel) gets
--- its notifications row (pending) the first time; a task is returned for every row not yet sent
--- (pending, or sending: an attempt whose outcome is unknown, made safe by reconcile_since).
+-- its notifications row (pending) the first time, and a task while it is not sent.
 -- WhatsApp needs a phone and the client's opt-in, email an address.
 create function bookings.discover_reminders(p_config jsonb)
 returns table (key text, payload jsonb)
@@ -317,31 +335,27 @@ as $$
 declare
   v_kind text := p_config ->> 'kind';
   v_lead interval := make_interval(hours => coalesce((p_config ->> 'lead_hours')::int, 24));
+  v_due bigint[];
 begin
   if v_kind is null or v_kind not in ('event_reminder', 'balance_reminder') then
     raise exception 'bookings.discover_reminders: config.kind must be event_reminder or balance_reminder, got %',
       coalesce(v_kind, 'null') using errcode = 'invalid_parameter_value';
   end if;
+  v_due := array(
+    select b.id from public.bookings b
+     where b.status = 'confirmed' and b.event_at > now() and b.event_at <= now() + v_lead
+       and (v_kind <> 'balance_reminder' or b.balance_due > 0));
 
   insert into public.notifications (booking_id, client_id, kind, channel, to_address)
   select b.id, b.client_id, v_kind, ch.channel, case ch.channel when 'email' then c.email else c.phone end
     from public.bookings b
     join public.clients c on c.id = b.client_id
    cross join (values ('whatsapp'), ('email')) ch (channel)
-   where b.status = 'confirmed' and b.event_at > now() and b.event_at <= now() + v_lead
-     and (v_kind <> 'balance_reminder' or b.balance_due > 0)
+   where b.id = any (v_due)
      and case ch.channel when 'email' then c.email is not null else c.phone is not null and c.whatsapp_opt_in end
   on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
 
-  return query
-  select bookings.notification_key(n.kind, n.booking_id, n.channel),
-         jsonb_build_object('notification_id', n.id, 'channel', n.channel,
-                            'rate_keys', jsonb_build_array(bookings.rate_key(n.channel)))
-    from public.bookings b
-    join public.notifications n on n.booking_id = b.id and n.kind = v_kind
-   where b.status = 'confirmed' and b.event_at > now() and b.event_at <= now() + v_lead
-     and (v_kind <> 'balance_reminder' or b.balance_due > 0)
-     and n.status in ('pending', 'sending');
+  return query select * from bookings.notification_tasks(v_kind, v_due);
 end;
 $$;
 
@@ -353,23 +367,19 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_since timestamptz := now() - make_interval(hours => coalesce((p_config ->> 'within_hours')::int, 48));
+  v_due bigint[] := array(
+    select b.id from public.bookings b
+     where b.status = 'cancelled' and b.cancel_reason = bookings.stale_cancel_reason()
+       and b.cancelled_at > now() - make_interval(hours => coalesce((p_config ->> 'within_hours')::int, 48)));
 begin
   insert into public.notifications (booking_id, client_id, kind, channel, to_address)
   select b.id, b.client_id, 'booking_cancelled', 'email', c.email
     from public.bookings b
     join public.clients c on c.id = b.client_id
-   where b.status = 'cancelled' and b.cancelled_at > v_since and b.cancel_reason = bookings.stale_cancel_reason()
-     and c.email is not null
+   where b.id = any (v_due) and c.email is not null
   on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
 
-  return query
-  select bookings.notification_key(n.kind, n.booking_id, n.channel),
-         jsonb_build_object('notification_id', n.id, 'channel', n.channel,
-                            'rate_keys', jsonb_build_array(bookings.rate_key(n.channel)))
-    from public.bookings b
-    join public.notifications n on n.booking_id = b.id and n.kind = 'booking_cancelled'
-   where b.status = 'cancelled' and b.cancelled_at > v_since and n.status in ('pending', 'sending');
+  return query select * from bookings.notification_tasks('booking_cancelled', v_due);
 end;
 $$;
 

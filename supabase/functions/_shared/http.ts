@@ -76,6 +76,12 @@ export function parseJson(text: string): unknown {
   }
 }
 
+/** The body as a JSON object (a provider's error envelope), or null for anything else. */
+export function parseJsonObject(text: string): Record<string, unknown> | null {
+  const body = parseJson(text);
+  return body !== null && typeof body === "object" && !Array.isArray(body) ? body as Record<string, unknown> : null;
+}
+
 /** The message of an error and of its causes ("fetch failed: error sending request …: client
  * error (Connect): …"): Deno's fetch puts the reason in the cause. */
 export function errorChainText(err: unknown): string {

@@ -16,6 +16,7 @@ import {
   HttpTimeoutError,
   type HttpResult,
   parseJson,
+  parseJsonObject,
   parseRetryAfter,
 } from "../http.ts";
 import { redact } from "../redact.ts";
@@ -76,9 +77,8 @@ export interface ResendApiError {
 
 /** Resend's flat error body, or null when the body is not one. */
 export function parseResendError(text: string): ResendApiError | null {
-  const body = parseJson(text);
-  if (body === null || typeof body !== "object" || Array.isArray(body)) return null;
-  const b = body as Record<string, unknown>;
+  const b = parseJsonObject(text);
+  if (b === null) return null;
   const name = typeof b.name === "string" && b.name ? b.name : null;
   const message = typeof b.message === "string" ? b.message : null;
   if (name === null && message === null) return null;

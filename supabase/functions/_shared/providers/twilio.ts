@@ -24,6 +24,7 @@ import {
   HttpTimeoutError,
   type HttpResult,
   parseJson,
+  parseJsonObject,
   parseRetryAfter,
 } from "../http.ts";
 import { redact } from "../redact.ts";
@@ -144,9 +145,8 @@ export interface TwilioApiError {
 
 /** Twilio's error envelope, or null when the body is not one. */
 export function parseTwilioError(text: string): TwilioApiError | null {
-  const body = parseJson(text);
-  if (body === null || typeof body !== "object" || Array.isArray(body)) return null;
-  const b = body as Record<string, unknown>;
+  const b = parseJsonObject(text);
+  if (b === null) return null;
   const code = typeof b.code === "number" ? b.code : typeof b.code === "string" && /^\d+$/.test(b.code) ? Number(b.code) : null;
   const message = typeof b.message === "string" ? b.message : null;
   if (code === null && message === null) return null;
