@@ -140,12 +140,14 @@ describe("send_booking_reminders()", () => {
     await eventually(async () => (await twilioMessages(to)).length === 1 || null, "Twilio created the message", 20_000);
     await new Promise((r) => setTimeout(r, 300));
     expect(killFunctionWorkers(info, "send-reminder").length).toBeGreaterThan(0);
+    const killed = Date.now();
 
     // The lease runs out, the heartbeat re-dispatches, the new attempt looks the message up first.
     const [wa] = await eventually(async () => {
       const rows = await notifications(id);
       return rows[0]?.provider_message_id ? rows : null;
     }, "the reminder recorded after the crash", 60_000);
+    console.log(`send-reminder killed after Twilio's 201: recorded by reconciliation ${((Date.now() - killed) / 1000).toFixed(1)} s later`);
     expect(wa.provider_message_id).toMatch(/^SM[0-9a-f]{32}$/);
     const created = await twilioMessages(to);
     expect(created).toHaveLength(1);
