@@ -31,6 +31,8 @@ export interface W2Config {
   c: number;
   /** The fake Resend's limit in the rate run (requests/s, sliding 1 s window). */
   rateLimitPerSecond: number;
+  /** The resend bucket's refill_per_second in the rate run; null = 0.98 × the limit (bench/rate_limit.ts). */
+  rateRefill: number | null;
   /** Twilio status callbacks to twilio-status during the throughput run (off by default). */
   callbacks: boolean;
 }
@@ -92,6 +94,7 @@ export function parseConfig(args: string[]): BenchConfig {
       "w2-bookings": { type: "string" },
       "w2-emails": { type: "string" },
       "w2-callbacks": { type: "boolean", default: false },
+      "w2-refill": { type: "string" },
     },
   });
   const quick = values.quick ?? false;
@@ -123,12 +126,14 @@ export function parseConfig(args: string[]): BenchConfig {
   const w2Bookings = values["w2-bookings"] !== undefined ? intList(values["w2-bookings"], "w2-bookings")[0] : quick ? 1000 : 5000;
   const w2Emails = values["w2-emails"] !== undefined ? intList(values["w2-emails"], "w2-emails")[0] : quick ? 100 : 300;
   if (w2Bookings <= 0 || w2Emails <= 20) throw new Error("--w2-bookings must be positive and --w2-emails above 20 (the rate is measured from the 10th send)");
+  const rateRefill = values["w2-refill"] !== undefined ? Number(values["w2-refill"]) : null;
+  if (rateRefill !== null && !(rateRefill > 0)) throw new Error("--w2-refill must be a positive number (requests/s)");
   const out = values.out ?? "bench";
   const peerRuntime = values["peer-runtime"] ?? "deno";
   if (peerRuntime !== "deno" && peerRuntime !== "node") throw new Error(`--peer-runtime must be deno or node`);
   return {
     workloads: WORKLOADS.filter((w) => workloads.includes(w)),
-    w2: { bookings: w2Bookings, rateEmails: w2Emails, latencyMs: 20, c: 50, rateLimitPerSecond: 10, callbacks: values["w2-callbacks"] ?? false },
+    w2: { bookings: w2Bookings, rateEmails: w2Emails, latencyMs: 20, c: 50, rateLimitPerSecond: 10, rateRefill, callbacks: values["w2-callbacks"] ?? false },
     n,
     quick,
     contenders: contenders as ContenderId[],

@@ -23,6 +23,7 @@ import {
   sentCount,
   settle,
   type W2RateRun,
+  withUnaccounted,
 } from "./w2.ts";
 
 type Sql = ReturnType<typeof postgres>;
@@ -40,12 +41,12 @@ export const STEADY_FROM = 10;
  * commit, the slot starting its call, the network), which varies by a few ms per send. The cost
  * is 2 % of the allowed rate, well inside the ±5 % goal.
  */
-export function rateBucket(limit: number): Bucket {
-  return { key: "resend", capacity: 1, refill_per_second: Math.round(limit * 0.98 * 100) / 100 };
+export function rateBucket(limit: number, refill: number | null = null): Bucket {
+  return { key: "resend", capacity: 1, refill_per_second: refill ?? Math.round(limit * 0.98 * 100) / 100 };
 }
 
-export function describe(limit: number, latencyMs: number, c: number, batch: number): string {
-  const b = rateBucket(limit);
+export function describe(limit: number, refill: number | null, latencyMs: number, c: number, batch: number): string {
+  const b = rateBucket(limit, refill);
   return `fake Resend rate_limit_per_second ${limit} (sliding 1 s window), processing_ms ${latencyMs}; ` +
     `bucket resend capacity ${b.capacity}, refill_per_second ${b.refill_per_second}; booking-reminders batch_size ${batch}, ` +
     `max_in_flight ${c / batch}; rate = (accepted sends from the ${STEADY_FROM}th to the last − 1) / time between them, ` +
@@ -53,19 +54,20 @@ export function describe(limit: number, latencyMs: number, c: number, batch: num
 }
 
 export async function runRateAccuracy(
-  { stack, sandbox, sql, poll, emails, limit, latencyMs, c, batch }: {
+  { stack, sandbox, sql, poll, emails, limit, refill, latencyMs, c, batch }: {
     stack: BenchStack;
     sandbox: SandboxClient;
     sql: Sql;
     poll: Sql;
     emails: number;
     limit: number;
+    refill: number | null;
     latencyMs: number;
     c: number;
     batch: number;
   },
 ): Promise<W2RateRun> {
-  const bucket = rateBucket(limit);
+  const bucket = rateBucket(limit, refill);
   await settle(sql, 10_000);
   await resetW2(sql);
   await configureReminders(sql, c, batch, [bucket, THROUGHPUT_BUCKETS.find((b) => b.key === "twilio")!]);
@@ -92,6 +94,7 @@ export async function runRateAccuracy(
     await new Promise((r) => setTimeout(r, 50));
   }
   const after = sampleCpu(roots);
+  const tAfter = Date.now();
   await settle(sql, 10_000);
   await new Promise((r) => setTimeout(r, 1_200));
   const functions = functionDelta(fnBefore, await functionStats(sql));
@@ -105,7 +108,16 @@ export async function runRateAccuracy(
   const posts = await loggedPosts(stack.info.sandbox_url, "resend", "/emails");
   const accepted = posts.filter((p) => p.status === 200).map((p) => p.t);
   const measuredRate = steadyRate(accepted, STEADY_FROM);
-  const [{ claims }] = await sql`select count(*)::int as claims from jobs.batch where job_name = ${REMINDER_JOB}`;
+  // The requests that carried the emails (how many, who dispatched them and when, relative to t0).
+  const requests = (await sql`
+    select id, run_id, size, http_status,
+           round(extract(epoch from dispatched_at) * 1000 - ${t0}) as dispatched_ms,
+           round(extract(epoch from accepted_at) * 1000 - ${t0}) as accepted_ms,
+           round(extract(epoch from settled_at) * 1000 - ${t0}) as settled_ms
+      from jobs.batch where job_name = ${REMINDER_JOB} order by id`).map((b) => ({ ...b, id: Number(b.id) }));
+  const refused = posts.filter((p) => p.status !== 200).map((p) => p.t - t0);
+  const gaps = accepted.slice(1).map((t, i) => t - accepted[i]).sort((a, b) => a - b);
+  const pct = (q: number) => gaps.length ? gaps[Math.min(gaps.length - 1, Math.floor(q * gaps.length))] : null;
 
   const failures: string[] = [];
   if (tEnd === null) failures.push(`timed out: ${done}/${emails} emails sent after ${timeoutMs / 1000} s`);
@@ -136,7 +148,14 @@ export async function runRateAccuracy(
     tasksNotSucceeded: db.tasksNotSucceeded,
     tasksDead: db.tasksDead,
     tasksRetried: db.tasksRetried,
-    cpu: cpuDelta(before, after),
-    extra: { requests: claims, firstError: db.firstError, functions, withinTolerance: RATE_TOLERANCE },
+    cpu: withUnaccounted(cpuDelta(before, after), tAfter - t0),
+    extra: {
+      requests,
+      refusedAtMs: refused,
+      gapsMs: { p10: pct(0.1), p50: pct(0.5), p90: pct(0.9), max: gaps.length ? gaps[gaps.length - 1] : null },
+      firstError: db.firstError,
+      functions,
+      withinTolerance: RATE_TOLERANCE,
+    },
   };
 }

@@ -25,6 +25,7 @@ import {
   trackFunctions,
   type W2Results,
   type W2Run,
+  withUnaccounted,
 } from "./w2.ts";
 
 async function runCeiling(
@@ -70,7 +71,7 @@ async function runCeiling(
     await peer.send({ type: "go" });
     t0 = (await peer.expect("started", 60_000)).t0 as number;
     const d = await peer.next(timeoutMs);
-    cpu = cpuDelta(before, sampleCpu(roots));
+    cpu = withUnaccounted(cpuDelta(before, sampleCpu(roots)), Date.now() - t0);
     tEnd = d?.type === "drained" ? d.tEnd as number : null;
     await peer.send({ type: "stop" });
     stats = (await peer.expect("stopped", 60_000)).stats as typeof stats;
@@ -85,8 +86,11 @@ async function runCeiling(
   const keys = Array.from({ length: bookings }, (_, i) => `event_reminder:${i + 1}:email`);
   const twilio = await twilioSeen(stack.info.sandbox_url, phones);
   const resend = await resendSeen(stack.info.sandbox_url, keys);
-  const twilioPosts = (await loggedPosts(stack.info.sandbox_url, "twilio", "/Messages.json")).length;
-  const resendPosts = (await loggedPosts(stack.info.sandbox_url, "resend", "/emails")).length;
+  const twilioLog = await loggedPosts(stack.info.sandbox_url, "twilio", "/Messages.json");
+  const resendLog = await loggedPosts(stack.info.sandbox_url, "resend", "/emails");
+  const twilioPosts = twilioLog.length;
+  const resendPosts = resendLog.length;
+  const arrivals = [...twilioLog, ...resendLog].map((p) => p.t).sort((a, b) => a - b);
   const failures: string[] = [];
   if (tEnd === null) failures.push(`timed out after ${timeoutMs / 1000} s`);
   if (stats.errors) failures.push(`${stats.errors} request errors, first: ${stats.firstError}`);
@@ -126,7 +130,13 @@ async function runCeiling(
       firstError: stats.firstError,
     },
     cpu,
-    extra: { runtime, httpCalls: stats.httpCalls },
+    extra: {
+      runtime,
+      httpCalls: stats.httpCalls,
+      firstSendMs: arrivals.length ? arrivals[0] - t0 : null,
+      afterLastSendMs: arrivals.length && tEnd !== null ? tEnd - arrivals[arrivals.length - 1] : null,
+      steadySendsPerSec: arrivals.length > 1 ? ((arrivals.length - 1) * 1000) / (arrivals[arrivals.length - 1] - arrivals[0]) : null,
+    },
   };
 }
 
@@ -140,6 +150,11 @@ function printRun(label: string, r: W2Run): void {
         `(CPU-s/1000 sends: ${cpuLine(r.cpu, r.sends)}; host busy ${r.cpu.hostBusyPct?.toFixed(0)} %)`
       : `${label}: ✗`,
   );
+  const e = r.extra ?? {};
+  if (typeof e.firstSendMs === "number") {
+    console.log(`    first send after ${e.firstSendMs} ms, drained ${e.afterLastSendMs} ms after the last; ` +
+      `${(e.steadySendsPerSec as number).toFixed(0)} sends/s between the first and the last`);
+  }
   for (const f of r.failures) console.log(`    ${f}`);
 }
 
@@ -199,7 +214,7 @@ export async function runW2(
 
     try {
       const r = await runRateAccuracy({
-        stack, sandbox, sql, poll, emails: w.rateEmails, limit: w.rateLimitPerSecond, latencyMs: w.latencyMs, c: w.c, batch,
+        stack, sandbox, sql, poll, emails: w.rateEmails, limit: w.rateLimitPerSecond, refill: w.rateRefill, latencyMs: w.latencyMs, c: w.c, batch,
       });
       res.rate = r;
       if (r.ok && r.deviation !== null) {

@@ -22,6 +22,7 @@ import {
   sentCount,
   settle,
   type W2Run,
+  withUnaccounted,
 } from "../w2.ts";
 
 type Sql = ReturnType<typeof postgres>;
@@ -102,6 +103,7 @@ export class DueworkReminders {
       await new Promise((r) => setTimeout(r, 10));
     }
     const after = sampleCpu(roots);
+    const tAfter = Date.now();
     const tickResult = await tick;
 
     await settle(sql, 10_000);
@@ -116,8 +118,13 @@ export class DueworkReminders {
     const phones = Array.from({ length: bookings }, (_, i) => phoneOf(i + 1));
     const twilio = await twilioSeen(this.stack.info.sandbox_url, phones);
     const resend = await resendSeen(this.stack.info.sandbox_url, bookingIds.map((id) => reminderKey(id, "email")));
-    const twilioPosts = (await loggedPosts(this.stack.info.sandbox_url, "twilio", "/Messages.json")).length;
-    const resendPosts = (await loggedPosts(this.stack.info.sandbox_url, "resend", "/emails")).length;
+    const twilioLog = await loggedPosts(this.stack.info.sandbox_url, "twilio", "/Messages.json");
+    const resendLog = await loggedPosts(this.stack.info.sandbox_url, "resend", "/emails");
+    const twilioPosts = twilioLog.length;
+    const resendPosts = resendLog.length;
+    // Where the drain's time went: before the first provider request (tick, pg_net, the function's
+    // accept and contexts) and after the last one (its outcome write and the poll noticing it).
+    const arrivals = [...twilioLog, ...resendLog].map((p) => p.t).sort((a, b) => a - b);
     const unknownSids = [...db.whatsappIds.keys()].filter((s) => !twilio.sids.has(s)).length;
     const unknownEmails = [...db.emailIds.keys()].filter((s) => !resend.ids.has(s)).length;
 
@@ -167,13 +174,17 @@ export class DueworkReminders {
         errors: db.tasksWithError,
         firstError: db.firstError,
       },
-      cpu: cpuDelta(before, after),
+      cpu: withUnaccounted(cpuDelta(before, after), tAfter - t0),
       extra: {
         tick: tickResult.r,
         tickMs: tickResult.t - t0,
+        firstSendMs: arrivals.length ? arrivals[0] - t0 : null,
+        afterLastSendMs: arrivals.length && tEnd !== null ? tEnd - arrivals[arrivals.length - 1] : null,
+        /** Sends per second between the first and the last request the fakes saw. */
+        steadySendsPerSec: arrivals.length > 1 ? ((arrivals.length - 1) * 1000) / (arrivals[arrivals.length - 1] - arrivals[0]) : null,
         dbDrainMs: db.dbDrainMs,
         batches: db.batches,
-        batchesNot200: db.batchesNot200,
+        batchesNot202: db.batchesNot202,
         statuses: db.byStatus,
         callbacksSent: twilio.callbacksSent,
         functions,
