@@ -33,6 +33,8 @@ export interface W2Config {
   rateLimitPerSecond: number;
   /** The resend bucket's refill_per_second in the rate run; null = 0.98 × the limit (bench/rate_limit.ts). */
   rateRefill: number | null;
+  /** The resend bucket's capacity in the rate run (default 1). */
+  rateCapacity: number;
   /** Twilio status callbacks to twilio-status during the throughput run (off by default). */
   callbacks: boolean;
 }
@@ -95,6 +97,7 @@ export function parseConfig(args: string[]): BenchConfig {
       "w2-emails": { type: "string" },
       "w2-callbacks": { type: "boolean", default: false },
       "w2-refill": { type: "string" },
+      "w2-capacity": { type: "string" },
     },
   });
   const quick = values.quick ?? false;
@@ -128,12 +131,14 @@ export function parseConfig(args: string[]): BenchConfig {
   if (w2Bookings <= 0 || w2Emails <= 20) throw new Error("--w2-bookings must be positive and --w2-emails above 20 (the rate is measured from the 10th send)");
   const rateRefill = values["w2-refill"] !== undefined ? Number(values["w2-refill"]) : null;
   if (rateRefill !== null && !(rateRefill > 0)) throw new Error("--w2-refill must be a positive number (requests/s)");
+  const rateCapacity = values["w2-capacity"] !== undefined ? Number(values["w2-capacity"]) : 1;
+  if (!(rateCapacity >= 1)) throw new Error("--w2-capacity must be a number >= 1 (a bucket holds at least one token)");
   const out = values.out ?? "bench";
   const peerRuntime = values["peer-runtime"] ?? "deno";
   if (peerRuntime !== "deno" && peerRuntime !== "node") throw new Error(`--peer-runtime must be deno or node`);
   return {
     workloads: WORKLOADS.filter((w) => workloads.includes(w)),
-    w2: { bookings: w2Bookings, rateEmails: w2Emails, latencyMs: 20, c: 50, rateLimitPerSecond: 10, rateRefill, callbacks: values["w2-callbacks"] ?? false },
+    w2: { bookings: w2Bookings, rateEmails: w2Emails, latencyMs: 20, c: 50, rateLimitPerSecond: 10, rateRefill, rateCapacity, callbacks: values["w2-callbacks"] ?? false },
     n,
     quick,
     contenders: contenders as ContenderId[],

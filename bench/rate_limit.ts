@@ -41,12 +41,11 @@ export const STEADY_FROM = 10;
  * commit, the slot starting its call, the network), which varies by a few ms per send. The cost
  * is 2 % of the allowed rate, well inside the ±5 % goal.
  */
-export function rateBucket(limit: number, refill: number | null = null): Bucket {
-  return { key: "resend", capacity: 1, refill_per_second: refill ?? Math.round(limit * 0.98 * 100) / 100 };
+export function rateBucket(limit: number, refill: number | null = null, capacity = 1): Bucket {
+  return { key: "resend", capacity, refill_per_second: refill ?? Math.round(limit * 0.98 * 100) / 100 };
 }
 
-export function describe(limit: number, refill: number | null, latencyMs: number, c: number, batch: number): string {
-  const b = rateBucket(limit, refill);
+export function describe(b: Bucket, limit: number, latencyMs: number, c: number, batch: number): string {
   return `fake Resend rate_limit_per_second ${limit} (sliding 1 s window), processing_ms ${latencyMs}; ` +
     `bucket resend capacity ${b.capacity}, refill_per_second ${b.refill_per_second}; booking-reminders batch_size ${batch}, ` +
     `max_in_flight ${c / batch}; rate = (accepted sends from the ${STEADY_FROM}th to the last − 1) / time between them, ` +
@@ -54,7 +53,7 @@ export function describe(limit: number, refill: number | null, latencyMs: number
 }
 
 export async function runRateAccuracy(
-  { stack, sandbox, sql, poll, emails, limit, refill, latencyMs, c, batch }: {
+  { stack, sandbox, sql, poll, emails, limit, refill, capacity, latencyMs, c, batch }: {
     stack: BenchStack;
     sandbox: SandboxClient;
     sql: Sql;
@@ -62,12 +61,13 @@ export async function runRateAccuracy(
     emails: number;
     limit: number;
     refill: number | null;
+    capacity: number;
     latencyMs: number;
     c: number;
     batch: number;
   },
 ): Promise<W2RateRun> {
-  const bucket = rateBucket(limit, refill);
+  const bucket = rateBucket(limit, refill, capacity);
   await settle(sql, 10_000);
   await resetW2(sql);
   await configureReminders(sql, c, batch, [bucket, THROUGHPUT_BUCKETS.find((b) => b.key === "twilio")!]);

@@ -153,7 +153,10 @@ function printRun(label: string, r: W2Run): void {
   const e = r.extra ?? {};
   if (typeof e.firstSendMs === "number") {
     console.log(`    first send after ${e.firstSendMs} ms, drained ${e.afterLastSendMs} ms after the last; ` +
-      `${(e.steadySendsPerSec as number).toFixed(0)} sends/s between the first and the last`);
+      `${(e.steadySendsPerSec as number).toFixed(0)} sends/s between the first and the last` +
+      (typeof e.activeBackends === "number"
+        ? `; on average ${e.activeBackends.toFixed(2)} backends active, ${(e.waitingForClaimLock as number).toFixed(2)} waiting for the claim lock`
+        : ""));
   }
   for (const f of r.failures) console.log(`    ${f}`);
 }
@@ -214,7 +217,7 @@ export async function runW2(
 
     try {
       const r = await runRateAccuracy({
-        stack, sandbox, sql, poll, emails: w.rateEmails, limit: w.rateLimitPerSecond, refill: w.rateRefill, latencyMs: w.latencyMs, c: w.c, batch,
+        stack, sandbox, sql, poll, emails: w.rateEmails, limit: w.rateLimitPerSecond, refill: w.rateRefill, capacity: w.rateCapacity, latencyMs: w.latencyMs, c: w.c, batch,
       });
       res.rate = r;
       if (r.ok && r.deviation !== null) {
