@@ -39,7 +39,11 @@ export const STEADY_FROM = 10;
  * span 10 / 9.8 = 1.0204 s instead of 1 s, i.e. 20 ms of margin for the time between the
  * claim that takes the token (Postgres' now()) and the request reaching the fake (the claim's
  * commit, the slot starting its call, the network), which varies by a few ms per send. The cost
- * is 2 % of the allowed rate, well inside the ±5 % goal.
+ * is 2 % of the allowed rate, inside the ±5 % goal. What the run measures on top: the pacing slot
+ * claims a few ms after the token is due (it sleeps wait_ms, counted from its claim's transaction
+ * start, only once that claim's round trip is over), and with capacity 1 that lateness is never
+ * made up, so the steady gap is 1 / refill + the lateness (the report shows the gaps).
+ * `--w2-refill` / `--w2-capacity` try other sizes.
  */
 export function rateBucket(limit: number, refill: number | null = null, capacity = 1): Bucket {
   return { key: "resend", capacity, refill_per_second: refill ?? Math.round(limit * 0.98 * 100) / 100 };

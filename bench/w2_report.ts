@@ -75,6 +75,19 @@ export function renderW2(w2: W2Results): string {
         `${cpu(r.cpu, r.sends)} | ${fmt(r.cpu.hostBusyPct)} |`,
     );
   }
+  const e = dw?.extra ?? {};
+  if (dw && typeof e.firstSendMs === "number") {
+    out.push(
+      "",
+      `Duework's drain: the tick (discovery of ${dw.sends} notifications and tasks, first claims) took ${fmt(num(e.tickMs))} ms and the ` +
+        `first provider request came ${fmt(num(e.firstSendMs))} ms after t0; between the first and the last request ` +
+        `${fmt(num(e.steadySendsPerSec))} sends/s. Sampled with each poll: ${fmt(num(e.activeBackends), 2)} other client backends ` +
+        `running a statement on average, ${fmt(num(e.waitingForClaimLock), 2)} waiting for the job's claim lock; ` +
+        `\`select jobs.heartbeat_minute()\` (pg_cron 1.4's minute-long heartbeat statement, local stack only) held the xmin ` +
+        `horizon back in ${fmt(100 * (num(e.xminPinnedShare) ?? 0))} % of the polls, so no row version made dead during the run ` +
+        "could be pruned (the `twilio` / `resend` bucket rows are updated by every claim).",
+    );
+  }
   const failures = [...w2.throughput.filter((r) => !r.ok).map((r) => `${r.contender}: ${r.failures.join("; ")}`),
     ...(rate && !rate.ok ? [`rate run: ${rate.failures.join("; ")}`] : []), ...(w2.rateError ? [`rate run: ${w2.rateError}`] : [])];
   out.push(

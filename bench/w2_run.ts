@@ -155,7 +155,8 @@ function printRun(label: string, r: W2Run): void {
     console.log(`    first send after ${e.firstSendMs} ms, drained ${e.afterLastSendMs} ms after the last; ` +
       `${(e.steadySendsPerSec as number).toFixed(0)} sends/s between the first and the last` +
       (typeof e.activeBackends === "number"
-        ? `; on average ${e.activeBackends.toFixed(2)} backends active, ${(e.waitingForClaimLock as number).toFixed(2)} waiting for the claim lock`
+        ? `; on average ${e.activeBackends.toFixed(2)} backends active, ${(e.waitingForClaimLock as number).toFixed(2)} waiting for ` +
+          `the claim lock; xmin held by jobs.heartbeat_minute in ${(100 * (e.xminPinnedShare as number)).toFixed(0)} % of the polls`
         : ""));
   }
   for (const f of r.failures) console.log(`    ${f}`);

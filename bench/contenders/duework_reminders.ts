@@ -93,18 +93,24 @@ export class DueworkReminders {
     const tick = sql`select public.send_booking_reminders() as r`.then((rows) => ({ r: rows[0].r, t: Date.now() }));
     let done = 0;
     let tEnd: number | null = null;
-    // Sampled with every poll: client backends running a statement, and those waiting for the
-    // job's claim lock (an advisory lock, held by a claiming jobs.report until it commits).
-    let samples = 0, activeSum = 0, claimLockSum = 0;
+    // Sampled with every poll: client backends running a statement, those waiting for the job's
+    // claim lock (an advisory lock a claiming jobs.report holds until it commits), and whether
+    // pg_cron 1.4's minute-long `select jobs.heartbeat_minute()` holds back the xmin horizon (then
+    // no row version the run makes dead can be pruned: the bucket rows' update chains grow).
+    let samples = 0, activeSum = 0, claimLockSum = 0, pinnedSamples = 0;
     for (;;) {
       done = await sentCount(poll);
       const [a] = await poll`
-        select count(*) filter (where state = 'active' and pid <> pg_backend_pid())::int as active,
-               count(*) filter (where wait_event_type = 'Lock' and wait_event = 'advisory')::int as claim_lock
+        select count(*) filter (where state = 'active' and pid <> pg_backend_pid()
+                                  and query not like '%heartbeat_minute%')::int as active,
+               count(*) filter (where wait_event_type = 'Lock' and wait_event = 'advisory')::int as claim_lock,
+               count(*) filter (where query like '%heartbeat_minute%' and state = 'active'
+                                  and backend_xmin is not null and pid <> pg_backend_pid())::int as pinned
           from pg_stat_activity where backend_type = 'client backend'`;
       samples++;
       activeSum += a.active;
       claimLockSum += a.claim_lock;
+      if (a.pinned > 0) pinnedSamples++;
       if (done >= sends) {
         tEnd = Date.now();
         break;
@@ -203,6 +209,8 @@ export class DueworkReminders {
         /** Mean over the polls: backends running a statement / waiting for the claim lock. */
         activeBackends: samples ? activeSum / samples : null,
         waitingForClaimLock: samples ? claimLockSum / samples : null,
+        /** Share of the polls during which jobs.heartbeat_minute held the xmin horizon back. */
+        xminPinnedShare: samples ? pinnedSamples / samples : null,
       },
     };
   }
