@@ -35,6 +35,8 @@ export interface W2Config {
   rateRefill: number | null;
   /** The resend bucket's capacity in the rate run (default 1). */
   rateCapacity: number;
+  /** local: the stack's pg_cron 1.4 minute heartbeat; hosted: a 10 s heartbeat as pg_cron 1.6 runs it (bench/w2_heartbeat.ts). */
+  heartbeat: "local" | "hosted";
   /** Twilio status callbacks to twilio-status during the throughput run (off by default). */
   callbacks: boolean;
 }
@@ -98,6 +100,7 @@ export function parseConfig(args: string[]): BenchConfig {
       "w2-callbacks": { type: "boolean", default: false },
       "w2-refill": { type: "string" },
       "w2-capacity": { type: "string" },
+      "w2-heartbeat": { type: "string" },
     },
   });
   const quick = values.quick ?? false;
@@ -133,12 +136,14 @@ export function parseConfig(args: string[]): BenchConfig {
   if (rateRefill !== null && !(rateRefill > 0)) throw new Error("--w2-refill must be a positive number (requests/s)");
   const rateCapacity = values["w2-capacity"] !== undefined ? Number(values["w2-capacity"]) : 1;
   if (!(rateCapacity >= 1)) throw new Error("--w2-capacity must be a number >= 1 (a bucket holds at least one token)");
+  const heartbeat = values["w2-heartbeat"] ?? "local";
+  if (heartbeat !== "local" && heartbeat !== "hosted") throw new Error("--w2-heartbeat must be local or hosted");
   const out = values.out ?? "bench";
   const peerRuntime = values["peer-runtime"] ?? "deno";
   if (peerRuntime !== "deno" && peerRuntime !== "node") throw new Error(`--peer-runtime must be deno or node`);
   return {
     workloads: WORKLOADS.filter((w) => workloads.includes(w)),
-    w2: { bookings: w2Bookings, rateEmails: w2Emails, latencyMs: 20, c: 50, rateLimitPerSecond: 10, rateRefill, rateCapacity, callbacks: values["w2-callbacks"] ?? false },
+    w2: { bookings: w2Bookings, rateEmails: w2Emails, latencyMs: 20, c: 50, rateLimitPerSecond: 10, rateRefill, rateCapacity, heartbeat, callbacks: values["w2-callbacks"] ?? false },
     n,
     quick,
     contenders: contenders as ContenderId[],

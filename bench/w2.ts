@@ -233,7 +233,15 @@ export interface W2RateRun {
 }
 
 export interface W2Results {
-  config: { bookings: number; rateEmails: number; latencyMs: number; c: number; batch: number; callbacks: boolean };
+  config: {
+    bookings: number;
+    rateEmails: number;
+    latencyMs: number;
+    c: number;
+    batch: number;
+    callbacks: boolean;
+    heartbeat?: "local" | "hosted";
+  };
   throughput: W2Run[];
   rate: W2RateRun | null;
   /** Why the rate run has no record (it threw), else null. */

@@ -37,7 +37,11 @@ export function renderW2(w2: W2Results): string {
     `${c.bookings} confirmed bookings whose event is about 20 h out, each client with an opted-in phone and an email: ` +
       `${2 * c.bookings} sends (${c.bookings} WhatsApp templates to the fake Twilio, ${c.bookings} emails to the fake Resend), ` +
       `${c.latencyMs} ms fake latency on both, C = ${c.c} (booking-reminders: batch_size ${c.batch}, max_in_flight ${c.c / c.batch}), ` +
-      `Twilio status callbacks ${c.callbacks ? "**on**" : "off"} in Duework's run. Duework: from just before ` +
+      `Twilio status callbacks ${c.callbacks ? "**on**" : "off"} in Duework's run, ` +
+      (c.heartbeat === "hosted"
+        ? "heartbeat as on hosted Supabase (`--w2-heartbeat hosted`: `select jobs.heartbeat()` every 10 s from the bench, pg_cron's minute heartbeat unscheduled). "
+        : `the local stack's heartbeat (pg_cron 1.4: one \`select jobs.heartbeat_minute()\` statement per minute${dw?.extra?.heartbeatWaitedFor ? "; the measured run started while it ran" : ""}). `) +
+      "Duework: from just before " +
       "`select send_booking_reminders()` (discovery of every notification is inside the drain) until every notification has a " +
       "provider_message_id. Ceiling: C callers make the same HTTP requests, no database. sends/s = sends / drain.",
     "",

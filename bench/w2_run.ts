@@ -13,6 +13,7 @@ import type { PeerSpec } from "./peer_support.ts";
 import { sandboxClientEnv } from "../scripts/local/stack/supervisor.ts";
 import { DueworkReminders } from "./contenders/duework_reminders.ts";
 import { runRateAccuracy } from "./rate_limit.ts";
+import { emulateHostedHeartbeat } from "./w2_heartbeat.ts";
 import { loggedPosts, resendSeen, setupReminderFakes, twilioSeen } from "./reminders_sandbox.ts";
 import {
   CEILING_GOAL,
@@ -172,7 +173,9 @@ export async function runW2(
   const w = cfg.w2;
   const batch = cfg.batch;
   const res: W2Results = {
-    config: { bookings: w.bookings, rateEmails: w.rateEmails, latencyMs: w.latencyMs, c: w.c, batch, callbacks: w.callbacks },
+    config: {
+      bookings: w.bookings, rateEmails: w.rateEmails, latencyMs: w.latencyMs, c: w.c, batch, callbacks: w.callbacks, heartbeat: w.heartbeat,
+    },
     throughput: [],
     rate: null,
     rateError: null,
@@ -180,7 +183,7 @@ export async function runW2(
   };
   console.log(
     `W2 booking reminders: ${w.bookings} bookings = ${2 * w.bookings} sends (WhatsApp + email), ${w.latencyMs} ms, C=${w.c}, ` +
-      `Twilio callbacks ${w.callbacks ? "on" : "off"}; rate test ${w.rateEmails} emails at ${w.rateLimitPerSecond}/s`,
+      `Twilio callbacks ${w.callbacks ? "on" : "off"}, ${w.heartbeat} heartbeat; rate test ${w.rateEmails} emails at ${w.rateLimitPerSecond}/s`,
   );
   const duework = new DueworkReminders(stack, sandbox);
   const poll = postgres(stack.info.db_url, { max: 1, onnotice: () => {}, connection: { application_name: "bench-w2-rate-poll" } });
@@ -202,11 +205,17 @@ export async function runW2(
       errors: 1, firstError: e.message },
     cpu: {},
   });
+  let hosted: { stop(): Promise<void> } | null = null;
   try {
     await trackFunctions(sql, true);
+    if (w.heartbeat === "hosted") hosted = await emulateHostedHeartbeat(stack.info.db_url, sql);
+    else if (!cfg.quick) console.log("[W2] the measured Duework run starts once pg_cron's minute heartbeat runs (up to a minute)");
     await duework.init(w.c, batch);
     const dw = await record("duework", () =>
-      duework.run({ bookings: w.bookings, c: w.c, batch, latencyMs: w.latencyMs, callbacks: w.callbacks, timeoutMs }));
+      duework.run({
+        bookings: w.bookings, c: w.c, batch, latencyMs: w.latencyMs, callbacks: w.callbacks, timeoutMs,
+        waitForHeartbeat: w.heartbeat === "local" && !cfg.quick,
+      }));
     const ceiling = await record("http-ceiling", () =>
       runCeiling(stack, sandbox, sql, { bookings: w.bookings, c: w.c, batch, latencyMs: w.latencyMs, timeoutMs, runtime: cfg.peerRuntime }));
     if (dw.ok && ceiling.ok && dw.sendsPerSec && ceiling.sendsPerSec) {
@@ -238,6 +247,7 @@ export async function runW2(
     await onProgress(res);
   } finally {
     try {
+      await hosted?.stop();
       await settle(sql, 10_000);
       await resetW2(sql);
       await configureReminders(sql, 50, batch, DEFAULT_BUCKETS);

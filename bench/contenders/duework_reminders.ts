@@ -8,6 +8,7 @@ import type { BenchStack } from "../stack.ts";
 import { type CpuSample, cpuDelta, sampleCpu } from "../cpu.ts";
 import { loggedPosts, resendSeen, setupReminderFakes, twilioSeen } from "../reminders_sandbox.ts";
 import type { SandboxClient } from "../sandbox.ts";
+import { waitForMinuteHeartbeat } from "../w2_heartbeat.ts";
 import {
   configureReminders,
   dbChecks,
@@ -70,8 +71,16 @@ export class DueworkReminders {
   }
 
   async run(
-    { bookings, c, batch, latencyMs, callbacks, timeoutMs }:
-      { bookings: number; c: number; batch: number; latencyMs: number; callbacks: boolean; timeoutMs: number },
+    { bookings, c, batch, latencyMs, callbacks, timeoutMs, waitForHeartbeat = false }: {
+      bookings: number;
+      c: number;
+      batch: number;
+      latencyMs: number;
+      callbacks: boolean;
+      timeoutMs: number;
+      /** Start once the local minute heartbeat runs (bench/w2_heartbeat.ts). */
+      waitForHeartbeat?: boolean;
+    },
   ): Promise<W2Run> {
     const { sql, poll } = this;
     const sends = 2 * bookings;
@@ -85,6 +94,7 @@ export class DueworkReminders {
     await sql`vacuum analyze`;
     await sql`checkpoint`;
     await poll`select 1`;
+    const heartbeatWaitedFor = waitForHeartbeat ? await waitForMinuteHeartbeat(poll) : null;
     const fnBefore = await functionStats(sql);
 
     const roots = this.stack.cpuRoots();
@@ -206,6 +216,7 @@ export class DueworkReminders {
         statuses: db.byStatus,
         callbacksSent: twilio.callbacksSent,
         functions,
+        heartbeatWaitedFor,
         /** Mean over the polls: backends running a statement / waiting for the claim lock. */
         activeBackends: samples ? activeSum / samples : null,
         waitingForClaimLock: samples ? claimLockSum / samples : null,
