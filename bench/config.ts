@@ -3,6 +3,7 @@
 //   npm run bench                     full matrix: N = 5000, C = 10 and 50, 20 ms x 3 reps, plus 0 ms x 1
 //   npm run bench -- --quick          N = 1000, C = 50, 20 ms, 1 rep, quick scaling (< 2 min)
 //   npm run bench -- --n 2000 --reps 1 --contenders duework,http-ceiling --c 50 --latency 20
+//   npm run bench -- --workloads w2   W2 only (booking reminders: throughput vs HTTP ceiling, rate-limit accuracy)
 import { parseArgs } from "node:util";
 
 export const CONTENDERS = ["duework", "graphile-worker", "pg-boss", "http-ceiling"] as const;
@@ -15,6 +16,31 @@ export const LABELS: Record<ContenderId, string> = {
   "http-ceiling": "HTTP-only ceiling",
 };
 
+export const WORKLOADS = ["w1", "w2"] as const;
+export type WorkloadId = typeof WORKLOADS[number];
+
+/** W2 "booking reminders" (bench/w2.ts). */
+export interface W2Config {
+  /** Bookings of the throughput run: each gives one WhatsApp and one email (2 sends). */
+  bookings: number;
+  /** Email-only bookings of the rate-limit accuracy run. */
+  rateEmails: number;
+  /** Fake latency of both providers in the throughput run and the rate run (ms). */
+  latencyMs: number;
+  /** Tasks in flight: batch_size 10 × max_in_flight (C / 10). */
+  c: number;
+  /** The fake Resend's limit in the rate run (requests/s, sliding 1 s window). */
+  rateLimitPerSecond: number;
+  /** The resend bucket's refill_per_second in the rate run; null = 0.98 × the limit (bench/rate_limit.ts). */
+  rateRefill: number | null;
+  /** The resend bucket's capacity in the rate run (default 1). */
+  rateCapacity: number;
+  /** local: the stack's pg_cron 1.4 minute heartbeat; hosted: a 10 s heartbeat as pg_cron 1.6 runs it (bench/w2_heartbeat.ts). */
+  heartbeat: "local" | "hosted";
+  /** Twilio status callbacks to twilio-status during the throughput run (off by default). */
+  callbacks: boolean;
+}
+
 export interface Cell {
   latencyMs: number;
   c: number;
@@ -26,6 +52,8 @@ export interface RunPlanItem extends Cell {
 }
 
 export interface BenchConfig {
+  workloads: WorkloadId[];
+  w2: W2Config;
   n: number;
   quick: boolean;
   contenders: ContenderId[];
@@ -66,6 +94,13 @@ export function parseConfig(args: string[]): BenchConfig {
       "timeout-s": { type: "string" },
       out: { type: "string" },
       "peer-runtime": { type: "string" },
+      workloads: { type: "string" },
+      "w2-bookings": { type: "string" },
+      "w2-emails": { type: "string" },
+      "w2-callbacks": { type: "boolean", default: false },
+      "w2-refill": { type: "string" },
+      "w2-capacity": { type: "string" },
+      "w2-heartbeat": { type: "string" },
     },
   });
   const quick = values.quick ?? false;
@@ -87,10 +122,28 @@ export function parseConfig(args: string[]): BenchConfig {
       throw new Error(`--contenders: unknown ${JSON.stringify(c)}; known: ${CONTENDERS.join(", ")}`);
     }
   }
+  const workloads = values.workloads !== undefined
+    ? values.workloads.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean)
+    : [...WORKLOADS];
+  for (const w of workloads) {
+    if (!WORKLOADS.includes(w as WorkloadId)) throw new Error(`--workloads: unknown ${JSON.stringify(w)}; known: ${WORKLOADS.join(", ")}`);
+  }
+  if (workloads.length === 0) throw new Error("--workloads: name at least one of w1, w2");
+  const w2Bookings = values["w2-bookings"] !== undefined ? intList(values["w2-bookings"], "w2-bookings")[0] : quick ? 1000 : 5000;
+  const w2Emails = values["w2-emails"] !== undefined ? intList(values["w2-emails"], "w2-emails")[0] : quick ? 100 : 300;
+  if (w2Bookings <= 0 || w2Emails <= 20) throw new Error("--w2-bookings must be positive and --w2-emails above 20 (the rate is measured from the 10th send)");
+  const rateRefill = values["w2-refill"] !== undefined ? Number(values["w2-refill"]) : null;
+  if (rateRefill !== null && !(rateRefill > 0)) throw new Error("--w2-refill must be a positive number (requests/s)");
+  const rateCapacity = values["w2-capacity"] !== undefined ? Number(values["w2-capacity"]) : 1;
+  if (!(rateCapacity >= 1)) throw new Error("--w2-capacity must be a number >= 1 (a bucket holds at least one token)");
+  const heartbeat = values["w2-heartbeat"] ?? "local";
+  if (heartbeat !== "local" && heartbeat !== "hosted") throw new Error("--w2-heartbeat must be local or hosted");
   const out = values.out ?? "bench";
   const peerRuntime = values["peer-runtime"] ?? "deno";
   if (peerRuntime !== "deno" && peerRuntime !== "node") throw new Error(`--peer-runtime must be deno or node`);
   return {
+    workloads: WORKLOADS.filter((w) => workloads.includes(w)),
+    w2: { bookings: w2Bookings, rateEmails: w2Emails, latencyMs: 20, c: 50, rateLimitPerSecond: 10, rateRefill, rateCapacity, heartbeat, callbacks: values["w2-callbacks"] ?? false },
     n,
     quick,
     contenders: contenders as ContenderId[],
@@ -109,6 +162,7 @@ export function parseConfig(args: string[]): BenchConfig {
 /** Interleaved order: every contender once per cell, then the next repetition; 0 ms runs last. */
 export function runPlan(cfg: BenchConfig): RunPlanItem[] {
   const plan: RunPlanItem[] = [];
+  if (!cfg.workloads.includes("w1")) return plan;
   for (let rep = 1; rep <= cfg.reps; rep++) {
     for (const cell of cfg.cells) for (const contender of cfg.contenders) plan.push({ ...cell, contender, rep });
   }

@@ -1,6 +1,7 @@
-// `npm run bench`: W1 "token refresh drain" for Duework and its peers on the bench stack, then the
-// scaling section (bench/scaling.ts). Writes bench/RESULTS.md and bench/results.json; exits
-// non-zero if any run failed a check. See README.md "Benchmark" and bench/config.ts for options.
+// `npm run bench`: W1 "token refresh drain" for Duework and its peers on the bench stack, W2
+// "booking reminders" (bench/w2_run.ts), then the scaling section (bench/scaling.ts). Writes
+// bench/RESULTS.md and bench/results.json; exits non-zero if any run failed a check. See
+// README.md "Benchmark" and bench/config.ts for options.
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -12,6 +13,8 @@ import { killLivePeer, runPeer } from "./peer_run.ts";
 import type { RunRecord } from "./record.ts";
 import { machineInfo } from "./machine.ts";
 import { renderResults } from "./report.ts";
+import { runW2 } from "./w2_run.ts";
+import type { W2Results } from "./w2.ts";
 
 let cfg: BenchConfig;
 try {
@@ -23,7 +26,7 @@ try {
 
 const benchStarted = new Date();
 const plan = runPlan(cfg);
-console.log(
+if (cfg.workloads.includes("w1")) console.log(
   `W1 token-refresh drain: N = ${cfg.n}, ${plan.length} runs (${cfg.contenders.join(", ")}), ` +
     `cells ${cfg.cells.map((c) => `${c.latencyMs} ms C=${c.c}`).join(", ")} x ${cfg.reps}` +
     (cfg.zeroCells.length ? `, plus ${cfg.zeroCells.map((c) => `${c.latencyMs} ms C=${c.c}`).join(", ")} x 1` : "") +
@@ -55,7 +58,7 @@ try {
   console.log(`bench stack ready in ${((Date.now() - t) / 1000).toFixed(1)} s (Postgres ${bench.info.db_url})`);
   const machine = await machineInfo(bench.info.db_url);
   const sandbox = sandboxClient(bench.info.sandbox_url);
-  const duework = cfg.contenders.includes("duework") ? new DueworkContender(bench, sandbox) : null;
+  const duework = plan.some((p) => p.contender === "duework") ? new DueworkContender(bench, sandbox) : null;
   await duework?.init(cfg.batch);
 
   const records: RunRecord[] = [];
@@ -65,9 +68,11 @@ try {
     config: cfg,
     machine,
     runs: records,
+    w2,
     scaling: scaling as unknown,
   });
   let scaling: unknown = null;
+  let w2: W2Results | null = null;
   await mkdir(dirname(resolve(bench.cfg.projectRoot, cfg.resultsJson)), { recursive: true });
   const writeJson = () => writeFile(resolve(bench.cfg.projectRoot, cfg.resultsJson), JSON.stringify(results(), null, 2) + "\n");
 
@@ -115,6 +120,13 @@ try {
   }
   await duework?.close();
 
+  if (cfg.workloads.includes("w2")) {
+    w2 = await runW2(cfg, bench, sandbox, async (partial) => {
+      w2 = partial;
+      await writeJson();
+    });
+  }
+
   // The scaling section is written by bench/scaling.ts; skipped (with a note) while it is missing.
   const scalingPath = join(bench.cfg.projectRoot, "bench", "scaling.ts");
   let renderScaling: ((r: unknown) => string) | null = null;
@@ -141,12 +153,17 @@ try {
   const md = renderResults(results(), renderScaling ? renderScaling(scaling) : `## Scaling\n\n${scalingNote}\n`);
   await writeFile(resolve(bench.cfg.projectRoot, cfg.resultsMd), md);
   console.log(`\nwrote ${cfg.resultsMd} and ${cfg.resultsJson}`);
-  const failed = records.filter((r) => !r.ok);
-  if (failed.length) {
-    console.log(`${failed.length} of ${records.length} runs failed a check`);
+  // (w2 is assigned in a callback too, so TypeScript would narrow it to null here.)
+  const w2Final = w2 as W2Results | null;
+  const w2Runs: { ok: boolean }[] = w2Final === null ? [] : [...w2Final.throughput, ...(w2Final.rate ? [w2Final.rate] : [])];
+  const w2Broken = w2Final?.rateError ? 1 : 0;
+  const all = [...records, ...w2Runs];
+  const failed = all.filter((r) => !r.ok).length + w2Broken;
+  if (failed) {
+    console.log(`${failed} of ${all.length + w2Broken} runs failed a check`);
     exitCode = 1;
   } else {
-    console.log(`all ${records.length} runs passed every check`);
+    console.log(`all ${all.length} runs passed every check`);
   }
 } catch (e) {
   console.error((e as Error).stack ?? String(e));

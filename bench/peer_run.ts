@@ -43,7 +43,8 @@ interface Message {
   [k: string]: unknown;
 }
 
-function spawnPeer(runtime: PeerRuntime, root: string, spec: PeerSpec) {
+/** Starts bench/peer_worker.ts with the spec (W2's ceiling too: bench/w2_run.ts). */
+export function spawnPeer(runtime: PeerRuntime, root: string, spec: PeerSpec) {
   const [cmd, args] = runtime === "node"
     ? ["node", ["--import", "tsx", "bench/peer_worker.ts"]]
     : [Deno.execPath(), ["run", "-A", "bench/peer_worker.ts"]];
@@ -123,6 +124,11 @@ let livePeer: { kill(): void } | null = null;
 /** Ctrl-C: the orchestrator kills a peer worker that is still running. */
 export function killLivePeer(): void {
   livePeer?.kill();
+}
+
+/** Registers (or clears) the peer child Ctrl-C must kill. */
+export function setLivePeer(peer: { kill(): void } | null): void {
+  livePeer = peer;
 }
 
 export async function runPeer(

@@ -3,6 +3,7 @@
 import pg from "pg";
 import { APPLY_REFRESH, LOAD_TOKEN } from "./w1.ts";
 import type { TokenClient } from "./token_client.ts";
+import type { RemindersSpec } from "./contenders/reminders_ceiling.ts";
 
 export function logPoolErrors(pool: pg.Pool, name: string): pg.Pool {
   const report = (err: Error) => console.error(`[${name} pool] client error: ${err.message}`);
@@ -77,7 +78,7 @@ export async function waitForListener(url: string, applicationName: string, time
 }
 
 export interface PeerSpec {
-  contender: "graphile-worker" | "pg-boss" | "http-ceiling";
+  contender: "graphile-worker" | "pg-boss" | "http-ceiling" | "reminders-ceiling";
   dbUrl: string;
   tokenUrl: string;
   n: number;
@@ -85,6 +86,8 @@ export interface PeerSpec {
   batch: number;
   /** http-ceiling only: request i (1..N) uses refresh token `${tokenPrefix}${i}`. */
   tokenPrefix?: string;
+  /** reminders-ceiling only (W2): the fakes' URLs and the sandbox accounts. */
+  reminders?: RemindersSpec;
 }
 
 export interface PeerHandle {

@@ -1,4 +1,4 @@
-// Child process for one measured peer run (graphile-worker, pg-boss, HTTP ceiling), so its CPU
+// Child process for one measured peer run (graphile-worker, pg-boss, HTTP ceiling, W2's HTTP ceiling), so its CPU
 // time is its own. Runs under Node via tsx (see README "Benchmark"). Protocol, one JSON object
 // per line; the run spec comes in BENCH_PEER_SPEC:
 //   child -> {"type":"ready"}                   job system started, pools warm, LISTEN up, idle
@@ -13,8 +13,14 @@ import { createDrainTracker, type PeerHandle, type PeerSpec } from "./peer_suppo
 import * as graphileWorker from "./contenders/graphile_worker.ts";
 import * as pgBoss from "./contenders/pg_boss.ts";
 import * as httpCeiling from "./contenders/http_ceiling.ts";
+import * as remindersCeiling from "./contenders/reminders_ceiling.ts";
 
-const MODULES = { "graphile-worker": graphileWorker, "pg-boss": pgBoss, "http-ceiling": httpCeiling };
+const MODULES = {
+  "graphile-worker": graphileWorker,
+  "pg-boss": pgBoss,
+  "http-ceiling": httpCeiling,
+  "reminders-ceiling": remindersCeiling,
+};
 
 function send(message: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(message) + "\n");
