@@ -1109,14 +1109,16 @@ $_$;
 --
 
 CREATE FUNCTION jobs.bucket_wait_ms(p_keys text[]) RETURNS integer
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_seconds numeric;
 begin
-  select max(greatest(0, extract(epoch from r.refilled_at - now())::numeric)
-             + greatest(0, 1 - least(r.capacity, r.tokens + greatest(0, extract(epoch from now() - r.refilled_at)::numeric)
+  -- Counted from the end of the claim (clock_timestamp), not from the start of its transaction
+  -- (now()): the caller sleeps this long after the answer arrives.
+  select max(greatest(0, extract(epoch from r.refilled_at - clock_timestamp())::numeric)
+             + greatest(0, 1 - least(r.capacity, r.tokens + greatest(0, extract(epoch from clock_timestamp() - r.refilled_at)::numeric)
                                                    * r.refill_per_second)) / r.refill_per_second)
     into v_seconds
     from jobs.rate_limit r
@@ -1212,7 +1214,7 @@ begin
   end if;
   perform jobs.lock_claims(p_job.name);
   if p_job.rate_limit_key is not null then
-    v_want := least(v_want, coalesce(jobs.rate_limit_refill(p_job.rate_limit_key), v_want));
+    v_want := least(v_want, coalesce(jobs.rate_limit_hold(p_job.rate_limit_key), v_want));
     if v_want <= 0 then
       return v_ids;
     end if;
@@ -1229,7 +1231,7 @@ begin
     foreach v_key in array coalesce(v_cand.rate_keys, '{}'::text[]) loop
       if not v_avail ? v_key then
         -- A key without a bucket row is not limited.
-        v_avail := v_avail || jsonb_build_object(v_key, coalesce(jobs.rate_limit_refill(v_key), 2147483647));
+        v_avail := v_avail || jsonb_build_object(v_key, coalesce(jobs.rate_limit_hold(v_key), 2147483647));
       end if;
       if (v_avail ->> v_key)::int < 1 then
         v_ok := false;
@@ -1251,14 +1253,14 @@ begin
   end loop;
 
   if cardinality(v_ids) > 0 then
-    update jobs.rate_limit r set tokens = greatest(r.tokens - c.n, 0)
-      from (select k, count(*) as n
-              from jobs.task t, unnest(t.rate_keys) as k
-             where t.id = any (v_ids)
-             group by k) c
-     where r.key = c.k;
+    perform jobs.rate_limit_take(c.k, c.n::int)
+       from (select k, count(*) as n
+               from jobs.task t, unnest(t.rate_keys) as k
+              where t.id = any (v_ids)
+              group by k
+              order by k) c;
     if p_job.rate_limit_key is not null then
-      update jobs.rate_limit set tokens = greatest(tokens - cardinality(v_ids), 0) where key = p_job.rate_limit_key;
+      perform jobs.rate_limit_take(p_job.rate_limit_key, cardinality(v_ids));
     end if;
   end if;
   return v_ids;
@@ -1369,7 +1371,7 @@ $$;
 --
 
 CREATE FUNCTION jobs.claim_wait_ms(p_claims jsonb) RETURNS integer
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
@@ -1833,6 +1835,26 @@ end;
 $$;
 
 --
+-- Name: rate_limit_hold(text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.rate_limit_hold(p_key text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_tokens numeric;
+begin
+  select least(r.capacity, r.tokens + greatest(0, extract(epoch from now() - r.refilled_at)::numeric) * r.refill_per_second)
+    into v_tokens
+    from jobs.rate_limit r
+   where r.key = p_key
+     for update;
+  return floor(v_tokens)::int;
+end;
+$$;
+
+--
 -- Name: rate_limit_pause(text, numeric, text); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -1852,19 +1874,21 @@ end;
 $$;
 
 --
--- Name: rate_limit_refill(text); Type: FUNCTION; Schema: jobs; Owner: -
+-- Name: rate_limit_take(text, integer); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
-CREATE FUNCTION jobs.rate_limit_refill(p_key text) RETURNS integer
-    LANGUAGE sql
+CREATE FUNCTION jobs.rate_limit_take(p_key text, p_n integer) RETURNS void
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+begin
   update jobs.rate_limit
-     set tokens = least(capacity,
-           tokens + greatest(0, extract(epoch from now() - refilled_at)::numeric) * refill_per_second),
+     set tokens = greatest(least(capacity,
+                                 tokens + greatest(0, extract(epoch from now() - refilled_at)::numeric) * refill_per_second)
+                           - p_n, 0),
          refilled_at = greatest(refilled_at, now())
-   where key = p_key
-  returning floor(tokens)::int;
+   where key = p_key;
+end;
 $$;
 
 --
@@ -2480,7 +2504,7 @@ begin
     return nullif(jobs.claim_due_tasks(p_job, v_want), '{}'::bigint[]);
   end if;
   if p_job.rate_limit_key is not null then
-    v_want := least(v_want, coalesce(jobs.rate_limit_refill(p_job.rate_limit_key), v_want));
+    v_want := least(v_want, coalesce(jobs.rate_limit_hold(p_job.rate_limit_key), v_want));
     if v_want <= 0 then
       return null;
     end if;
@@ -2492,7 +2516,7 @@ begin
            limit v_want
              for update skip locked) due;
   if v_ids is not null and p_job.rate_limit_key is not null then
-    update jobs.rate_limit set tokens = greatest(tokens - cardinality(v_ids), 0) where key = p_job.rate_limit_key;
+    perform jobs.rate_limit_take(p_job.rate_limit_key, cardinality(v_ids));
   end if;
   return v_ids;
 end;
@@ -4799,16 +4823,22 @@ REVOKE ALL ON FUNCTION jobs.prune(p_keep_finished interval, p_keep_dead interval
 REVOKE ALL ON FUNCTION jobs.pump(p_job_name text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION rate_limit_hold(p_key text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.rate_limit_hold(p_key text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION rate_limit_pause(p_key text, p_seconds numeric, p_job_name text); Type: ACL; Schema: jobs; Owner: -
 --
 
 REVOKE ALL ON FUNCTION jobs.rate_limit_pause(p_key text, p_seconds numeric, p_job_name text) FROM PUBLIC;
 
 --
--- Name: FUNCTION rate_limit_refill(p_key text); Type: ACL; Schema: jobs; Owner: -
+-- Name: FUNCTION rate_limit_take(p_key text, p_n integer); Type: ACL; Schema: jobs; Owner: -
 --
 
-REVOKE ALL ON FUNCTION jobs.rate_limit_refill(p_key text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobs.rate_limit_take(p_key text, p_n integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION reap(p_job jobs.job); Type: ACL; Schema: jobs; Owner: -

@@ -885,7 +885,7 @@ select jobs.rate_limit_pause('pgtap-core-trl-b', 600, 'pgtap-core-trl');
 update jobs.rate_limit set tokens = 1 where key = 'pgtap-core-trl-a';
 select is((select row(tokens, refilled_at = now() + interval '600 seconds')::text from jobs.rate_limit where key = 'pgtap-core-trl-b'),
   row(0, true)::text, 'rate_limit_pause empties the bucket and holds it for the wait');
-select is(jobs.rate_limit_refill('pgtap-core-trl-b'), 0, '... so refills give nothing until then');
+select is(jobs.rate_limit_hold('pgtap-core-trl-b'), 0, '... so it holds nothing until then');
 select is((select array_agg(t.key) from jobs.claim_tasks((select batch_id from pg_temp.task('pgtap-core-trl', 'a1')), 5) c
              join jobs.task t on t.id = c.task_id),
   array['a2'], 'claims into a batch honour per-task buckets too: one a task for a''s one token, none for the paused b');
