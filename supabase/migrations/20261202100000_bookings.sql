@@ -830,7 +830,10 @@ begin
       'success', coalesce((v_a ->> 'success')::boolean, true) and coalesce((v_b ->> 'success')::boolean, false),
       v_count, coalesce((v_a ->> v_count)::bigint, 0) + coalesce((v_b ->> v_count)::bigint, 0),
       'more', coalesce((v_b ->> 'more')::boolean, false),
-      'errors', coalesce(v_a -> 'errors', '[]') || coalesce(v_b -> 'errors', '[]')));
+      'errors', coalesce(v_a -> 'errors', '[]') || coalesce(v_b -> 'errors', '[]'))
+      -- The stale-bookings step also says how many cancellation emails it queued.
+      || case when v_b ? 'noticesQueued' then jsonb_build_object('noticesQueued',
+           coalesce((v_a ->> 'noticesQueued')::int, 0) + (v_b ->> 'noticesQueued')::int) else '{}'::jsonb end);
   end loop;
   return v_out;
 end;

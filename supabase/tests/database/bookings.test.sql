@@ -10,7 +10,7 @@
 -- performer names, e-mail addresses, notification to_address, OTP code_hash, audit actor).
 begin;
 set local search_path = public, extensions;
-select plan(133);
+select plan(134);
 
 do $$
 begin
@@ -351,6 +351,7 @@ select is(
     "cleanup_old_notifications": 1, "cleanup_expired_otps": 2, "cleanup_old_audit_logs": 1}}'::jsonb)::text],
   '... and exactly one cleanup.run audit row, holding counts only');
 select is((select status from public.bookings where id = pg_temp.bid('s_old2')), 'cancelled', '... the stale booking is cancelled');
+select is((select r #>> '{steps,cleanup_stale_bookings,noticesQueued}' from run_result), '1', '... and its summary counts the cancellation email queued');
 
 -- One failing step does not stop the others.
 insert into public.notifications (client_id, kind, channel, to_address, created_at, read_at)
