@@ -119,3 +119,39 @@ export function steadyRate(times: number[], from = 10): number | null {
   if (t.length < 2 || t[t.length - 1] === t[0]) return null;
   return ((t.length - 1) * 1000) / (t[t.length - 1] - t[0]);
 }
+
+/** The effects both throughput runs must show at the fakes: one message per phone, one email per key. */
+export function effectFailures(twilio: TwilioSeen, resend: ResendSeen, bookings: number): string[] {
+  const failures: string[] = [];
+  if (twilio.notExactlyOnce || twilio.messages !== bookings) {
+    failures.push(`fake Twilio: ${twilio.messages} messages for ${bookings} phones, ${twilio.notExactlyOnce} phones not messaged exactly once`);
+  }
+  if (resend.notExactlyOnce || resend.emails !== bookings) {
+    failures.push(`fake Resend: ${resend.emails} emails for ${bookings} keys, ${resend.notExactlyOnce} keys not accepted exactly once`);
+  }
+  return failures;
+}
+
+/** The fakes' side of a throughput run's checks. */
+export function effectChecks(twilio: TwilioSeen, resend: ResendSeen, twilioPosts: number, resendPosts: number) {
+  return {
+    phonesNotExactlyOnce: twilio.notExactlyOnce,
+    twilioMessages: twilio.messages,
+    twilioPosts,
+    keysNotExactlyOnce: resend.notExactlyOnce,
+    resendEmails: resend.emails,
+    resendPosts,
+    responses429: resend.responses429,
+  };
+}
+
+/** When the fakes saw the first and last request of a run (arrivals ascending, epoch ms). */
+export function sendTiming(arrivals: number[], t0: number, tEnd: number | null) {
+  const n = arrivals.length;
+  return {
+    firstSendMs: n ? arrivals[0] - t0 : null,
+    afterLastSendMs: n && tEnd !== null ? tEnd - arrivals[n - 1] : null,
+    /** Sends per second between the first and the last request the fakes saw. */
+    steadySendsPerSec: n > 1 ? ((n - 1) * 1000) / (arrivals[n - 1] - arrivals[0]) : null,
+  };
+}

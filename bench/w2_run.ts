@@ -14,7 +14,15 @@ import { sandboxClientEnv } from "../scripts/local/stack/supervisor.ts";
 import { DueworkReminders } from "./contenders/duework_reminders.ts";
 import { runRateAccuracy } from "./rate_limit.ts";
 import { emulateHostedHeartbeat } from "./w2_heartbeat.ts";
-import { loggedPosts, resendSeen, setupReminderFakes, twilioSeen } from "./reminders_sandbox.ts";
+import {
+  effectChecks,
+  effectFailures,
+  loggedPosts,
+  resendSeen,
+  sendTiming,
+  setupReminderFakes,
+  twilioSeen,
+} from "./reminders_sandbox.ts";
 import {
   CEILING_GOAL,
   configureReminders,
@@ -95,12 +103,7 @@ async function runCeiling(
   const failures: string[] = [];
   if (tEnd === null) failures.push(`timed out after ${timeoutMs / 1000} s`);
   if (stats.errors) failures.push(`${stats.errors} request errors, first: ${stats.firstError}`);
-  if (twilio.notExactlyOnce || twilio.messages !== bookings) {
-    failures.push(`fake Twilio: ${twilio.messages} messages for ${bookings} phones, ${twilio.notExactlyOnce} not exactly once`);
-  }
-  if (resend.notExactlyOnce || resend.emails !== bookings) {
-    failures.push(`fake Resend: ${resend.emails} emails for ${bookings} keys, ${resend.notExactlyOnce} not exactly once`);
-  }
+  failures.push(...effectFailures(twilio, resend, bookings));
   const drainMs = tEnd === null ? null : tEnd - t0;
   return {
     contender: "reminders-ceiling",
@@ -115,13 +118,7 @@ async function runCeiling(
     drainMs,
     sendsPerSec: drainMs ? sends / (drainMs / 1000) : null,
     checks: {
-      phonesNotExactlyOnce: twilio.notExactlyOnce,
-      twilioMessages: twilio.messages,
-      twilioPosts,
-      keysNotExactlyOnce: resend.notExactlyOnce,
-      resendEmails: resend.emails,
-      resendPosts,
-      responses429: resend.responses429,
+      ...effectChecks(twilio, resend, twilioPosts, resendPosts),
       notificationsSent: null,
       notificationsFailed: null,
       tasksNotSucceeded: null,
@@ -134,9 +131,7 @@ async function runCeiling(
     extra: {
       runtime,
       httpCalls: stats.httpCalls,
-      firstSendMs: arrivals.length ? arrivals[0] - t0 : null,
-      afterLastSendMs: arrivals.length && tEnd !== null ? tEnd - arrivals[arrivals.length - 1] : null,
-      steadySendsPerSec: arrivals.length > 1 ? ((arrivals.length - 1) * 1000) / (arrivals[arrivals.length - 1] - arrivals[0]) : null,
+      ...sendTiming(arrivals, t0, tEnd),
     },
   };
 }

@@ -76,6 +76,26 @@ CREATE SCHEMA social;
 COMMENT ON SCHEMA social IS 'Duework social-token internals. Not exposed through the Data API.';
 
 --
+-- Name: add_notifications(text, bigint[], text[]); Type: FUNCTION; Schema: bookings; Owner: -
+--
+
+CREATE FUNCTION bookings.add_notifications(p_kind text, p_booking_ids bigint[], p_channels text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  insert into public.notifications (booking_id, client_id, kind, channel, to_address)
+  select b.id, b.client_id, p_kind, ch.channel, case ch.channel when 'email' then c.email else c.phone end
+    from public.bookings b
+    join public.clients c on c.id = b.client_id
+   cross join unnest(p_channels) ch (channel)
+   where b.id = any (p_booking_ids)
+     and case ch.channel when 'email' then c.email is not null else c.phone is not null and c.whatsapp_opt_in end
+  on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
+end;
+$$;
+
+--
 -- Name: apply_reminder_outcomes(jsonb); Type: FUNCTION; Schema: bookings; Owner: -
 --
 
@@ -383,13 +403,7 @@ declare
      where b.status = 'cancelled' and b.cancel_reason = bookings.stale_cancel_reason()
        and b.cancelled_at > now() - make_interval(hours => coalesce((p_config ->> 'within_hours')::int, 48)));
 begin
-  insert into public.notifications (booking_id, client_id, kind, channel, to_address)
-  select b.id, b.client_id, 'booking_cancelled', 'email', c.email
-    from public.bookings b
-    join public.clients c on c.id = b.client_id
-   where b.id = any (v_due) and c.email is not null
-  on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
-
+  perform bookings.add_notifications('booking_cancelled', v_due, array['email']);
   return query select * from bookings.notification_tasks('booking_cancelled', v_due);
 end;
 $$;
@@ -416,15 +430,7 @@ begin
      where b.status = 'confirmed' and b.event_at > now() and b.event_at <= now() + v_lead
        and (v_kind <> 'balance_reminder' or b.balance_due > 0));
 
-  insert into public.notifications (booking_id, client_id, kind, channel, to_address)
-  select b.id, b.client_id, v_kind, ch.channel, case ch.channel when 'email' then c.email else c.phone end
-    from public.bookings b
-    join public.clients c on c.id = b.client_id
-   cross join (values ('whatsapp'), ('email')) ch (channel)
-   where b.id = any (v_due)
-     and case ch.channel when 'email' then c.email is not null else c.phone is not null and c.whatsapp_opt_in end
-  on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
-
+  perform bookings.add_notifications(v_kind, v_due, array['whatsapp', 'email']);
   return query select * from bookings.notification_tasks(v_kind, v_due);
 end;
 $$;
@@ -4500,6 +4506,12 @@ ALTER TABLE public.social_accounts ENABLE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA public TO anon;
 GRANT USAGE ON SCHEMA public TO authenticated;
 GRANT USAGE ON SCHEMA public TO service_role;
+
+--
+-- Name: FUNCTION add_notifications(p_kind text, p_booking_ids bigint[], p_channels text[]); Type: ACL; Schema: bookings; Owner: -
+--
+
+REVOKE ALL ON FUNCTION bookings.add_notifications(p_kind text, p_booking_ids bigint[], p_channels text[]) FROM PUBLIC;
 
 --
 -- Name: FUNCTION apply_reminder_outcomes(p_outcomes jsonb); Type: ACL; Schema: bookings; Owner: -

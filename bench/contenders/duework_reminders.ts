@@ -6,7 +6,15 @@
 import postgres from "npm:postgres@^3.4.9";
 import type { BenchStack } from "../stack.ts";
 import { type CpuSample, cpuDelta, sampleCpu } from "../cpu.ts";
-import { loggedPosts, resendSeen, setupReminderFakes, twilioSeen } from "../reminders_sandbox.ts";
+import {
+  effectChecks,
+  effectFailures,
+  loggedPosts,
+  resendSeen,
+  sendTiming,
+  setupReminderFakes,
+  twilioSeen,
+} from "../reminders_sandbox.ts";
 import type { SandboxClient } from "../sandbox.ts";
 import { waitForMinuteHeartbeat } from "../w2_heartbeat.ts";
 import {
@@ -164,12 +172,7 @@ export class DueworkReminders {
     if (db.tasks !== sends || db.tasksNotSucceeded || db.tasksDead) {
       failures.push(`tasks: ${db.tasks} (want ${sends}), ${db.tasksNotSucceeded} not succeeded, ${db.tasksDead} dead; first error: ${db.firstError}`);
     }
-    if (twilio.notExactlyOnce || twilio.messages !== bookings) {
-      failures.push(`fake Twilio: ${twilio.messages} messages for ${bookings} phones, ${twilio.notExactlyOnce} phones not messaged exactly once`);
-    }
-    if (resend.notExactlyOnce || resend.emails !== bookings) {
-      failures.push(`fake Resend: ${resend.emails} emails for ${bookings} keys, ${resend.notExactlyOnce} keys not accepted exactly once`);
-    }
+    failures.push(...effectFailures(twilio, resend, bookings));
     if (resend.responses429) failures.push(`fake Resend answered 429 ${resend.responses429} times`);
     if (unknownSids || unknownEmails) failures.push(`${unknownSids} message sids / ${unknownEmails} email ids recorded that the fakes never issued`);
     if (callbacks && twilio.callbacksFailed) failures.push(`${twilio.callbacksFailed} status callbacks failed`);
@@ -187,13 +190,7 @@ export class DueworkReminders {
       drainMs,
       sendsPerSec: drainMs ? sends / (drainMs / 1000) : null,
       checks: {
-        phonesNotExactlyOnce: twilio.notExactlyOnce,
-        twilioMessages: twilio.messages,
-        twilioPosts,
-        keysNotExactlyOnce: resend.notExactlyOnce,
-        resendEmails: resend.emails,
-        resendPosts,
-        responses429: resend.responses429,
+        ...effectChecks(twilio, resend, twilioPosts, resendPosts),
         notificationsSent: db.withMessageId,
         notificationsFailed: db.failedNotifications,
         tasksNotSucceeded: db.tasksNotSucceeded,
@@ -206,10 +203,7 @@ export class DueworkReminders {
       extra: {
         tick: tickResult.r,
         tickMs: tickResult.t - t0,
-        firstSendMs: arrivals.length ? arrivals[0] - t0 : null,
-        afterLastSendMs: arrivals.length && tEnd !== null ? tEnd - arrivals[arrivals.length - 1] : null,
-        /** Sends per second between the first and the last request the fakes saw. */
-        steadySendsPerSec: arrivals.length > 1 ? ((arrivals.length - 1) * 1000) / (arrivals[arrivals.length - 1] - arrivals[0]) : null,
+        ...sendTiming(arrivals, t0, tEnd),
         dbDrainMs: db.dbDrainMs,
         batches: db.batches,
         batchesNot202: db.batchesNot202,

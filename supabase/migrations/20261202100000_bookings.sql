@@ -302,6 +302,26 @@ begin
 end;
 $$;
 
+-- The notifications rows (pending) of one kind for the given bookings' clients, one per channel
+-- the client can be reached on (email: an address; WhatsApp: a phone and the opt-in); rows that
+-- exist already are left as they are.
+create function bookings.add_notifications(p_kind text, p_booking_ids bigint[], p_channels text[])
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  insert into public.notifications (booking_id, client_id, kind, channel, to_address)
+  select b.id, b.client_id, p_kind, ch.channel, case ch.channel when 'email' then c.email else c.phone end
+    from public.bookings b
+    join public.clients c on c.id = b.client_id
+   cross join unnest(p_channels) ch (channel)
+   where b.id = any (p_booking_ids)
+     and case ch.channel when 'email' then c.email is not null else c.phone is not null and c.whatsapp_opt_in end
+  on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
+end;
+$$;
+
 -- The tasks of the given bookings' notifications of one kind that are not sent yet: pending, or
 -- sending (an attempt whose outcome is unknown, made safe by reconcile_since). One per
 -- (kind, booking, channel); the payload carries ids only (it goes through pg_net).
@@ -346,15 +366,7 @@ begin
      where b.status = 'confirmed' and b.event_at > now() and b.event_at <= now() + v_lead
        and (v_kind <> 'balance_reminder' or b.balance_due > 0));
 
-  insert into public.notifications (booking_id, client_id, kind, channel, to_address)
-  select b.id, b.client_id, v_kind, ch.channel, case ch.channel when 'email' then c.email else c.phone end
-    from public.bookings b
-    join public.clients c on c.id = b.client_id
-   cross join (values ('whatsapp'), ('email')) ch (channel)
-   where b.id = any (v_due)
-     and case ch.channel when 'email' then c.email is not null else c.phone is not null and c.whatsapp_opt_in end
-  on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
-
+  perform bookings.add_notifications(v_kind, v_due, array['whatsapp', 'email']);
   return query select * from bookings.notification_tasks(v_kind, v_due);
 end;
 $$;
@@ -372,13 +384,7 @@ declare
      where b.status = 'cancelled' and b.cancel_reason = bookings.stale_cancel_reason()
        and b.cancelled_at > now() - make_interval(hours => coalesce((p_config ->> 'within_hours')::int, 48)));
 begin
-  insert into public.notifications (booking_id, client_id, kind, channel, to_address)
-  select b.id, b.client_id, 'booking_cancelled', 'email', c.email
-    from public.bookings b
-    join public.clients c on c.id = b.client_id
-   where b.id = any (v_due) and c.email is not null
-  on conflict (booking_id, kind, channel) where booking_id is not null do nothing;
-
+  perform bookings.add_notifications('booking_cancelled', v_due, array['email']);
   return query select * from bookings.notification_tasks('booking_cancelled', v_due);
 end;
 $$;
