@@ -40,11 +40,14 @@ create table public.linkedin_accounts (
   daily_invite_limit int not null default 80 check (daily_invite_limit between 1 and 10000),
   weekly_invite_limit int not null default 200 check (weekly_invite_limit between 1 and 50000),
   daily_message_limit int not null default 100 check (daily_message_limit between 1 and 10000),
+  api_calls_per_second numeric not null default 1 check (api_calls_per_second > 0 and api_calls_per_second <= 100),
   disconnected_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
 create index linkedin_accounts_user on public.linkedin_accounts (user_id);
+comment on column public.linkedin_accounts.api_calls_per_second is
+  'The pace of this account''s Unipile calls (bucket unipile:<id>, burst 5). LinkedIn flags accounts that act like robots: keep it low in production.';
 comment on column public.linkedin_accounts.status is
   'active; needs_reconnect (Unipile answered 401 disconnected_account / expired_credentials: its work stops until you set it active again after reconnecting in Unipile); paused (by you).';
 
@@ -388,7 +391,7 @@ begin
       select jsonb_agg(jsonb_build_object('key', k.key, 'capacity', k.capacity, 'refill_per_second', k.refill) order by k.key)
         from public.linkedin_accounts a
        cross join lateral (values
-         ('unipile:' || a.id, 5::numeric, 1::numeric),
+         ('unipile:' || a.id, greatest(5, a.api_calls_per_second), a.api_calls_per_second),
          ('li-invites-day:' || a.id, a.daily_invite_limit::numeric, a.daily_invite_limit / 86400.0),
          ('li-invites-week:' || a.id, a.weekly_invite_limit::numeric, a.weekly_invite_limit / 604800.0),
          ('li-messages-day:' || a.id, a.daily_message_limit::numeric, a.daily_message_limit / 86400.0)) k (key, capacity, refill)
