@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { acceptedServiceKeys, isAuthorized, presentedKeys } from "./auth.ts";
+import { acceptedServiceKeys, isAuthorized, presentedKeys, safeEqual } from "./auth.ts";
 import { envFrom } from "./env.ts";
 
 const req = (headers: Record<string, string>) => new Request("http://x/", { method: "POST", headers });
@@ -28,4 +28,12 @@ Deno.test("auth: apikey header or Authorization: Bearer", () => {
   assert.equal(isAuthorized(req({}), keys), false);
   assert.equal(isAuthorized(req({ apikey: "" }), [""]), false); // nothing presented
   assert.equal(isAuthorized(req({ apikey: "anything" }), []), false); // nothing configured
+});
+
+Deno.test("auth: safeEqual is plain equality, whatever the lengths", () => {
+  assert.equal(safeEqual("a-long-shared-secret", "a-long-shared-secret"), true);
+  assert.equal(safeEqual("a-long-shared-secret", "a-long-shared-secreT"), false);
+  assert.equal(safeEqual("a-long-shared-secret", "a-long-shared"), false);
+  assert.equal(safeEqual("a-long-shared-secret", "a-long-shared-secret "), false);
+  assert.equal(safeEqual("", ""), true);
 });

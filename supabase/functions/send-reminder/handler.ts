@@ -29,7 +29,9 @@
 //
 // Once a channel is misconfigured or rate limited in a request, its later tasks in that request
 // get the same outcome without a call (a 429 storm costs one call per request, not per task):
-// a channel's first task in a request calls alone, the others wait for its answer.
+// a channel's first task in a request calls alone, the others wait for its answer
+// (_shared/provider_gate.ts; the email path is _shared/resend_email.ts, shared with
+// send-notification).
 // The auth token, the Basic credentials and the Resend key never appear in responses, stored
 // errors or logs.
 
@@ -37,8 +39,9 @@ import { z } from "npm:zod@4";
 import { DEFAULT_TIMEOUT_MS, type FetchFn } from "../_shared/http.ts";
 import { DEFAULT_MAX_TASKS_PER_REQUEST, type JobFunction, type RunnerDeps, serveJob, type Task } from "../_shared/job_runner.ts";
 import type { Outcome } from "../_shared/outcome.ts";
+import { type ClientCommon, RequestGate, type Setup } from "../_shared/provider_gate.ts";
 import { redact } from "../_shared/redact.ts";
-import { createResendClient, type ResendClient, resendBaseUrl } from "../_shared/providers/resend.ts";
+import { RESEND_RATE_KEY, resendSetup, type ResendSetup, sendResendEmail } from "../_shared/resend_email.ts";
 import { requireSecrets } from "../_shared/providers/token_refresh.ts";
 import {
   createTwilioClient,
@@ -55,9 +58,8 @@ export type Channel = typeof CHANNELS[number];
 export const KINDS = ["event_reminder", "balance_reminder", "booking_cancelled"] as const;
 
 /** The rate keys (buckets) of the two providers, as in the tasks' rate_keys. */
-export const RATE_KEY: Record<Channel, string> = { whatsapp: "twilio", email: "resend" };
-/** Resend 409 concurrent_idempotent_requests without a retry-after. */
-export const BUSY_RETRY_SECONDS = 2;
+export const RATE_KEY: Record<Channel, string> = { whatsapp: "twilio", email: RESEND_RATE_KEY };
+export { BUSY_RETRY_SECONDS } from "../_shared/resend_email.ts";
 
 export const ReminderPayloadSchema = z.object({
   notification_id: z.number().int().positive(),
@@ -100,35 +102,24 @@ export interface HandlerDeps extends RunnerDeps {
   timeoutMs?: number;
 }
 
-type Setup<T> = { ok: true; value: T; secrets: string[] } | { ok: false; error: string };
 interface TwilioSetup {
   client: TwilioClient;
   from: string;
   statusCallback: string;
 }
-interface ResendSetup {
-  client: ResendClient;
-  from: string;
-}
-
-/** What a channel answers, unasked, for the rest of the request. */
-type Block =
-  | { outcome: "release"; error: string }
-  | { outcome: "retry"; error: string; until: number | null };
 
 interface Session {
   twilio: Setup<TwilioSetup>;
   resend: Setup<ResendSetup>;
-  blocked: Partial<Record<Channel, Block>>;
-  /** Settles when the channel's first task of the request has its answer. */
-  firstCall: Partial<Record<Channel, Promise<void>>>;
+  /** Per channel: its first task calls alone; a refusal or rate limit blocks its later ones. */
+  gates: Record<Channel, RequestGate>;
   twilioCalls: number;
   resendCalls: number;
 }
 
 const E164 = /^\+[1-9]\d{6,14}$/;
 
-function twilioSetup(deps: HandlerDeps, common: { fetch: FetchFn; timeoutMs: number; now: () => number }): Setup<TwilioSetup> {
+function twilioSetup(deps: HandlerDeps, common: ClientCommon): Setup<TwilioSetup> {
   const env = deps.env;
   const s = requireSecrets(env, ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM"]);
   if (!s.ok) return { ok: false, error: `WhatsApp reminders: ${s.configError}` };
@@ -156,37 +147,34 @@ function twilioSetup(deps: HandlerDeps, common: { fetch: FetchFn; timeoutMs: num
   };
 }
 
-function resendSetup(deps: HandlerDeps, common: { fetch: FetchFn; timeoutMs: number; now: () => number }): Setup<ResendSetup> {
-  const s = requireSecrets(deps.env, ["RESEND_API_KEY", "RESEND_FROM"]);
-  if (!s.ok) return { ok: false, error: `Email reminders: ${s.configError}` };
-  const { RESEND_API_KEY: apiKey, RESEND_FROM: from } = s.values;
-  if (!/^[^@\s<>]+@[^@\s<>]+$|<[^@\s<>]+@[^@\s<>]+>$/.test(from)) {
-    return { ok: false, error: 'Email reminders: RESEND_FROM must be an address such as "Bookings <reminders@example.com>"' };
-  }
-  return {
-    ok: true,
-    value: { client: createResendClient({ apiKey, baseUrl: resendBaseUrl(deps.env), ...common }), from },
-    secrets: [apiKey],
-  };
-}
-
 export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload, ReminderContext, Session> {
   const now = deps.now ?? Date.now;
-  const common = { fetch: deps.fetch ?? fetch, timeoutMs: deps.timeoutMs ?? DEFAULT_TIMEOUT_MS, now };
-  const secretsOf = (s: Session) => [...(s.twilio.ok ? s.twilio.secrets : []), ...(s.resend.ok ? s.resend.secrets : [])];
+  const common: ClientCommon = { fetch: deps.fetch ?? fetch, timeoutMs: deps.timeoutMs ?? DEFAULT_TIMEOUT_MS, now };
+  const secretsOf = (s: Pick<Session, "twilio" | "resend">) => [
+    ...(s.twilio.ok ? s.twilio.secrets : []),
+    ...(s.resend.ok ? s.resend.secrets : []),
+  ];
 
   return {
     name: "send-reminder",
     payload: ReminderPayloadSchema,
     context: ReminderContextSchema,
-    session: () => ({
-      twilio: twilioSetup(deps, common),
-      resend: resendSetup(deps, common),
-      blocked: {},
-      firstCall: {},
-      twilioCalls: 0,
-      resendCalls: 0,
-    }),
+    session: () => {
+      const setups = {
+        twilio: twilioSetup(deps, common),
+        resend: resendSetup(deps.env, common, { label: "Email reminders", fromSettings: ["RESEND_FROM"], userAgent: "duework-send-reminder" }),
+      };
+      const scrub = (text: string) => redact(text, secretsOf(setups));
+      return {
+        ...setups,
+        gates: {
+          whatsapp: new RequestGate({ provider: "Twilio", rateKey: RATE_KEY.whatsapp, now, scrub }),
+          email: new RequestGate({ provider: "Resend", rateKey: RATE_KEY.email, now, scrub }),
+        },
+        twilioCalls: 0,
+        resendCalls: 0,
+      };
+    },
     secrets: (_task, s) => secretsOf(s),
     tagsField: "messages",
     // Zeros included, so the messages field always carries every count.
@@ -195,51 +183,11 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
 
     async perform(task, s) {
       const channel = task.context.channel;
-      // The first task of a channel in this request goes alone; the others wait for its answer,
-      // so a refused key or a 429 is seen before they call (the slots run concurrently).
-      let opened: (() => void) | undefined;
-      const first = s.firstCall[channel];
-      if (first === undefined) s.firstCall[channel] = new Promise<void>((resolve) => (opened = resolve));
-      else await first;
-      try {
-        const blocked = s.blocked[channel];
-        // A provider's wait that has passed lifts the block (the request may still be claiming).
-        if (blocked !== undefined && blocked.outcome === "retry" && blocked.until !== null && now() >= blocked.until) {
-          delete s.blocked[channel];
-        } else if (blocked !== undefined) return repeat(channel, blocked);
-        const outcome = channel === "email" ? await sendEmail(task, s) : await sendWhatsApp(task, s);
-        // Redacted here as well: the session's texts are quoted in other tasks' errors.
-        return "error" in outcome ? { ...outcome, error: redact(outcome.error, secretsOf(s)) } as Outcome : outcome;
-      } finally {
-        opened?.();
-      }
+      const outcome = await s.gates[channel].run(() => channel === "email" ? sendEmail(task, s) : sendWhatsApp(task, s));
+      // Redacted here as well: the session's texts are quoted in other tasks' errors.
+      return "error" in outcome ? { ...outcome, error: redact(outcome.error, secretsOf(s)) } as Outcome : outcome;
     },
   };
-
-  /** The channel's outcome for a task that was not sent because of an earlier answer. */
-  function repeat(channel: Channel, b: Block): Outcome {
-    if (b.outcome === "release") return { outcome: "release", error: b.error };
-    const after = b.until === null ? null : Math.max(1, Math.ceil((b.until - now()) / 1000));
-    // Never attempted: the attempt is given back (a storm cannot use up max_attempts).
-    return { outcome: "retry", error: `not called: ${b.error}`, after, pause: after === null ? null : RATE_KEY[channel], notAttempted: true };
-  }
-
-  function release(s: Session, channel: Channel, error: string): Outcome {
-    s.blocked[channel] = { outcome: "release", error };
-    return { outcome: "release", error };
-  }
-
-  function rateLimited(s: Session, channel: Channel, error: string, after: number | null): Outcome {
-    const clean = redact(error, secretsOf(s));
-    s.blocked[channel] = {
-      outcome: "retry",
-      error: `${channel === "email" ? "Resend" : "Twilio"} limited this request earlier (${clean})`,
-      until: after === null ? null : now() + after * 1000,
-    };
-    // Without a wait from the provider (Twilio's 20429 has none), the job's backoff spaces the
-    // retries and no bucket is paused (a pause without a length would hold it for a minute).
-    return { outcome: "retry", error: clean, after, pause: after === null ? null : RATE_KEY[channel] };
-  }
 
   /** Renders or says why this notification can never be rendered. */
   function rendered<T>(fn: () => T): { ok: true; value: T } | { ok: false; outcome: Outcome } {
@@ -252,42 +200,25 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
   }
 
   async function sendEmail({ context: c }: Task<ReminderPayload, ReminderContext>, s: Session): Promise<Outcome> {
-    if (!s.resend.ok) return release(s, "email", s.resend.error);
+    if (!s.resend.ok) return s.gates.email.release(s.resend.error);
     const email = rendered(() => renderEmail(c.kind, c.booking));
     if (!email.ok) return email.outcome;
-    const { client, from } = s.resend.value;
     s.resendCalls++;
-    const r = await client.sendEmail({
-      from,
+    return await sendResendEmail(s.resend.value, s.gates.email, {
       to: c.to,
       ...email.value,
       idempotencyKey: c.idempotency_key,
       tags: [{ name: "kind", value: c.kind }, { name: "notification_id", value: String(c.notification_id) }],
-    });
-    switch (r.kind) {
-      case "sent":
-        return { outcome: "ok", data: { provider_message_id: r.id, status: "sent", reconciled: false }, tag: "emails_sent" };
-      case "permanent":
-        return { outcome: "dead", error: r.error, data: { error_code: r.name } };
-      case "rate_limited":
-      case "quota":
-        return rateLimited(s, "email", r.error, r.retryAfterSeconds);
-      case "busy":
-        return { outcome: "retry", error: r.error, after: r.retryAfterSeconds ?? BUSY_RETRY_SECONDS };
-      case "misconfigured":
-        return release(s, "email", r.error);
-      case "transient":
-        return { outcome: "retry", error: r.error, after: r.retryAfterSeconds };
-    }
+    }, (id) => ({ outcome: "ok", data: { provider_message_id: id, status: "sent", reconciled: false }, tag: "emails_sent" }));
   }
 
   async function sendWhatsApp({ context: c }: Task<ReminderPayload, ReminderContext>, s: Session): Promise<Outcome> {
-    if (!s.twilio.ok) return release(s, "whatsapp", s.twilio.error);
+    if (!s.twilio.ok) return s.gates.whatsapp.release(s.twilio.error);
     const vars = rendered(() => whatsappVariables(c.kind, c.booking));
     if (!vars.ok) return vars.outcome;
     if (vars.value === null || c.content_sid === null) {
       // Configuration, not this message's fault: given back until the template is added.
-      return release(s, "whatsapp",
+      return s.gates.whatsapp.release(
         `no approved WhatsApp template for ${c.kind}: add its ContentSid to bookings.whatsapp_templates`);
     }
     const { client, from, statusCallback } = s.twilio.value;
@@ -306,9 +237,9 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
         case "not_found":
           break; // the earlier attempt sent nothing: send now
         case "rate_limited":
-          return rateLimited(s, "whatsapp", found.error, found.retryAfterSeconds);
+          return s.gates.whatsapp.rateLimited(found.error, found.retryAfterSeconds);
         case "misconfigured":
-          return release(s, "whatsapp", found.error);
+          return s.gates.whatsapp.release(found.error);
         case "failed":
           return { outcome: "retry", error: `not sent: ${found.error}`, after: found.retryAfterSeconds };
       }
@@ -328,9 +259,9 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
       case "permanent":
         return { outcome: "dead", error: r.error, data: { error_code: r.code === null ? "twilio_error" : String(r.code) } };
       case "rate_limited":
-        return rateLimited(s, "whatsapp", r.error, r.retryAfterSeconds);
+        return s.gates.whatsapp.rateLimited(r.error, r.retryAfterSeconds);
       case "misconfigured":
-        return release(s, "whatsapp", r.error);
+        return s.gates.whatsapp.release(r.error);
       case "transient":
         return { outcome: "retry", error: r.error, after: r.retryAfterSeconds };
       case "unknown_outcome":

@@ -2,7 +2,11 @@
 // variables (ContentVariables) of the two templates in bookings.whatsapp_templates. Dates are the
 // event's local time in the booking's time_zone (Intl.DateTimeFormat); amounts are in the
 // currency's minor units (balance_due 15000 GBP = £150.00, Intl.NumberFormat's fraction digits of
-// the currency). Every value interpolated into HTML is escaped.
+// the currency). Every value interpolated into HTML is escaped (_shared/email_html.ts).
+
+import { htmlEmail, oneLine } from "../_shared/email_html.ts";
+
+export { escapeHtml } from "../_shared/email_html.ts";
 
 export type ReminderKind = "event_reminder" | "balance_reminder" | "booking_cancelled";
 
@@ -99,27 +103,12 @@ export function balanceAmount(b: Booking): string {
   return f.format(b.balance_due / 10 ** digits);
 }
 
-const HTML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
-
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (ch) => HTML_ESCAPES[ch]);
-}
-
-/** One line: no control characters (subjects, template variables). */
-function oneLine(value: string): string {
-  // deno-lint-ignore no-control-regex
-  return value.replace(/[\u0000-\u001f\u007f]+/g, " ").replace(/ {2,}/g, " ").trim();
-}
-
-/** Paragraphs of plain text, each a list of parts; the HTML version escapes every part. */
+/** Paragraphs of plain text, each a list of parts. */
 type Paragraph = string[];
 
 function build(subject: string, paragraphs: Paragraph[]): Email {
-  const text = paragraphs.map((p) => p.join("")).join("\n\n") + "\n";
-  const body = paragraphs.map((p) => `<p>${p.map(escapeHtml).join("")}</p>`).join("\n");
-  const html = `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(oneLine(subject))}</title></head>\n` +
-    `<body>\n${body}\n</body></html>\n`;
-  return { subject: oneLine(subject), text, html };
+  const joined = paragraphs.map((p) => p.join(""));
+  return { subject: oneLine(subject), text: joined.join("\n\n") + "\n", html: htmlEmail(subject, joined) };
 }
 
 export function renderEmail(kind: ReminderKind, b: Booking): Email {

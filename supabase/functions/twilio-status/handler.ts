@@ -23,10 +23,11 @@ import { describeDatabaseError } from "../_shared/job_store.ts";
 import { TWILIO_ACCOUNT_SID_PATTERN, twilioStatusCallbackUrl } from "../_shared/providers/twilio.ts";
 import { TWILIO_SIGNATURE_HEADER, verifyTwilioSignature } from "../_shared/providers/twilio_signature.ts";
 import { redact } from "../_shared/redact.ts";
-import { errorResponse, methodNotAllowedResponse } from "../_shared/result.ts";
+import { errorResponse } from "../_shared/result.ts";
 import { invalidRequestResponse } from "../_shared/task_batch.ts";
+import { MAX_WEBHOOK_BODY_BYTES, readWebhookBody } from "../_shared/webhook.ts";
 
-export const MAX_BODY_BYTES = 64 * 1024;
+export const MAX_BODY_BYTES = MAX_WEBHOOK_BODY_BYTES;
 /** The statuses bookings.record_delivery_status ranks (queued < sending < sent < delivered <
  * read; failed and undelivered are final). */
 /** Every status Twilio reports for an outbound message (bookings.twilio_status maps them). */
@@ -83,33 +84,6 @@ function twiml(): Response {
   });
 }
 
-/** The body as text, or null when it is longer than `limit` bytes (read no further). */
-async function readLimited(req: Request, limit: number): Promise<string | null> {
-  const declared = Number(req.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(declared) && declared > limit) return null;
-  if (req.body === null) return "";
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
-}
-
 /** The URL Twilio signed: the configured callback URL, with the request's query string when the
  * configured one has none (the gateway keeps the query, not the host or path). */
 function signedUrl(configured: string, req: Request): string {
@@ -122,11 +96,9 @@ export function createHandler(deps: TwilioStatusDeps): (req: Request) => Promise
   const log = deps.log ?? ((line: string) => console.log(line));
 
   return async (req) => {
-    if (req.method !== "POST") return methodNotAllowedResponse("POST");
-    const body = await readLimited(req, MAX_BODY_BYTES);
-    if (body === null) {
-      return Response.json({ error: "payload_too_large", message: `the body is larger than ${MAX_BODY_BYTES} bytes` }, { status: 413 });
-    }
+    const read = await readWebhookBody(req, MAX_BODY_BYTES);
+    if (!read.ok) return read.response;
+    const body = read.body;
 
     const authToken = envValue(deps.env, "TWILIO_AUTH_TOKEN");
     const accountSid = envValue(deps.env, "TWILIO_ACCOUNT_SID");

@@ -29,6 +29,9 @@ export interface ResendOptions {
   fetch?: FetchFn;
   timeoutMs?: number;
   now?: () => number;
+  /** The setting that holds the sender, named when Resend refuses it (default RESEND_FROM). */
+  senderSetting?: string;
+  userAgent?: string;
 }
 
 export interface EmailMessage {
@@ -107,6 +110,7 @@ export function createResendClient(opts: ResendOptions): ResendClient {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const now = opts.now ?? Date.now;
   const secrets = [opts.apiKey];
+  const senderSetting = opts.senderSetting ?? "RESEND_FROM";
 
   return {
     async sendEmail(email) {
@@ -127,7 +131,7 @@ export function createResendClient(opts: ResendOptions): ResendClient {
             "content-type": "application/json",
             accept: "application/json",
             "idempotency-key": email.idempotencyKey,
-            "user-agent": "duework-send-reminder",
+            "user-agent": opts.userAgent ?? "duework",
           },
           body: JSON.stringify(body),
         }, timeoutMs);
@@ -137,13 +141,18 @@ export function createResendClient(opts: ResendOptions): ResendClient {
         }
         return { kind: "transient", error: `network error: ${redact(errorChainText(err), secrets)}`, retryAfterSeconds: null };
       }
-      return interpretResendResponse(res, now(), secrets);
+      return interpretResendResponse(res, now(), secrets, senderSetting);
     },
   };
 }
 
 /** Maps a POST /emails answer to a ResendSendResult (exported for tests). */
-export function interpretResendResponse(res: HttpResult, nowMs: number, secrets: readonly string[] = []): ResendSendResult {
+export function interpretResendResponse(
+  res: HttpResult,
+  nowMs: number,
+  secrets: readonly string[] = [],
+  senderSetting = "RESEND_FROM",
+): ResendSendResult {
   const status = res.status;
   if (status >= 200 && status < 300) {
     const body = parseJson(res.text) as Record<string, unknown> | null | undefined;
@@ -175,7 +184,7 @@ export function interpretResendResponse(res: HttpResult, nowMs: number, secrets:
     // testing-only sender): every email of this configuration fails the same way.
     return {
       kind: "misconfigured",
-      error: `Resend refused the key or the sender (${error}); check the RESEND_API_KEY and RESEND_FROM function secrets ` +
+      error: `Resend refused the key or the sender (${error}); check the RESEND_API_KEY and ${senderSetting} function secrets ` +
         `and that the sender's domain is verified`,
     };
   }
