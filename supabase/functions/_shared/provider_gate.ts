@@ -30,7 +30,8 @@ export interface RequestGateOptions {
   /** The rate key (engine bucket) paused while the provider limits us ("resend"). */
   rateKey: string;
   now: () => number;
-  /** Scrubs the request's secrets from a provider's error before later tasks quote it. */
+  /** Scrubs the request's secrets from every error (the provider's texts are quoted in other
+   * tasks' errors too). */
   scrub?: (text: string) => string;
 }
 
@@ -41,7 +42,8 @@ export class RequestGate {
 
   constructor(private readonly opts: RequestGateOptions) {}
 
-  /** Runs `call` (one provider call and its outcome) unless an earlier answer already decided. */
+  /** Runs `call` (one provider call and its outcome) unless an earlier answer already decided;
+   * the outcome's error is scrubbed. */
   async run(call: () => Promise<Outcome>): Promise<Outcome> {
     let opened: (() => void) | undefined;
     if (this.firstCall === undefined) this.firstCall = new Promise<void>((resolve) => (opened = resolve));
@@ -51,7 +53,9 @@ export class RequestGate {
       if (b !== undefined && b.outcome === "retry" && b.until !== null && this.opts.now() >= b.until) {
         this.blocked = undefined;
       } else if (b !== undefined) return this.repeat(b);
-      return await call();
+      const outcome = await call();
+      const scrub = this.opts.scrub;
+      return scrub !== undefined && "error" in outcome ? { ...outcome, error: scrub(outcome.error) } as Outcome : outcome;
     } finally {
       opened?.();
     }

@@ -183,9 +183,7 @@ export function sendReminderJob(deps: HandlerDeps): JobFunction<ReminderPayload,
 
     async perform(task, s) {
       const channel = task.context.channel;
-      const outcome = await s.gates[channel].run(() => channel === "email" ? sendEmail(task, s) : sendWhatsApp(task, s));
-      // Redacted here as well: the session's texts are quoted in other tasks' errors.
-      return "error" in outcome ? { ...outcome, error: redact(outcome.error, secretsOf(s)) } as Outcome : outcome;
+      return await s.gates[channel].run(() => channel === "email" ? sendEmail(task, s) : sendWhatsApp(task, s));
     },
   };
 
