@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { envFrom } from "../_shared/env.ts";
 import type { Outcome } from "../_shared/outcome.ts";
+import { fakeFetch, type FakeFetchAnswer, type FakeFetchRequest } from "../_shared/testing/fake_fetch.ts";
 import { FakeJobStore, type FakeTask } from "../_shared/testing/fake_job_store.ts";
 import { BUSY_RETRY_SECONDS, createHandler, type HandlerDeps } from "./handler.ts";
 
@@ -32,36 +33,18 @@ const batch = (ids: number[], payload: (id: number) => Record<string, unknown> =
   tasks: ids.map((id) => ({ id, lease_token: lease(id), attempt: 1, payload: payload(id) })),
 });
 
-interface ResendRequest {
-  path: string;
-  headers: Headers;
-  json: Record<string, unknown>;
-}
-type Answer = { status: number; body?: unknown; headers?: Record<string, string> } | "hang" | "drop";
+type ResendRequest = FakeFetchRequest<"resend">;
+type Answer = FakeFetchAnswer;
 
-const sent = (req: ResendRequest): Answer => ({ status: 200, body: { id: `email-${String(req.json.to)}` } });
+const sent = (req: ResendRequest): Answer => ({ status: 200, body: { id: `email-${String(req.json?.to)}` } });
 const resendError = (status: number, name: string, message = name, headers: Record<string, string> = {}): Answer => ({
   status,
   body: { statusCode: status, name, message },
   headers,
 });
 
-function fakeResend(respond: (req: ResendRequest) => Answer) {
-  const requests: ResendRequest[] = [];
-  const f = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    if (url.host !== "resend.test") throw new TypeError(`unexpected host ${url.host}`);
-    const req = { path: url.pathname, headers: new Headers(init?.headers), json: JSON.parse(String(init?.body)) };
-    requests.push(req);
-    const a = respond(req);
-    if (a === "hang") {
-      return await new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
-    }
-    if (a === "drop") throw new TypeError("fetch failed", { cause: new Error(`connection reset (Bearer ${RESEND_KEY})`) });
-    return Response.json(a.body ?? {}, { status: a.status, headers: a.headers });
-  };
-  return { requests, fetch: f as typeof fetch };
-}
+const fakeResend = (respond: (req: ResendRequest) => Answer) =>
+  fakeFetch({ "resend.test": "resend" }, respond, { dropCause: () => `connection reset (Bearer ${RESEND_KEY})` });
 
 interface Run {
   status: number;
@@ -108,7 +91,7 @@ Deno.test("send-notification: sent → ok {provider_message_id}; one POST /email
   assert.equal(req.headers.get("idempotency-key"), "outreach-notification:501");
   assert.equal(req.headers.get("user-agent"), "duework-send-notification");
   const c = contextOf(1);
-  assert.deepEqual({ ...req.json, html: undefined }, {
+  assert.deepEqual({ ...req.json!, html: undefined }, {
     from: ENV.OUTREACH_EMAIL_FROM,
     to: c.to,
     subject: c.subject,
@@ -116,7 +99,7 @@ Deno.test("send-notification: sent → ok {provider_message_id}; one POST /email
     html: undefined,
     tags: [{ name: "source", value: "outreach" }, { name: "notification_id", value: "501" }],
   });
-  const html = String(req.json.html);
+  const html = String(req.json!.html);
   assert.match(html, /<title>Jane Doe accepted your invitation \(1\)<\/title>/);
   assert.match(html, /<p>Jane Doe &lt;jane@example.com&gt; accepted your invitation\.<br>\nCampaign: &quot;Q1 &amp; beyond&quot;<\/p>\n<p>Open Duework to follow up\.<\/p>/);
   assert.doesNotMatch(html, /<jane@/);
@@ -124,10 +107,10 @@ Deno.test("send-notification: sent → ok {provider_message_id}; one POST /email
 
 Deno.test("send-notification: the sender is OUTREACH_EMAIL_FROM, else RESEND_FROM; neither → release naming both, no call", async () => {
   const fallback = await run([1], sent, { env: { OUTREACH_EMAIL_FROM: undefined } });
-  assert.equal(fallback.requests[0].json.from, ENV.RESEND_FROM);
+  assert.equal(fallback.requests[0].json!.from, ENV.RESEND_FROM);
   assert.equal(outcome(fallback, 1).outcome, "ok");
   const blank = await run([1], sent, { env: { OUTREACH_EMAIL_FROM: "  " } });
-  assert.equal(blank.requests[0].json.from, ENV.RESEND_FROM);
+  assert.equal(blank.requests[0].json!.from, ENV.RESEND_FROM);
 
   const none = await run([1, 2], sent, { env: { OUTREACH_EMAIL_FROM: undefined, RESEND_FROM: undefined } });
   assert.equal(none.status, 500);

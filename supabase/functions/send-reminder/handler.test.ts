@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { envFrom } from "../_shared/env.ts";
 import type { Outcome } from "../_shared/outcome.ts";
+import { fakeFetch, type FakeFetchAnswer, type FakeFetchRequest } from "../_shared/testing/fake_fetch.ts";
 import { FakeJobStore, type FakeTask } from "../_shared/testing/fake_job_store.ts";
 import { BUSY_RETRY_SECONDS, createHandler, type HandlerDeps } from "./handler.ts";
 
@@ -79,17 +80,8 @@ const batch = (ns: Notification[]) => ({
 // ---------------------------------------------------------------------------------------------
 // Fake providers
 
-interface ProviderRequest {
-  provider: "twilio" | "resend";
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  headers: Headers;
-  body: string;
-  form: URLSearchParams;
-  json: Record<string, unknown> | null;
-}
-type Answer = { status: number; body?: unknown; headers?: Record<string, string> } | "hang" | "drop";
+type ProviderRequest = FakeFetchRequest<"twilio" | "resend">;
+type Answer = FakeFetchAnswer;
 type Respond = (req: ProviderRequest) => Answer;
 
 let sidCounter = 0;
@@ -111,40 +103,9 @@ const resendError = (status: number, name: string, message = name, headers: Reco
 const defaultRespond: Respond = (req) => req.provider === "twilio" ? twilioCreated() : resendSent(req);
 
 function fakeProviders(respond: Respond) {
-  const requests: ProviderRequest[] = [];
-  const f = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
-    const body = init?.body === undefined || init.body === null ? "" : init.body instanceof URLSearchParams ? init.body.toString() : String(init.body);
-    const provider = url.host === "twilio.test" ? "twilio" : url.host === "resend.test" ? "resend" : null;
-    if (provider === null) throw new TypeError(`unexpected host ${url.host}`);
-    const headers = new Headers(init?.headers);
-    let json: Record<string, unknown> | null = null;
-    try {
-      json = body ? JSON.parse(body) : null;
-    } catch { /* form */ }
-    const req: ProviderRequest = {
-      provider,
-      method: init?.method ?? "GET",
-      path: url.pathname,
-      query: url.searchParams,
-      headers,
-      body,
-      form: new URLSearchParams(body),
-      json,
-    };
-    requests.push(req);
-    const a = respond(req);
-    if (a === "hang") {
-      return await new Promise<Response>((_, reject) => init?.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
-    }
-    if (a === "drop") {
-      throw new TypeError("fetch failed", {
-        cause: new Error(`error sending request for ${url.href} (Basic ${BASIC}): client error (SendRequest): connection closed before message completed`),
-      });
-    }
-    return Response.json(a.body ?? {}, { status: a.status, headers: a.headers });
-  };
-  return { requests, fetch: f as typeof fetch };
+  return fakeFetch({ "twilio.test": "twilio", "resend.test": "resend" }, respond, {
+    dropCause: (url) => `error sending request for ${url.href} (Basic ${BASIC}): client error (SendRequest): connection closed before message completed`,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import twilio from "npm:twilio@^6.3.1";
 import { envFrom } from "../_shared/env.ts";
 import { postgresError } from "../_shared/testing/fake_job_store.ts";
+import { callWebhook, chunkedBody, type WebhookCall, type WebhookCallOptions } from "../_shared/testing/webhook_call.ts";
 import { createHandler, type DeliveryStatusStore, type DeliveryStatusUpdate, MAX_BODY_BYTES } from "./handler.ts";
 
 const SID = "AC00000000000000000000000000000001";
@@ -29,33 +30,22 @@ const callback = (extra: Record<string, string> = {}): Record<string, string> =>
   ...extra,
 });
 
-interface Run {
-  status: number;
-  text: string;
-  contentType: string | null;
+interface Run extends WebhookCall {
   updates: DeliveryStatusUpdate[];
-  storeCalls: number;
-  logs: string[];
 }
 
 async function send(
   params: Record<string, string>,
-  opts: {
+  opts: WebhookCallOptions<DeliveryStatusStore> & {
     signUrl?: string;
     signToken?: string;
     signature?: string | null;
     url?: string;
-    env?: Record<string, string | undefined>;
-    method?: string;
     contentType?: string;
     body?: BodyInit;
-    headers?: Record<string, string>;
-    store?: Partial<DeliveryStatusStore>;
   } = {},
 ): Promise<Run> {
   const updates: DeliveryStatusUpdate[] = [];
-  let storeCalls = 0;
-  const logs: string[] = [];
   const store: DeliveryStatusStore = {
     recordDeliveryStatus(u) {
       updates.push(u);
@@ -63,29 +53,19 @@ async function send(
     },
     ...opts.store,
   };
-  const handler = createHandler({
-    env: envFrom({ ...ENV, ...opts.env }),
-    store: () => {
-      storeCalls++;
-      return store;
-    },
-    log: (l) => logs.push(l),
-  });
   const signature = opts.signature !== undefined
     ? opts.signature
     : twilio.getExpectedTwilioSignature(opts.signToken ?? TOKEN, opts.signUrl ?? CALLBACK_URL, params);
   const headers: Record<string, string> = { "content-type": opts.contentType ?? "application/x-www-form-urlencoded", ...opts.headers };
   if (signature !== null) headers["x-twilio-signature"] = signature;
-  const method = opts.method ?? "POST";
-  const res = await handler(new Request(opts.url ?? INTERNAL_URL, {
-    method,
+  const call = await callWebhook((d) => createHandler({ env: envFrom({ ...ENV, ...opts.env }), ...d }), store, {
+    url: opts.url ?? INTERNAL_URL,
+    method: opts.method,
     headers,
-    body: method === "GET" ? undefined : opts.body ?? new URLSearchParams(params).toString(),
-  }));
-  const text = await res.text();
-  const run = { status: res.status, text, contentType: res.headers.get("content-type"), updates, storeCalls, logs };
-  assert.equal([text, ...logs].join("\n").includes(TOKEN), false, "the auth token leaked");
-  return run;
+    body: opts.body ?? new URLSearchParams(params).toString(),
+  });
+  assert.equal([call.text, ...call.logs].join("\n").includes(TOKEN), false, "the auth token leaked");
+  return { ...call, updates };
 }
 
 const json = (r: Run) => JSON.parse(r.text);
@@ -157,14 +137,7 @@ Deno.test("twilio-status: 405 for other methods, 413 for a body over 64 KiB; not
   assert.equal(declared.status, 413);
   assert.equal(json(declared).error, "payload_too_large");
   // Without a Content-Length (a stream), the read stops at the limit.
-  const bytes = new TextEncoder().encode(new URLSearchParams(big).toString());
-  const stream = new ReadableStream<Uint8Array>({
-    start(c) {
-      for (let i = 0; i < bytes.length; i += 8192) c.enqueue(bytes.slice(i, i + 8192));
-      c.close();
-    },
-  });
-  const streamed = await send(big, { body: stream });
+  const streamed = await send(big, { body: chunkedBody(new URLSearchParams(big).toString()) });
   assert.equal(streamed.status, 413);
   assert.equal(streamed.storeCalls + declared.storeCalls, 0);
 });

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { envFrom } from "../_shared/env.ts";
 import { postgresError } from "../_shared/testing/fake_job_store.ts";
+import { callWebhook, chunkedBody, type WebhookCall, type WebhookCallOptions } from "../_shared/testing/webhook_call.ts";
 import { MAX_WEBHOOK_BODY_BYTES } from "../_shared/webhook.ts";
 import {
   createHandler,
@@ -48,33 +49,19 @@ const messageReceived = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-interface Run {
-  status: number;
-  text: string;
+interface Run extends WebhookCall {
   // deno-lint-ignore no-explicit-any
   json: any;
   relations: NewRelationEvent[];
   messages: MessageReceivedEvent[];
-  /** Times the handler asked for the store (it is built only for verified requests). */
-  storeCalls: number;
-  logs: string[];
 }
 
 async function send(
   body: unknown,
-  opts: {
-    secret?: string | null;
-    env?: Record<string, string | undefined>;
-    method?: string;
-    raw?: BodyInit;
-    headers?: Record<string, string>;
-    store?: Partial<OutreachEventStore>;
-  } = {},
+  opts: WebhookCallOptions<OutreachEventStore> & { secret?: string | null; raw?: BodyInit } = {},
 ): Promise<Run> {
   const relations: NewRelationEvent[] = [];
   const messages: MessageReceivedEvent[] = [];
-  let storeCalls = 0;
-  const logs: string[] = [];
   const store: OutreachEventStore = {
     recordNewRelation(e) {
       relations.push(e);
@@ -86,34 +73,24 @@ async function send(
     },
     ...opts.store,
   };
-  const handler = createHandler({
-    env: envFrom({ ...ENV, ...opts.env }),
-    store: () => {
-      storeCalls++;
-      return store;
-    },
-    log: (l) => logs.push(l),
-  });
   const headers: Record<string, string> = { "content-type": "application/json", ...opts.headers };
   const secret = opts.secret === undefined ? SECRET : opts.secret;
   if (secret !== null) headers["x-webhook-secret"] = secret;
-  const method = opts.method ?? "POST";
-  const res = await handler(new Request("http://edge-runtime.internal:8081/unipile-webhook", {
-    method,
+  const call = await callWebhook((d) => createHandler({ env: envFrom({ ...ENV, ...opts.env }), ...d }), store, {
+    url: "http://edge-runtime.internal:8081/unipile-webhook",
+    method: opts.method,
     headers,
-    body: method === "GET" ? undefined : opts.raw ?? JSON.stringify(body),
-  }));
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = JSON.parse(text);
-  } catch { /* not JSON */ }
-  const run = { status: res.status, text, json, relations, messages, storeCalls, logs };
-  const everything = [text, ...logs].join("\n");
+    body: opts.raw ?? JSON.stringify(body),
+  });
+  const everything = [call.text, ...call.logs].join("\n");
   assert.equal(everything.includes(SECRET), false, "the secret leaked");
   assert.equal(everything.includes("Jane Doe"), false, "a name was logged or returned");
-  assert.equal(logs.join("\n").includes("jane-doe"), false, "a profile identifier was logged");
-  return run;
+  assert.equal(call.logs.join("\n").includes("jane-doe"), false, "a profile identifier was logged");
+  let json: unknown = null;
+  try {
+    json = JSON.parse(call.text);
+  } catch { /* not JSON */ }
+  return { ...call, json, relations, messages };
 }
 
 Deno.test("unipile-webhook: new_relation with the right secret → one record_new_relation call with the normalised event, 200 with its answer", async () => {
@@ -234,14 +211,8 @@ Deno.test("unipile-webhook: 405 for other methods, 413 for a body over 64 KiB; n
   const declared = await send(null, { raw: "{}", headers: { "content-length": String(MAX_WEBHOOK_BODY_BYTES + 1) } });
   assert.equal(declared.status, 413);
   assert.equal(declared.json.error, "payload_too_large");
-  const bytes = new TextEncoder().encode(big);
-  const stream = new ReadableStream<Uint8Array>({
-    start(c) {
-      for (let i = 0; i < bytes.length; i += 8192) c.enqueue(bytes.slice(i, i + 8192));
-      c.close();
-    },
-  });
-  const streamed = await send(null, { raw: stream });
+  // Without a Content-Length (a stream), the read stops at the limit.
+  const streamed = await send(null, { raw: chunkedBody(big) });
   assert.equal(streamed.status, 413);
   assert.equal(declared.storeCalls + streamed.storeCalls, 0);
 });
