@@ -150,8 +150,8 @@ export function normaliseMessageReceived(body: Json): MessageReceivedEvent | nul
   const chat_id = requiredId(body, "chat_id");
   // UNVERIFIED shape: Unipile's examples put the sender in `sender: {attendee_id, attendee_name,
   // attendee_provider_id, …}` (attendee_id is Unipile's own id, not LinkedIn's, so it is never
-  // used); a flat `sender_provider_id` is accepted too. No sender → null: the SQL cannot tell a
-  // reply from the account's own message then, so it must not count one without a sender match.
+  // used); a flat `sender_provider_id` is accepted too. No sender → null: a reply cannot be told
+  // from the account's own message then, and outreach.record_message_received records nothing.
   const sender = isObject(body.sender) ? optionalId(body.sender, "attendee_provider_id", "sender.attendee_provider_id") : null;
   const sender_provider_id = sender ?? optionalId(body, "sender_provider_id");
   // Unipile also reports the messages the account sends (our own invitations' notes and
