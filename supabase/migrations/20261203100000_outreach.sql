@@ -727,9 +727,9 @@ $$;
 --           cannot_resend_yet → connection_request_sent; already_connected → connected
 --   dead    data {error_type}: the prospect failed with the reason (a refused recipient)
 --   discard data {account_error}: the account needs reconnection; the prospect stays pending
---   retry   the error is kept; data.provider_id (looked up before the refusal) is stored;
---           data.not_sent (the provider refused: 401, 422, 429) clears the attempt marker, so the
---           next attempt sends without looking first
+--   retry   the error is kept; data.provider_id (looked up before the refusal) is stored
+--   (retry and discard keep the attempt marker, so the next attempt looks before sending, unless
+--   data.not_sent says nothing can have been sent: a refusal, and no earlier unknown attempt)
 create function outreach.invitation_outcomes(p_outcomes jsonb)
 returns table (task_id bigint, prospect_id bigint, outcome text, error text, result text, invitation_id text,
                provider_id text, not_sent boolean)
@@ -765,7 +765,7 @@ begin
          invited_at = case when i.outcome = 'ok' and i.result in ('sent', 'reconciled') then coalesce(p.invited_at, now())
                            else p.invited_at end,
          -- The attempt marker stays only while the outcome is unknown (the next attempt looks first).
-         invite_attempt_started_at = case when i.outcome in ('ok', 'dead', 'discard') or i.not_sent then null
+         invite_attempt_started_at = case when i.outcome in ('ok', 'dead') or i.not_sent then null
                                           else p.invite_attempt_started_at end,
          last_error = case when i.outcome in ('retry', 'dead', 'discard') then left(i.error, 1000) end,
          updated_at = now()
@@ -963,9 +963,11 @@ $$;
 --           a follow-up advances its prospect (index = the slot, next due after the gap, or
 --           finished after the last template); replied: true (seen in the chat) stops the sequence
 --   dead    data {error_type}: the row failed; a follow-up's prospect failed with the reason
---   discard data {account_error}: the account needs reconnection; the row goes back to waiting
---   retry   the error is kept (the row stays sending: the next attempt reconciles), unless
---           data.not_sent says the provider refused it
+--   discard data {account_error}: the account needs reconnection; data {replied} (the reconcile saw
+--           the prospect's answer and not our message): the slot is skipped, the prospect replied
+--   retry, discard
+--           the row stays sending (the next attempt reconciles) unless data.not_sent says nothing
+--           can have been sent: then it waits as pending/queued again
 create function outreach.message_outcomes(p_outcomes jsonb)
 returns table (task_id bigint, kind text, ref_id bigint, outcome text, error text, result text, chat_id text,
                message_id text, replied boolean, not_sent boolean)
@@ -991,8 +993,9 @@ begin
 
   -- The follow-up rows.
   update public.outreach_messages m
-     set status = case i.outcome when 'ok' then 'sent' when 'dead' then 'failed'
-                                 when 'discard' then 'pending' else case when i.not_sent then 'pending' else m.status end end,
+     set status = case when i.outcome = 'ok' then 'sent' when i.outcome = 'dead' then 'failed'
+                       when i.outcome = 'discard' and i.replied then 'skipped'
+                       when i.not_sent then 'pending' else m.status end,
          chat_id = coalesce(i.chat_id, m.chat_id), provider_message_id = coalesce(i.message_id, m.provider_message_id),
          sent_at = case when i.outcome = 'ok' then coalesce(m.sent_at, now()) else m.sent_at end,
          error = case when i.outcome = 'ok' then null else left(i.error, 1000) end,
@@ -1006,14 +1009,14 @@ begin
      set chat_id = coalesce(i.chat_id, p.chat_id),
          follow_up_sequence_index = case when i.outcome = 'ok' then m.sequence_index else p.follow_up_sequence_index end,
          last_follow_up_at = case when i.outcome = 'ok' then now() else p.last_follow_up_at end,
-         status = case when i.outcome = 'ok' and i.replied then 'replied'
+         status = case when i.outcome in ('ok', 'discard') and i.replied then 'replied'
                        when i.outcome = 'ok' and not exists (select 1 from public.outreach_templates x
                                                               where x.campaign_id = p.campaign_id
                                                                 and x.step = m.sequence_index + 1)
                          then 'finished'
                        when i.outcome = 'dead' then 'failed'
                        else p.status end,
-         replied_at = case when i.outcome = 'ok' and i.replied then coalesce(p.replied_at, now()) else p.replied_at end,
+         replied_at = case when i.replied then coalesce(p.replied_at, now()) else p.replied_at end,
          status_reason = case when i.outcome = 'dead' then left(i.error, 1000)
                               when i.outcome = 'ok' and not i.replied and not exists (
                                 select 1 from public.outreach_templates x where x.campaign_id = p.campaign_id
@@ -1025,7 +1028,8 @@ begin
          updated_at = now()
     from outreach.message_outcomes(p_outcomes) i
     join public.outreach_messages m on m.id = i.ref_id
-   where i.kind = 'follow_up' and i.outcome in ('ok', 'dead') and p.id = m.prospect_id and p.status = 'connected'
+   where i.kind = 'follow_up' and (i.outcome in ('ok', 'dead') or (i.outcome = 'discard' and i.replied))
+     and p.id = m.prospect_id and p.status = 'connected'
      and p.follow_up_sequence_index = m.sequence_index - 1;
   -- A finished or replied prospect has nothing due.
   update public.prospects p set follow_up_due_at = null
@@ -1037,7 +1041,7 @@ begin
   -- The outbox rows, and the chat they opened for their prospect.
   update public.outreach_outbox o
      set status = case i.outcome when 'ok' then 'sent' when 'dead' then 'failed'
-                                 when 'discard' then 'queued' else case when i.not_sent then 'queued' else o.status end end,
+                                 else case when i.not_sent then 'queued' else o.status end end,
          chat_id = coalesce(i.chat_id, o.chat_id), provider_message_id = coalesce(i.message_id, o.provider_message_id),
          sent_at = case when i.outcome = 'ok' then coalesce(o.sent_at, now()) else o.sent_at end,
          error = case when i.outcome = 'ok' then null else left(i.error, 1000) end,

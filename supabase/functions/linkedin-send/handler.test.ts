@@ -405,9 +405,20 @@ Deno.test("linkedin-send messages: refusals → dead {error_type}; 401 → disca
   assert.deepEqual(outcome(chatGone, 1).data, { error_type: "resource_not_found" });
   const off = await run([{ taskId: 1, kind: "follow_up" }, { taskId: 2, kind: "outbox" }], only(401, "expired_credentials"));
   assert.equal(off.requests.length, 1);
-  for (const id of [1, 2]) assert.deepEqual([outcome(off, id).outcome, outcome(off, id).data], ["discard", { account_error: "expired_credentials" }]);
+  // Refused before anything was sent, and no earlier attempt pending: SQL may forget the intent.
+  for (const id of [1, 2]) {
+    assert.deepEqual([outcome(off, id).outcome, outcome(off, id).data], ["discard", { account_error: "expired_credentials", not_sent: true }]);
+  }
   const limited = await run([{ taskId: 1, kind: "follow_up" }], only(429, "too_many_requests"));
   assert.deepEqual([outcome(limited, 1).outcome, outcome(limited, 1).pause, outcome(limited, 1).after], ["retry", "unipile:3", 60]);
+  assert.equal(outcome(limited, 1).data?.not_sent, true);
+  // A 5xx may have sent: the intent stays (the next attempt reconciles).
+  const broken = await run([{ taskId: 1, kind: "follow_up" }], only(500, "unexpected_error"));
+  assert.equal(outcome(broken, 1).data?.not_sent, undefined);
+  // An earlier attempt's outcome is unknown and this one was refused before looking: kept too.
+  const unknownBefore = await run([{ taskId: 1, kind: "follow_up", chatId: "chat_jane", reconcileSince: SINCE }], only(429, "too_many_requests"));
+  assert.equal(outcome(unknownBefore, 1).outcome, "retry");
+  assert.equal(outcome(unknownBefore, 1).data?.not_sent, undefined);
   const quota = await run([{ taskId: 1, kind: "follow_up" }], only(422, "limit_exceeded"));
   assert.deepEqual([outcome(quota, 1).pause, outcome(quota, 1).after, outcome(quota, 1).notAttempted], ["li-messages-day:3", LIMIT_EXCEEDED_PAUSE_SECONDS, true]);
   const timeout = await run([{ taskId: 1, kind: "outbox" }], () => "hang", { deps: { timeoutMs: 50 } });
@@ -450,24 +461,36 @@ Deno.test("linkedin-send message reconcile in the known chat: ours with exactly 
   assert.deepEqual(outcome(quiet, 1).data, { result: "reconciled", chat_id: "chat_jane", provider_message_id: "m1" });
 });
 
-Deno.test("linkedin-send message reconcile: not ours, another text or a reply only → sent now (replied in the data)", async () => {
-  const r = await run([{ taskId: 1, kind: "follow_up", chatId: "chat_jane", text: "Follow-up two", reconcileSince: SINCE }], undefined, {
-    state: {
-      chats: [{
-        id: "chat_jane",
-        attendee_provider_id: JANE,
-        messages: [
-          { id: "m1", text: "Follow-up one", is_sender: 1, timestamp: at(SINCE, 1_000) },
-          { id: "m2", text: "Follow-up two", is_sender: 0, timestamp: at(SINCE, 2_000) },
-        ],
-      }],
-    },
+Deno.test("linkedin-send message reconcile: not ours, another text or a reply only → an outbox message is sent now (replied in the data), a follow-up is not", async () => {
+  const chat = () => ({
+    chats: [{
+      id: "chat_jane",
+      attendee_provider_id: JANE,
+      messages: [
+        { id: "m1", text: "Follow-up one", is_sender: 1 as const, timestamp: at(SINCE, 1_000) },
+        { id: "m2", text: "Follow-up two", is_sender: 0 as const, timestamp: at(SINCE, 2_000) },
+      ],
+    }],
+  });
+  const r = await run([{ taskId: 1, kind: "outbox", chatId: "chat_jane", text: "Follow-up two", reconcileSince: SINCE }], undefined, {
+    state: chat(),
   });
   assert.deepEqual(r.requests.map((q) => `${q.method} ${q.path}`), ["GET /chats/chat_jane/messages", "POST /chats/chat_jane/messages"]);
   const o = outcome(r, 1);
   assert.equal(o.data!.result, "sent");
   assert.equal(o.data!.replied, true);
   assert.equal(o.tag, "messages_sent");
+
+  // The prospect answered since the earlier attempt: the sequence stops, nothing is sent.
+  const fu = await run([{ taskId: 1, kind: "follow_up", chatId: "chat_jane", text: "Follow-up two", reconcileSince: SINCE }], undefined, {
+    state: chat(),
+  });
+  assert.deepEqual(fu.requests.map((q) => `${q.method} ${q.path}`), ["GET /chats/chat_jane/messages"]);
+  assert.deepEqual(outcome(fu, 1), {
+    outcome: "discard",
+    error: "the prospect replied; this follow-up is not sent",
+    data: { replied: true, not_sent: true },
+  });
 });
 
 Deno.test("linkedin-send message reconcile without a chat_id: the recipient's chat among recent chats, then its messages", async () => {

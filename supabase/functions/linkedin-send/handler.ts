@@ -20,11 +20,15 @@
 //              reconcile_since set → the chat's messages since then (the chat: chat_id, else the
 //              chat with recipient_provider_id among the chats active since then) for one of ours
 //              with exactly this text → ok {result: "reconciled", chat_id, provider_message_id};
-//              `replied: true` is added to the data when a message from the other side was seen;
-//              a failed lookup → retry. Else POST /chats/{chat_id}/messages, or without a chat POST
+//              `replied: true` is added to the data when a message from the other side was seen
+//              (a follow-up not found then is not sent: discard {replied, not_sent}); a failed
+//              lookup → retry. Else POST /chats/{chat_id}/messages, or without a chat POST
 //              /chats (multipart) → ok {result: "sent", chat_id, provider_message_id}.
 //   failures   outcomes.ts (discard on a disconnected account, retry + pause on 429 / 5xx /
 //              limit_exceeded, dead {error_type} on a refusal, release on a refused API key).
+//   not_sent   in the data when this attempt certainly sent nothing (a refusal, or not called) and
+//              no earlier attempt can have (no reconcile_since, or the reconcile found nothing):
+//              SQL then forgets the intent, so the next attempt sends without looking first.
 //
 // One account's tasks run one after another within a request (serialize), so an account's answer
 // (disconnected, 429, 5xx, limit_exceeded) is known before its next call: its later tasks get the
@@ -46,7 +50,7 @@ import {
   unipileFromEnv,
   type UnipileSetup,
 } from "../_shared/providers/unipile.ts";
-import { type Blocks, blockedOutcome, failureOutcome, newBlocks, type Phase } from "./outcomes.ts";
+import { type Blocks, blockedOutcome, failureOutcome, newBlocks, NOTHING_SENT, type Phase } from "./outcomes.ts";
 
 /** How far before reconcile_since a message of ours may be dated and still count (clock skew
  * between the database and LinkedIn). */
@@ -154,14 +158,20 @@ export function linkedinSendJob(deps: HandlerDeps): JobFunction<LinkedinSendPayl
       }
       if (!s.unipile.ok) return { outcome: "release", error: s.unipile.configError };
       const extra: Data = c.kind === "invite" && c.provider_id !== null ? { provider_id: c.provider_id } : {};
+      // Not called now, and no earlier attempt with an unknown outcome: SQL may forget the intent.
+      if (c.reconcile_since === null) extra.not_sent = true;
       const blocked = blockedOutcome(s.blocks, c, extra, now());
       if (blocked !== null) return blocked;
       return c.kind === "invite" ? await invite(c, s.unipile.client, s) : await message(c, s.unipile.client, s);
     },
   };
 
-  function fail(s: Session, c: LinkedinSendContext, r: UnipileFailure, phase: Phase, extra: Data): Outcome {
-    return failureOutcome(s.blocks, c, r, phase, extra, now());
+  /** `clean`: no earlier attempt of this row can have sent (none, or the reconcile looked and found
+   * nothing). A refusal that certainly sent nothing then says so (data.not_sent), so SQL forgets
+   * the intent and the next attempt sends without looking first. */
+  function fail(s: Session, c: LinkedinSendContext, r: UnipileFailure, phase: Phase, extra: Data, clean: boolean): Outcome {
+    const nothingSent = phase !== "lookup" && clean && NOTHING_SENT.has(r.kind);
+    return failureOutcome(s.blocks, c, r, phase, nothingSent ? { ...extra, not_sent: true } : extra, now());
   }
 
   // -------------------------------------------------------------------------------------------
@@ -185,12 +195,12 @@ export function linkedinSendJob(deps: HandlerDeps): JobFunction<LinkedinSendPayl
           tag: "reconciled",
         };
       }
-      if (found.kind !== "not_found") return fail(s, c, found, "lookup", extra());
+      if (found.kind !== "not_found") return fail(s, c, found, "lookup", extra(), false);
     }
 
     if (providerId === null) {
       const profile = await client.getProfile(c.account.unipile_account_id, c.public_identifier!);
-      if (isFailure(profile)) return fail(s, c, profile, "profile", extra());
+      if (isFailure(profile)) return fail(s, c, profile, "profile", extra(), true);
       providerId = profile.providerId;
     }
 
@@ -203,7 +213,7 @@ export function linkedinSendJob(deps: HandlerDeps): JobFunction<LinkedinSendPayl
       // whose answer was lost, or one sent otherwise. Either way nothing is to be sent again.
       return { outcome: "ok", data: { result: r.type, provider_id: providerId }, tag: "already" };
     }
-    return fail(s, c, r, "send", extra());
+    return fail(s, c, r, "send", extra(), true);
   }
 
   async function findInvitation(
@@ -237,8 +247,12 @@ export function linkedinSendJob(deps: HandlerDeps): JobFunction<LinkedinSendPayl
 
     if (c.reconcile_since !== null) {
       const found = await findMessage(c, client);
-      if (isFailure(found)) return fail(s, c, found, "lookup", extra);
+      if (isFailure(found)) return fail(s, c, found, "lookup", extra, false);
       if (found.replied) extra.replied = true;
+      if (found.kind === "not_found" && found.replied && c.kind === "follow_up") {
+        // The prospect answered meanwhile: the sequence stops here (the app's outbox messages go).
+        return { outcome: "discard", error: "the prospect replied; this follow-up is not sent", data: { ...extra, not_sent: true } };
+      }
       if (found.chatId !== null && chatId === null) {
         chatId = found.chatId;
         extra.chat_id = chatId;
@@ -254,11 +268,11 @@ export function linkedinSendJob(deps: HandlerDeps): JobFunction<LinkedinSendPayl
 
     if (chatId !== null) {
       const r = await client.sendMessage({ chatId, accountId: c.account.unipile_account_id, text: c.text });
-      if (isFailure(r)) return fail(s, c, r, "send", extra);
+      if (isFailure(r)) return fail(s, c, r, "send", extra, true);
       return { outcome: "ok", data: { ...extra, result: "sent", chat_id: chatId, provider_message_id: r.messageId }, tag: "messages_sent" };
     }
     const r = await client.startChat({ accountId: c.account.unipile_account_id, attendeeProviderId: c.recipient_provider_id, text: c.text });
-    if (isFailure(r)) return fail(s, c, r, "send", extra);
+    if (isFailure(r)) return fail(s, c, r, "send", extra, true);
     return { outcome: "ok", data: { ...extra, result: "sent", chat_id: r.chatId, provider_message_id: r.messageId }, tag: "messages_sent" };
   }
 

@@ -52,6 +52,12 @@ export function newBlocks(): Blocks {
   return { accounts: new Map(), budgets: new Map(), released: null };
 }
 
+/** Failures after which LinkedIn certainly did nothing (refused before acting): a 5xx, a timeout
+ * or a broken connection may have sent. */
+export const NOTHING_SENT: ReadonlySet<UnipileFailure["kind"]> = new Set([
+  "account_disconnected", "rate_limited", "limit_exceeded",
+]);
+
 /** Where the call was: a reconcile lookup never leads to a blind send. */
 export type Phase = "lookup" | "profile" | "send";
 
