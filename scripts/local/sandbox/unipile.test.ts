@@ -36,7 +36,11 @@ Deno.test("unipile: X-API-KEY is required; errors use the {title, detail, type, 
     assertUnipileError(await api(sb, `/users/relations?account_id=${ACC}`, {}, "wrong"), 401, "unauthorized");
     // Not one of the account-disconnection types a client would treat as "reconnect the account".
     const bad = await api(sb, `/users/relations?account_id=${ACC}`, {}, "wrong");
-    assert.ok(!["errors/disconnected_account", "errors/invalid_credentials", "errors/expired_credentials"].includes(bad.body.type));
+    assert.ok(
+      !["errors/disconnected_account", "errors/invalid_credentials", "errors/expired_credentials"].includes(
+        bad.body.type,
+      ),
+    );
     assertUnipileError(await call(`${sb.providers.unipile}/v1/users/relations`), 404, "resource_not_found");
     assertUnipileError(await api(sb, "/nothing/here"), 404, "resource_not_found");
     assertUnipileError(await api(sb, "/users/relations", { method: "POST" }), 405, "method_not_allowed");
@@ -73,15 +77,30 @@ Deno.test("unipile: GET /users/{identifier} by public identifier or provider id;
     assert.equal(relation.body.network_distance, "FIRST_DEGREE");
     assert.equal(relation.body.is_relationship, true);
     // Unicode names and URL-encoded identifiers.
-    assert.equal((await api(sb, `/users/${encodeURIComponent("maria-garcia-duework")}?account_id=${ACC}`)).body.first_name, "María");
+    assert.equal(
+      (await api(sb, `/users/${encodeURIComponent("maria-garcia-duework")}?account_id=${ACC}`)).body.first_name,
+      "María",
+    );
 
     await invite(sb, JANE);
-    assert.deepEqual((await api(sb, `/users/${JANE}?account_id=${ACC}`)).body.invitation, { type: "SENT", status: "PENDING" });
+    assert.deepEqual((await api(sb, `/users/${JANE}?account_id=${ACC}`)).body.invitation, {
+      type: "SENT",
+      status: "PENDING",
+    });
 
+    // LinkedIn vanity names ignore case; the answer carries the canonical one.
+    assert.equal(
+      (await api(sb, `/users/Jane-Doe-Duework?account_id=${ACC}`)).body.public_identifier,
+      "jane-doe-duework",
+    );
     assertUnipileError(await api(sb, `/users/nobody-here?account_id=${ACC}`), 404, "resource_not_found");
     assertUnipileError(await api(sb, "/users/jane-doe-duework"), 400, "invalid_parameters");
     assertUnipileError(await api(sb, "/users/jane-doe-duework?account_id=nope"), 404, "resource_not_found");
-    assertUnipileError(await api(sb, `/users/jane-doe-duework?account_id=${DISCONNECTED}`), 401, "disconnected_account");
+    assertUnipileError(
+      await api(sb, `/users/jane-doe-duework?account_id=${DISCONNECTED}`),
+      401,
+      "disconnected_account",
+    );
     assertUnipileError(await api(sb, `/users/jane-doe-duework?account_id=${CREDENTIALS}`), 401, "expired_credentials");
   });
 });
@@ -96,11 +115,19 @@ Deno.test("unipile: POST /users/invite is JSON only and answers 200 UserInvitati
 
     const form = new URLSearchParams({ account_id: ACC, provider_id: OMAR });
     assertUnipileError(
-      await api(sb, "/users/invite", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form }),
+      await api(sb, "/users/invite", {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: form,
+      }),
       400,
       "invalid_parameters",
     );
-    assertUnipileError(await apiForm(sb, "/users/invite", [["account_id", ACC], ["provider_id", OMAR]]), 400, "invalid_parameters");
+    assertUnipileError(
+      await apiForm(sb, "/users/invite", [["account_id", ACC], ["provider_id", OMAR]]),
+      400,
+      "invalid_parameters",
+    );
     assertUnipileError(await apiJson(sb, "/users/invite", { account_id: ACC }), 400, "invalid_parameters");
     assertUnipileError(await apiJson(sb, "/users/invite", { provider_id: OMAR }), 400, "invalid_parameters");
     assertUnipileError(await apiJson(sb, "/users/invite", [ACC, OMAR]), 400, "invalid_parameters");
@@ -178,7 +205,10 @@ Deno.test("unipile: GET /users/invite/sent lists pending invitations newest firs
     assert.equal(item.inviter.inviter_id, SENDER);
     assert.equal(first.body.items[0].invitation_text, null);
 
-    const second = await api(sb, `/users/invite/sent?account_id=${ACC}&cursor=${encodeURIComponent(first.body.cursor)}`);
+    const second = await api(
+      sb,
+      `/users/invite/sent?account_id=${ACC}&cursor=${encodeURIComponent(first.body.cursor)}`,
+    );
     assert.deepEqual(second.body.items.map((i: { id: string }) => i.id), [ids[0]]);
     assert.equal(second.body.cursor, null);
     // Default page size 10.
@@ -194,7 +224,11 @@ Deno.test("unipile: GET /users/invite/sent lists pending invitations newest firs
     assert.equal(withdrawn.status, 200);
     assert.deepEqual(withdrawn.body, { object: "InvitationCanceled" });
     assert.equal((await api(sb, `/users/invite/sent?account_id=${ACC}`)).body.items.length, 3);
-    assertUnipileError(await api(sb, `/users/invite/sent/${ids[1]}?account_id=${ACC}`, { method: "DELETE" }), 404, "resource_not_found");
+    assertUnipileError(
+      await api(sb, `/users/invite/sent/${ids[1]}?account_id=${ACC}`, { method: "DELETE" }),
+      404,
+      "resource_not_found",
+    );
     assertUnipileError(await invite(sb, OMAR), 422, "cannot_resend_yet");
 
     // An accepted invitation leaves the list (and the invitee is a relation).
@@ -268,7 +302,11 @@ Deno.test("unipile: 2,500 prospects seed fast; GET /users/relations pages them n
     for (const bad of ["0", "1001", "-1", "ten", ""]) {
       assertUnipileError(await api(sb, `/users/relations?account_id=${ACC}&limit=${bad}`), 400, "invalid_parameters");
     }
-    assertUnipileError(await api(sb, `/users/relations?account_id=${ACC}&cursor=bm90IGpzb24=`), 400, "invalid_parameters");
+    assertUnipileError(
+      await api(sb, `/users/relations?account_id=${ACC}&cursor=bm90IGpzb24=`),
+      400,
+      "invalid_parameters",
+    );
     assertUnipileError(await api(sb, "/users/relations"), 400, "invalid_parameters");
     assertUnipileError(await api(sb, `/users/relations?account_id=${DISCONNECTED}`), 401, "disconnected_account");
     assertUnipileError(await api(sb, `/users/relations?account_id=${CREDENTIALS}`), 401, "expired_credentials");
@@ -323,10 +361,22 @@ Deno.test("unipile: POST /chats is multipart only; relations only unless InMail;
     const inmail = await startChat(sb, JANE, "An InMail", [["linkedin[inmail]", "true"]]);
     assert.equal(inmail.status, 201);
     await control(sb, { accounts: [{ id: ACC, inmail: false }] });
-    assertUnipileError(await startChat(sb, OMAR, "no credits", [["linkedin[inmail]", "true"]]), 422, "not_allowed_inmail");
+    assertUnipileError(
+      await startChat(sb, OMAR, "no credits", [["linkedin[inmail]", "true"]]),
+      422,
+      "not_allowed_inmail",
+    );
     assertUnipileError(await startChat(sb, "ACoAAUnknownMember000000000000000000000", "x"), 422, "invalid_recipient");
-    assertUnipileError(await apiForm(sb, "/chats", [["account_id", ACC], ["text", "nobody"]]), 400, "invalid_parameters");
-    assertUnipileError(await apiForm(sb, "/chats", [["account_id", ACC], ["attendees_ids", SAM]]), 400, "invalid_parameters");
+    assertUnipileError(
+      await apiForm(sb, "/chats", [["account_id", ACC], ["text", "nobody"]]),
+      400,
+      "invalid_parameters",
+    );
+    assertUnipileError(
+      await apiForm(sb, "/chats", [["account_id", ACC], ["attendees_ids", SAM]]),
+      400,
+      "invalid_parameters",
+    );
     assertUnipileError(await startChat(sb, SAM, "x".repeat(8_001)), 400, "too_many_characters");
     assertUnipileError(await apiForm(sb, "/chats", [["attendees_ids", SAM], ["text", "x"]]), 400, "invalid_parameters");
     assertUnipileError(
@@ -339,10 +389,15 @@ Deno.test("unipile: POST /chats is multipart only; relations only unless InMail;
     const st = await unipileState(sb);
     assert.equal(st.chats.length, 2);
     const sam = st.chats.find((c: { id: string }) => c.id === started.body.chat_id);
-    assert.deepEqual(sam.messages.map((m: { text: string; is_sender: number; sender_id: string }) => [m.text, m.is_sender, m.sender_id]), [
-      ["Thanks for connecting, Sam!", 1, SENDER],
-      ["Following up", 1, SENDER],
-    ]);
+    assert.deepEqual(
+      sam.messages.map((
+        m: { text: string; is_sender: number; sender_id: string },
+      ) => [m.text, m.is_sender, m.sender_id]),
+      [
+        ["Thanks for connecting, Sam!", 1, SENDER],
+        ["Following up", 1, SENDER],
+      ],
+    );
     assert.equal(st.chats.find((c: { id: string }) => c.id === inmail.body.chat_id).content_type, "inmail");
   });
 });
@@ -363,7 +418,10 @@ Deno.test("unipile: group chats need every attendee to be a relation", async () 
     assert.equal(chat.type, 1);
     assert.equal(chat.subject, "Intro");
     assert.equal("attendee_provider_id" in chat, false);
-    const refused = await apiForm(sb, "/chats", [["account_id", ACC], ["attendees_ids", SAM], ["attendees_ids", JANE], ["text", "x"]]);
+    const refused = await apiForm(sb, "/chats", [["account_id", ACC], ["attendees_ids", SAM], ["attendees_ids", JANE], [
+      "text",
+      "x",
+    ]]);
     assertUnipileError(refused, 422, "no_connection_with_recipient");
   });
 });
@@ -375,12 +433,19 @@ Deno.test("unipile: POST /chats/{id}/messages is multipart only; 404 for an unkn
     assert.equal(sent.status, 201, JSON.stringify(sent.body));
     assert.deepEqual(Object.keys(sent.body), ["object", "message_id"]);
     assert.equal(sent.body.object, "MessageSent");
-    assert.equal((await apiForm(sb, `/chats/${chatId}/messages`, [["text", "third"], ["account_id", ACC]])).status, 201);
+    assert.equal(
+      (await apiForm(sb, `/chats/${chatId}/messages`, [["text", "third"], ["account_id", ACC]])).status,
+      201,
+    );
 
     assertUnipileError(await apiJson(sb, `/chats/${chatId}/messages`, { text: "json" }), 400, "invalid_parameters");
     assertUnipileError(await apiForm(sb, `/chats/${chatId}/messages`, [["text", ""]]), 400, "invalid_parameters");
     assertUnipileError(await apiForm(sb, "/chats/NoSuchChat/messages", [["text", "x"]]), 404, "resource_not_found");
-    assertUnipileError(await apiForm(sb, `/chats/${chatId}/messages`, [["text", "x"], ["account_id", "Other"]]), 404, "resource_not_found");
+    assertUnipileError(
+      await apiForm(sb, `/chats/${chatId}/messages`, [["text", "x"], ["account_id", "Other"]]),
+      404,
+      "resource_not_found",
+    );
     assertUnipileError(await api(sb, "/chats/NoSuchChat"), 404, "resource_not_found");
     assertUnipileError(await api(sb, "/chats/NoSuchChat/messages"), 404, "resource_not_found");
 
@@ -430,14 +495,21 @@ Deno.test("unipile: GET /chats/{id}/messages newest first with is_sender, ISO ti
     assert.deepEqual(texts, ["Sounds good!", "m3", "m2", "m1", "m0"]);
 
     const after = encodeURIComponent(m3.timestamp);
-    assert.deepEqual((await api(sb, `/chats/${chatId}/messages?after=${after}`)).body.items.map((m: { text: string }) => m.text), [
-      "Sounds good!",
-    ]);
+    assert.deepEqual(
+      (await api(sb, `/chats/${chatId}/messages?after=${after}`)).body.items.map((m: { text: string }) => m.text),
+      [
+        "Sounds good!",
+      ],
+    );
     assert.deepEqual(
       (await api(sb, `/chats/${chatId}/messages?sender_id=${SAM}`)).body.items.map((m: { text: string }) => m.text),
       ["Sounds good!"],
     );
-    assertUnipileError(await api(sb, `/chats/${chatId}/messages?after=2026-12-01T00:00:00Z`), 400, "invalid_parameters");
+    assertUnipileError(
+      await api(sb, `/chats/${chatId}/messages?after=2026-12-01T00:00:00Z`),
+      400,
+      "invalid_parameters",
+    );
     assertUnipileError(await api(sb, `/chats/${chatId}/messages?after=yesterday`), 400, "invalid_parameters");
     assertUnipileError(await api(sb, `/chats/${chatId}/messages?limit=251`), 400, "invalid_parameters");
   });
@@ -477,9 +549,14 @@ Deno.test("unipile: GET /chats lists the account's chats by last activity, with 
     assert.deepEqual(rest, [ids[3], ids[2], ids[0]]);
 
     const since = first.body.items[1].timestamp;
-    assert.deepEqual((await api(sb, `/chats?account_id=${ACC}&after=${encodeURIComponent(since)}`)).body.items.map((x: { id: string }) => x.id), [
-      ids[1],
-    ]);
+    assert.deepEqual(
+      (await api(sb, `/chats?account_id=${ACC}&after=${encodeURIComponent(since)}`)).body.items.map((
+        x: { id: string },
+      ) => x.id),
+      [
+        ids[1],
+      ],
+    );
     assert.equal((await api(sb, "/chats?account_id=NoSuchAccount")).status, 404);
     assertUnipileError(await api(sb, `/chats?account_id=${CREDENTIALS}`), 401, "expired_credentials");
     assert.deepEqual((await api(sb, `/chats?account_type=WHATSAPP`)).body.items, []);
@@ -517,20 +594,47 @@ Deno.test("unipile: the webhook registry — POST (JSON only), GET, DELETE", asy
       400,
       "invalid_parameters",
     );
-    assertUnipileError(await apiJson(sb, "/webhooks", { source: "carrier-pigeon", request_url: "https://x.test" }), 400, "invalid_parameters");
-    assertUnipileError(await apiJson(sb, "/webhooks", { source: "users", request_url: "not a url" }), 400, "invalid_parameters");
+    assertUnipileError(
+      await apiJson(sb, "/webhooks", { source: "carrier-pigeon", request_url: "https://x.test" }),
+      400,
+      "invalid_parameters",
+    );
+    assertUnipileError(
+      await apiJson(sb, "/webhooks", { source: "users", request_url: "not a url" }),
+      400,
+      "invalid_parameters",
+    );
     assertUnipileError(await apiJson(sb, "/webhooks", { source: "users" }), 400, "invalid_parameters");
+    assertUnipileError(
+      await apiJson(sb, "/webhooks", {
+        source: "users",
+        request_url: "https://example.test/x",
+        headers: [{ key: "Bad Header", value: "x" }],
+      }),
+      400,
+      "invalid_parameters",
+    );
 
     const deleted = await api(sb, `/webhooks/${created.body.webhook_id}`, { method: "DELETE" });
     assert.deepEqual([deleted.status, deleted.body], [200, { object: "WebhookDeleted" }]);
-    assertUnipileError(await api(sb, `/webhooks/${created.body.webhook_id}`, { method: "DELETE" }), 404, "resource_not_found");
+    assertUnipileError(
+      await api(sb, `/webhooks/${created.body.webhook_id}`, { method: "DELETE" }),
+      404,
+      "resource_not_found",
+    );
     assert.deepEqual((await api(sb, "/webhooks")).body.items, []);
   });
 });
 
 Deno.test("unipile: /__faults answers in Unipile's envelope; the request log redacts X-API-KEY and webhook secrets", async () => {
   await withSandbox(async (sb) => {
-    await postJson(`${sb.controlUrl}/__faults`, { provider: "unipile", path: "/api/v1/users/invite", status: 429, retry_after: 7, times: 1 });
+    await postJson(`${sb.controlUrl}/__faults`, {
+      provider: "unipile",
+      path: "/api/v1/users/invite",
+      status: 429,
+      retry_after: 7,
+      times: 1,
+    });
     const limited = await invite(sb, JANE);
     assertUnipileError(limited, 429, "too_many_requests");
     assert.equal(limited.headers.get("retry-after"), "7");

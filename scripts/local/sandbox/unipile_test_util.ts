@@ -43,7 +43,11 @@ export function apiForm(sb: Sandbox, path: string, fields: [string, string][], s
 }
 
 export const invite = (sb: Sandbox, providerId: string, message?: string, account = ACC) =>
-  apiJson(sb, "/users/invite", { account_id: account, provider_id: providerId, ...(message !== undefined && { message }) });
+  apiJson(sb, "/users/invite", {
+    account_id: account,
+    provider_id: providerId,
+    ...(message !== undefined && { message }),
+  });
 
 export const startChat = (sb: Sandbox, providerId: string, text: string, extra: [string, string][] = []) =>
   apiForm(sb, "/chats", [["account_id", ACC], ["attendees_ids", providerId], ["text", text], ...extra]);

@@ -15,7 +15,7 @@ import { sleep } from "../http.ts";
 import type { ProviderContext, ProviderModule, SandboxRequest } from "../types.ts";
 import { getChat, listChats, listMessages, sendMessage, startChat } from "./unipile_chats.ts";
 import { seedUnipileState } from "./unipile_control.ts";
-import { err, unipileError, unipileFaultBody, type UnipileErrorSpec } from "./unipile_errors.ts";
+import { err, unipileError, type UnipileErrorSpec, unipileFaultBody } from "./unipile_errors.ts";
 import { snapshotUnipileState } from "./unipile_snapshot.ts";
 import { type HangEndpoint, loadUnipileState, type UnipileState } from "./unipile_state.ts";
 import {
@@ -68,7 +68,9 @@ function route(req: SandboxRequest, ctx: ProviderContext<UnipileState>): Answer 
   const notFound: UnipileErrorSpec = err.notFound(`Route ${m} ${req.path}`);
 
   if (a === "users") {
-    if (b === "relations" && seg.length === 2) return m === "GET" ? listRelations(state, req) : methodNotAllowed(req, "GET");
+    if (b === "relations" && seg.length === 2) {
+      return m === "GET" ? listRelations(state, req) : methodNotAllowed(req, "GET");
+    }
     if (b === "invite" && seg.length === 2) {
       return m === "POST" ? maybeHang(ctx, "invite", sendInvitation(state, req)) : methodNotAllowed(req, "POST");
     }

@@ -13,14 +13,14 @@
 import { jsonResponse } from "../http.ts";
 import type { SandboxRequest } from "../types.ts";
 import { err } from "./unipile_errors.ts";
-import { ownMessageSent } from "./unipile_events.ts";
+import { attendeeId, ownMessageSent } from "./unipile_events.ts";
 import {
   accountFor,
   decodeCursor,
   encodeCursor,
   field,
-  fileCount,
   fields,
+  fileCount,
   multipartBody,
   parseDate,
   parseLimit,
@@ -241,7 +241,7 @@ export function messageJson(chat: Chat, m: ChatMessage) {
     chat_provider_id: chat.provider_id,
     provider_id: m.provider_id,
     sender_id: m.sender_id,
-    sender_attendee_id: m.sender_id, // UNVERIFIED: Unipile's attendee id of the sender
+    sender_attendee_id: attendeeId(m.account_id, m.sender_id), // = the webhook's sender.attendee_id
     text: m.text,
     attachments: [],
     timestamp: new Date(m.timestamp).toISOString(),
@@ -267,11 +267,9 @@ export function listChats(state: UnipileState, req: SandboxRequest): Answer {
     if (!acc.ok) return acc.error;
   }
   const type = req.query.get("account_type");
-  const chats = type !== null && type !== "LINKEDIN"
-    ? []
-    : [...state.chats.values()]
-      .filter((c) => (q.account_id === undefined || c.account_id === q.account_id) && inWindow(c.timestamp, q))
-      .sort((x, y) => y.timestamp - x.timestamp || y.seq - x.seq);
+  const chats = type !== null && type !== "LINKEDIN" ? [] : [...state.chats.values()]
+    .filter((c) => (q.account_id === undefined || c.account_id === q.account_id) && inWindow(c.timestamp, q))
+    .sort((x, y) => y.timestamp - x.timestamp || y.seq - x.seq);
   const p = page(chats, q, (c) => c.timestamp);
   return jsonResponse(200, { object: "ChatList", items: p.items.map(chatJson), cursor: p.cursor });
 }

@@ -99,16 +99,17 @@ function acceptTargets(state: UnipileState, ops: z.infer<typeof AcceptOp>[]): In
 /** Throws (naming the field) if a relation or reply names an account/user that will not exist. */
 function checkReferences(state: UnipileState, s: Seed): void {
   const newAccounts = new Set((s.accounts ?? []).map((a) => a.id));
-  const newUsers = new Map((s.users ?? []).map((u) => [u.provider_id, u.public_identifier]));
+  const newUsers = new Map((s.users ?? []).map((u) => [u.provider_id, u.public_identifier.toLowerCase()]));
   const owners = new Map<string, string>();
   (s.users ?? []).forEach((u, i) => {
-    const owner = owners.get(u.public_identifier) ?? state.byPublicId.get(u.public_identifier);
+    const pi = u.public_identifier.toLowerCase();
+    const owner = owners.get(pi) ?? state.byPublicId.get(pi);
     // A conflict unless the current owner is given another public identifier in this call.
-    const ownerKeeps = owner !== undefined && (newUsers.get(owner) ?? u.public_identifier) === u.public_identifier;
+    const ownerKeeps = owner !== undefined && (newUsers.get(owner) ?? pi) === pi;
     if (owner !== undefined && owner !== u.provider_id && ownerKeeps) {
       throw new Error(`users.${i}.public_identifier: ${u.public_identifier} already belongs to ${owner}`);
     }
-    owners.set(u.public_identifier, u.provider_id);
+    owners.set(pi, u.provider_id);
   });
   const account = (id: string) => state.accounts.has(id) || newAccounts.has(id);
   const user = (id: string) => state.users.has(id) || newUsers.has(id);
@@ -143,7 +144,12 @@ export function seedUnipileState(state: UnipileState, input: unknown, ctx: SeedC
   (s.users ?? []).forEach((u, i) => upsertUser(state, u, `users.${i}`));
   const now = state.now();
   for (const r of s.relations ?? []) {
-    addRelation(state, state.accounts.get(r.account_id)!, r.provider_id, r.created_at === undefined ? now : toMs(r.created_at));
+    addRelation(
+      state,
+      state.accounts.get(r.account_id)!,
+      r.provider_id,
+      r.created_at === undefined ? now : toMs(r.created_at),
+    );
   }
   if (s.clear_deliveries) {
     state.scheduler.attempts.length = 0;
@@ -159,7 +165,12 @@ export function seedUnipileState(state: UnipileState, input: unknown, ctx: SeedC
     }
   });
   const replies = list(s.reply).map((r) => {
-    const { chat, message } = prospectReplies(state, state.accounts.get(r.account_id)!, state.users.get(r.provider_id)!, r.text);
+    const { chat, message } = prospectReplies(
+      state,
+      state.accounts.get(r.account_id)!,
+      state.users.get(r.provider_id)!,
+      r.text,
+    );
     return { chat_id: chat.id, message_id: message.id };
   });
 

@@ -118,15 +118,17 @@ export class WebhookScheduler {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     this.#inflight.add(ac);
-    const headers = new Headers();
-    for (const h of target.headers) headers.set(h.key, h.value);
-    headers.set("content-type", "application/json");
     try {
+      const headers = new Headers();
+      for (const h of target.headers) headers.set(h.key, h.value);
+      headers.set("content-type", "application/json");
       const res = await fetch(target.url, { method: "POST", headers, body: JSON.stringify(body), signal: ac.signal });
       await res.body?.cancel();
       return { status: res.status, error: null };
     } catch (e) {
-      const reason = ac.signal.aborted ? String((ac.signal.reason as Error)?.message ?? "aborted") : (e as Error).message;
+      const reason = ac.signal.aborted
+        ? String((ac.signal.reason as Error)?.message ?? "aborted")
+        : (e as Error).message;
       return { status: null, error: reason };
     } finally {
       clearTimeout(timer);

@@ -93,8 +93,7 @@ export const err = {
       "No connection with recipient",
       "The recipient is not a relation of this account.",
     ),
-  notAllowedInmail: () =>
-    spec(422, "not_allowed_inmail", "InMail not allowed", "This account cannot send InMails."),
+  notAllowedInmail: () => spec(422, "not_allowed_inmail", "InMail not allowed", "This account cannot send InMails."),
   tooManyRequests: () =>
     spec(429, "too_many_requests", "Too many requests", "Too many requests; slow down and retry later."),
 } as const;

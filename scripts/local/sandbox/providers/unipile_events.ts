@@ -64,7 +64,7 @@ export function newRelationBody(acc: UnipileAccount, user: LinkedInUser, webhook
 }
 
 /** A chat attendee id (Unipile's own id of a member in an account's chats), stable per pair. */
-function attendeeId(accountId: string, providerId: string): string {
+export function attendeeId(accountId: string, providerId: string): string {
   let h = 0x811c9dc5;
   let out = "";
   const seed = `${accountId}\n${providerId}`;

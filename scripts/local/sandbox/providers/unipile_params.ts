@@ -63,7 +63,9 @@ export function parseDate(query: URLSearchParams, name: string): Checked<number 
   if (raw === null) return ok(undefined);
   const ms = Date.parse(raw);
   if (Number.isNaN(ms) || new Date(ms).toISOString() !== raw) {
-    return fail(err.invalidParameters(`${name} must be an ISO 8601 UTC date-time with milliseconds (YYYY-MM-DDTHH:mm:ss.sssZ).`));
+    return fail(
+      err.invalidParameters(`${name} must be an ISO 8601 UTC date-time with milliseconds (YYYY-MM-DDTHH:mm:ss.sssZ).`),
+    );
   }
   return ok(ms);
 }

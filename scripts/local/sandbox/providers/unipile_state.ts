@@ -58,10 +58,20 @@ export const RelationInput = z.strictObject({
   created_at: Instant.optional(),
 });
 
-export const WEBHOOK_SOURCES = ["users", "messaging", "account_status", "email", "email_tracking", "calendar_event"] as
-  const;
+export const WEBHOOK_SOURCES = [
+  "users",
+  "messaging",
+  "account_status",
+  "email",
+  "email_tracking",
+  "calendar_event",
+] as const;
 
-export const HeaderPair = z.strictObject({ key: z.string().min(1), value: z.string() });
+/** A custom header of a webhook: an HTTP field name and a value fetch() accepts. */
+export const HeaderPair = z.strictObject({
+  key: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be an HTTP header name"),
+  value: z.string().regex(/^[^\r\n\0]*$/, "must not contain line breaks"),
+});
 
 export const WebhookInput = z.strictObject({
   source: z.enum(WEBHOOK_SOURCES),
@@ -271,7 +281,7 @@ export interface UnipileState {
   apiKeys: Set<string>;
   accounts: Map<string, UnipileAccount>;
   users: Map<string, LinkedInUser>;
-  /** public_identifier → provider_id. */
+  /** Lower-cased public_identifier → provider_id (LinkedIn vanity names ignore case). */
   byPublicId: Map<string, string>;
   invitations: Map<string, Invitation>;
   chats: Map<string, Chat>;
@@ -377,16 +387,16 @@ export function upsertAccount(state: UnipileState, a: z.infer<typeof AccountInpu
 
 /** Adds or replaces a member (by provider_id); a public identifier names one member only. */
 export function upsertUser(state: UnipileState, u: z.infer<typeof UserInput>, where: string): void {
-  const owner = state.byPublicId.get(u.public_identifier);
+  const owner = state.byPublicId.get(u.public_identifier.toLowerCase());
   if (owner !== undefined && owner !== u.provider_id) {
     throw new Error(`${where}.public_identifier: ${u.public_identifier} already belongs to ${owner}`);
   }
   const previous = state.users.get(u.provider_id);
   if (previous !== undefined && previous.public_identifier !== u.public_identifier) {
-    state.byPublicId.delete(previous.public_identifier);
+    state.byPublicId.delete(previous.public_identifier.toLowerCase());
   }
   state.users.set(u.provider_id, { ...u, member_number: memberNumber(u.provider_id) });
-  state.byPublicId.set(u.public_identifier, u.provider_id);
+  state.byPublicId.set(u.public_identifier.toLowerCase(), u.provider_id);
 }
 
 /** Makes `providerId` a relation of the account (no-op if it already is). */

@@ -27,15 +27,16 @@ export type Answer = Response | UnipileErrorSpec;
 /** LinkedIn's limit on a connection note. */
 export const NOTE_MAX = 300;
 
+/** A provider id, or a public identifier in any case (LinkedIn vanity names ignore case). */
 export function findUser(state: UnipileState, identifier: string): LinkedInUser | undefined {
-  return state.users.get(identifier) ?? state.users.get(state.byPublicId.get(identifier) ?? "");
+  return state.users.get(identifier) ?? state.users.get(state.byPublicId.get(identifier.toLowerCase()) ?? "");
 }
 
 // ---------------------------------------------------------------------------------------------
 // GET /users/{identifier}
 // ---------------------------------------------------------------------------------------------
 
-function profileJson(state: UnipileState, acc: UnipileAccount, u: LinkedInUser, sections: string[]) {
+function profileJson(acc: UnipileAccount, u: LinkedInUser, sections: string[]) {
   const relation = acc.relations.has(u.provider_id);
   const inv = acc.lastInvitation.get(u.provider_id);
   const wantsExperience = sections.includes("*") || sections.includes("experience");
@@ -68,7 +69,7 @@ export function getProfile(state: UnipileState, req: SandboxRequest, identifier:
   const user = findUser(state, identifier);
   if (user === undefined) return err.userNotFound(identifier);
   const sections = (req.query.get("linkedin_sections") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-  return jsonResponse(200, profileJson(state, acc.value, user, sections));
+  return jsonResponse(200, profileJson(acc.value, user, sections));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,7 +42,11 @@ function webhookJson(state: UnipileState, w: Webhook) {
     id: w.id,
     type: "AUTO",
     source: w.source,
-    account_ids: accounts.map((id) => ({ id, type: "LINKEDIN", ...(state.accounts.has(id) && { name: state.accounts.get(id)!.name }) })),
+    account_ids: accounts.map((id) => ({
+      id,
+      type: "LINKEDIN",
+      ...(state.accounts.has(id) && { name: state.accounts.get(id)!.name }),
+    })),
     enabled: w.enabled,
     ...(w.name !== null && { name: w.name }),
     request_url: w.request_url,
