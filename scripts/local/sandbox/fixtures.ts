@@ -2,7 +2,7 @@
 // and on POST /__reset, never on the request path.
 
 import { PROVIDERS } from "./providers/registry.ts";
-import { PROVIDER_NAMES, type ProviderName } from "./types.ts";
+import { type LoadContext, PROVIDER_NAMES, type ProviderName } from "./types.ts";
 
 /**
  * scripts/local/sandbox/fixtures.json, next to this file. (No node:url here so
@@ -20,7 +20,10 @@ export type ProviderStates = Record<ProviderName, unknown>;
  * ignored). Throws with the provider name on invalid sections, so a bad file
  * never half-replaces the running state.
  */
-export async function loadFixtures(path: string): Promise<ProviderStates> {
+export async function loadFixtures(
+  path: string,
+  ctx: LoadContext = { functionsUrl: null },
+): Promise<ProviderStates> {
   const text = await Deno.readTextFile(path);
   let doc: unknown;
   try {
@@ -35,7 +38,7 @@ export async function loadFixtures(path: string): Promise<ProviderStates> {
   const states = {} as ProviderStates;
   for (const name of PROVIDER_NAMES) {
     try {
-      states[name] = PROVIDERS[name].loadState(sections[name]);
+      states[name] = PROVIDERS[name].loadState(sections[name], ctx);
     } catch (e) {
       throw new Error(`fixture file ${path}, section ${name}: ${(e as Error).message}`);
     }

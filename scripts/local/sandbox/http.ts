@@ -126,13 +126,29 @@ export function redactHeaders(headers: Headers): Record<string, string> {
   return out;
 }
 
-/** Copy of a parsed body/query with secret-named fields (at any depth) replaced. */
+/** Names (of a header given as data) that say the value is a credential. */
+const SECRET_NAME = /secret|token|password|api[-_]?key|authorization|signature|cookie/i;
+
+/**
+ * A header passed as data, `{key: "X-Webhook-Secret", value: "…"}` (Unipile's webhook `headers`),
+ * whose name says it carries a credential.
+ */
+function isSecretPair(o: Record<string, unknown>): boolean {
+  return typeof o.key === "string" && typeof o.value === "string" &&
+    (SECRET_HEADERS.has(o.key.toLowerCase()) || SECRET_NAME.test(o.key));
+}
+
+/**
+ * Copy of a parsed body/query with secret-named fields (at any depth) replaced, and the value of
+ * secret-named `{key, value}` header pairs.
+ */
 export function redactFields<T>(value: T): T {
   if (Array.isArray(value)) return value.map(redactFields) as T;
   if (value === null || typeof value !== "object") return value;
+  const pair = isSecretPair(value as Record<string, unknown>);
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    out[key] = SECRET_FIELDS.has(key.toLowerCase()) ? REDACTED : redactFields(v);
+    out[key] = SECRET_FIELDS.has(key.toLowerCase()) || (pair && key === "value") ? REDACTED : redactFields(v);
   }
   return out as T;
 }

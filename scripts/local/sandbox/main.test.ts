@@ -68,6 +68,46 @@ Deno.test("main: prints the ready line, logs requests without secrets, exits on 
   }
 });
 
+Deno.test("main: --functions-url points the fixture's webhooks at the functions", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--quiet", "--functions-url", "http://127.0.0.1:9/functions/v1/"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    const ready = await readLine(reader, { text: "" });
+    const info = JSON.parse(ready.replace(/^sandbox ready /, ""));
+    const res = await fetch(`${info.control_url}/__state/unipile`);
+    const { state } = await res.json();
+    assert.deepEqual(state.webhooks.map((w: { request_url: string }) => w.request_url), [
+      "http://127.0.0.1:9/functions/v1/unipile-webhook",
+      "http://127.0.0.1:9/functions/v1/unipile-webhook",
+    ]);
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+  } finally {
+    await reader.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await child.status;
+  }
+});
+
+Deno.test("main: --functions-url must be an http(s) URL", async () => {
+  for (const bad of ["not-a-url", "ftp://example.test/functions/v1"]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "--functions-url", bad],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 2, bad);
+    assert.match(new TextDecoder().decode(out.stderr), /--functions-url/);
+  }
+});
+
 Deno.test("main: bad flags exit 2 with usage", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "--port", "myspace=1"],

@@ -1,7 +1,12 @@
 // CLI entry of the provider sandbox.
 //
 //   deno run -A scripts/local/sandbox/main.ts --control-port 54330 \
-//     --port google_oauth=54331 --port instagram_graph=54332 … [--fixtures file.json]
+//     --port google_oauth=54331 --port instagram_graph=54332 … [--fixtures file.json] \
+//     [--functions-url http://127.0.0.1:54321/functions/v1]
+//
+// --functions-url is where fixture webhooks that say {functions_url} (e.g. Unipile's
+// new_relation webhook → {functions_url}/unipile-webhook) are delivered; without it those
+// webhooks are not registered (a note on stderr says so).
 //
 // Prints exactly one line `sandbox ready {"control_url":…,"providers":{…}}` when
 // every listener is bound (the stack scripts parse it), then one line per
@@ -18,7 +23,8 @@ import {
 } from "./types.ts";
 
 const USAGE = `usage: main.ts [--hostname 127.0.0.1] [--control-port N]
-       [--port <provider>=<N>]... [--fixtures path.json] [--max-requests N] [--quiet]
+       [--port <provider>=<N>]... [--fixtures path.json] [--functions-url URL]
+       [--max-requests N] [--quiet]
 providers: ${PROVIDER_NAMES.join(", ")}
 Ports default to 0 (ephemeral); the ready line reports the real ones.`;
 
@@ -74,6 +80,7 @@ async function main(): Promise<void> {
         "control-port": { type: "string", default: "0" },
         port: { type: "string", multiple: true, default: [] },
         fixtures: { type: "string" },
+        "functions-url": { type: "string" },
         "max-requests": { type: "string" },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -103,6 +110,15 @@ async function main(): Promise<void> {
     if (!Number.isInteger(maxRequests) || maxRequests < 1) fail("--max-requests must be >= 1");
   }
 
+  const functionsUrl = v["functions-url"];
+  if (functionsUrl !== undefined) {
+    let ok = false;
+    try {
+      ok = ["http:", "https:"].includes(new URL(functionsUrl).protocol);
+    } catch { /* not a URL */ }
+    if (!ok) fail(`--functions-url: expected an http(s) URL, got ${JSON.stringify(functionsUrl)}`);
+  }
+
   let sandbox;
   try {
     sandbox = await startSandbox({
@@ -110,6 +126,7 @@ async function main(): Promise<void> {
       controlPort: parsePort(v["control-port"]!, "--control-port"),
       providerPorts,
       fixturesPath: v.fixtures,
+      functionsUrl,
       maxRequests,
       onRequest: v.quiet ? undefined : logRequest,
     });
@@ -118,6 +135,9 @@ async function main(): Promise<void> {
     Deno.exit(1);
   }
 
+  if (functionsUrl === undefined) {
+    console.error("sandbox: no --functions-url: fixture webhooks whose request_url uses {functions_url} are not registered");
+  }
   writeAllSync(
     `sandbox ready ${
       JSON.stringify({ control_url: sandbox.controlUrl, providers: sandbox.providers })

@@ -19,9 +19,9 @@ Deno.test("providers: each provider has its own origin on 127.0.0.1", async () =
 
 Deno.test("providers: placeholders answer 501 not_implemented and are logged", async () => {
   await withSandbox(async (sb) => {
-    const implemented = ["google_oauth", "instagram_graph", "tiktok", "twilio", "resend"];
+    const implemented = ["google_oauth", "instagram_graph", "tiktok", "twilio", "resend", "unipile"];
     const placeholders = PROVIDER_NAMES.filter((p) => !implemented.includes(p));
-    assert.equal(placeholders.length, 2);
+    assert.equal(placeholders.length, 1);
     for (const name of placeholders) {
       for (const [method, path] of [["GET", "/"], ["POST", "/v1/anything?x=1"]]) {
         const res = await call(`${sb.providers[name]}${path}`, {

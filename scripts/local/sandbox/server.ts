@@ -37,6 +37,11 @@ export interface SandboxOptions {
   fixturesPath?: string;
   /** Request log capacity (oldest dropped first); default 100000. */
   maxRequests?: number;
+  /**
+   * The stack's functions URL (…/functions/v1): fixture webhooks whose request_url contains
+   * {functions_url} are pointed there; without it they are skipped (see each fake's snapshot).
+   */
+  functionsUrl?: string;
   /** Called after each provider request is recorded (already redacted), e.g. to log it. */
   onRequest?: (entry: RecordedRequest) => void;
 }
@@ -60,7 +65,8 @@ function originOf(hostname: string, port: number): string {
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const hostname = opts.hostname ?? "127.0.0.1";
   const fixturesPath = opts.fixturesPath ?? DEFAULT_FIXTURES_PATH;
-  let states: ProviderStates = await loadFixtures(fixturesPath);
+  const loadContext = { functionsUrl: opts.functionsUrl?.replace(/\/+$/, "") || null };
+  let states: ProviderStates = await loadFixtures(fixturesPath, loadContext);
   const log = new RequestLog(opts.maxRequests ?? 100_000);
   const faults = new FaultStore();
   const shutdown = new AbortController();
@@ -126,10 +132,10 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     seed: (name: ProviderName, input: unknown) => {
       const seed = PROVIDERS[name].seed;
       if (seed === undefined) throw new Error(`The ${name} fake has no seedable state.`);
-      return seed(states[name], input);
+      return seed(states[name], input, { signal: shutdown.signal });
     },
     reset: async () => {
-      const fresh = await loadFixtures(fixturesPath); // throws before touching anything
+      const fresh = await loadFixtures(fixturesPath, loadContext); // throws before touching anything
       for (const name of PROVIDER_NAMES) PROVIDERS[name].dispose?.(states[name]);
       states = fresh;
       log.clear();

@@ -46,6 +46,21 @@ export interface SandboxRequest {
   rawText: string;
 }
 
+/** What loadState may use besides its fixture section. */
+export interface LoadContext {
+  /**
+   * The functions URL of the stack (…/functions/v1, sandbox flag --functions-url), for fixture
+   * webhooks that point at a function; null when the sandbox was started without it.
+   */
+  functionsUrl: string | null;
+}
+
+/** What a seed hook (POST /__state/<provider>) may use besides the state. */
+export interface SeedContext {
+  /** Aborts when the sandbox closes; timers a seed starts (e.g. webhooks it fires) end on it. */
+  signal: AbortSignal;
+}
+
 /** What a provider handler may use besides the request. */
 export interface ProviderContext<S> {
   state: S;
@@ -66,9 +81,10 @@ export interface ProviderModule<S = unknown> {
   name: ProviderName;
   /**
    * Builds fresh in-memory state from this provider's section of the fixture
-   * file (undefined when the section is absent). Throw on invalid fixtures.
+   * file (undefined when the section is absent). Throw on invalid fixtures. The sandbox always
+   * passes ctx; tests that build a state by hand may leave it out.
    */
-  loadState(fixture: unknown): S;
+  loadState(fixture: unknown, ctx?: LoadContext): S;
   /** Answers one request. Must not do file I/O (hot path). */
   handle(req: SandboxRequest, ctx: ProviderContext<S>): Response | Promise<Response>;
   /** Default body of an injected fault with this status, in the provider's error envelope. */
@@ -79,7 +95,7 @@ export interface ProviderModule<S = unknown> {
    * Adds records to the live state (POST /__state/<provider>), e.g. thousands of refresh tokens
    * for a load test. Throws with a message naming the bad field on invalid input.
    */
-  seed?(state: S, input: unknown): unknown;
+  seed?(state: S, input: unknown, ctx: SeedContext): unknown;
   /**
    * Called with the old state when POST /__reset replaces it: stops what it still has running
    * (e.g. pending webhooks), so nothing from before the reset reaches a test afterwards.

@@ -70,10 +70,20 @@ export function providerEnv(providers: Record<ProviderName, string>): Record<str
   };
 }
 
+/** The value of the X-Webhook-Secret header the fixture's Unipile webhooks carry (users first). */
+function unipileWebhookSecret(unipile: { webhooks?: { source?: string; headers?: { key: string; value: string }[] }[] }) {
+  const hooks = [...(unipile?.webhooks ?? [])].sort((a, b) => Number(b.source === "users") - Number(a.source === "users"));
+  for (const hook of hooks) {
+    const header = hook.headers?.find((h) => h.key.toLowerCase() === "x-webhook-secret");
+    if (header) return header.value;
+  }
+  return undefined;
+}
+
 /**
  * Function secrets for the sandbox's accounts (the first OAuth client of each provider, Twilio's
- * account and sender, Resend's key and sender, from scripts/local/sandbox/fixtures.json). On a
- * hosted project these come from `supabase secrets set`.
+ * account and sender, Resend's key and sender, Unipile's API key and webhook secret, from
+ * scripts/local/sandbox/fixtures.json). On a hosted project these come from `supabase secrets set`.
  */
 export function sandboxClientEnv(fixturesPath: string): Record<string, string> {
   const fixtures = JSON.parse(Deno.readTextFileSync(fixturesPath));
@@ -81,6 +91,8 @@ export function sandboxClientEnv(fixturesPath: string): Record<string, string> {
   const tiktok = fixtures.tiktok?.clients?.[0];
   const twilio = fixtures.twilio;
   const resend = fixtures.resend;
+  const unipile = fixtures.unipile;
+  const webhookSecret = unipileWebhookSecret(unipile);
   return {
     ...(google ? { GOOGLE_CLIENT_ID: google.client_id, GOOGLE_CLIENT_SECRET: google.client_secret } : {}),
     ...(tiktok ? { TIKTOK_CLIENT_KEY: tiktok.client_key, TIKTOK_CLIENT_SECRET: tiktok.client_secret } : {}),
@@ -92,6 +104,8 @@ export function sandboxClientEnv(fixturesPath: string): Record<string, string> {
       }
       : {}),
     ...(resend?.api_keys?.[0] ? { RESEND_API_KEY: resend.api_keys[0], RESEND_FROM: resend.from } : {}),
+    ...(unipile?.api_keys?.[0] ? { UNIPILE_API_KEY: unipile.api_keys[0] } : {}),
+    ...(webhookSecret ? { UNIPILE_WEBHOOK_SECRET: webhookSecret } : {}),
   };
 }
 
@@ -222,7 +236,9 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
         name: "sandbox",
         argv: [deno, "run", "-A", script("sandbox/main.ts"), "--control-port", String(cfg.sandboxPort),
           ...PROVIDERS.flatMap((p) => ["--port", `${p}=${cfg.providerPorts[p]}`]),
-          "--fixtures", script("sandbox/fixtures.json")],
+          "--fixtures", script("sandbox/fixtures.json"),
+          // Where fixture webhooks (Unipile's new_relation, message_received) are delivered.
+          "--functions-url", `${apiUrl}/functions/v1`],
         readyPrefix: "sandbox ready",
       },
       {

@@ -9,6 +9,7 @@ import { notImplemented } from "./not_implemented.ts";
 import { resend } from "./resend.ts";
 import { tiktok } from "./tiktok.ts";
 import { twilio } from "./twilio.ts";
+import { unipile } from "./unipile.ts";
 
 // Typed as a full Record so the compiler flags a provider missing from the list.
 export const PROVIDERS: Record<ProviderName, ProviderModule<unknown>> = {
@@ -17,6 +18,6 @@ export const PROVIDERS: Record<ProviderName, ProviderModule<unknown>> = {
   tiktok: tiktok as ProviderModule<unknown>,
   twilio: twilio as ProviderModule<unknown>,
   resend: resend as ProviderModule<unknown>,
-  unipile: notImplemented("unipile"),
+  unipile: unipile as ProviderModule<unknown>,
   stripe: notImplemented("stripe"),
 };
