@@ -143,3 +143,87 @@ begin
     ('booking.created', 'info', 'demo', '{}', now() - interval '3 days');
 end;
 $$;
+
+-- Outreach demo (supabase/migrations/20261203100000_outreach.sql, docs/outreach.md), created once.
+-- The LinkedIn accounts and members are the sandbox's fake Unipile ("unipile" in
+-- scripts/local/sandbox/fixtures.json). Right after `npm start`:
+--   select process_pending_prospects();   -- invites Jane, Omar and Li from Dana's account (one
+--                                          -- profile lookup and one POST /users/invite each); the
+--                                          -- same run tries Omar from Dario's account, which Unipile
+--                                          -- reports disconnected: that account is marked
+--                                          -- needs_reconnect after one call and Dario is told
+--   select check_relations();             -- Sam (invited two days ago) is among Dana's relations:
+--                                          -- connected, first follow-up due in 24 h
+--   select execute_scheduled_campaigns(); -- "Founders" was scheduled 5 minutes ago: it runs and
+--                                          -- invites María
+--   select process_outbox();              -- the message queued to Sam goes, once
+--   select check_pending_notifications(); -- the in-app notices are marked sent, the emails go
+--                                          -- through the fake Resend
+--   select run_gdpr_cleanup();            -- erases the lead who asked (and their rows), anonymises
+--                                          -- a prospect closed over a year ago
+-- Accept the invitations on "LinkedIn" (the fake fires new_relation at unipile-webhook):
+--   curl -X POST <sandbox_url>/__state/unipile -d '{"accept": {"account_id": "DwLocalLinkedInAcct001"}}'
+do $$
+declare
+  v_dana uuid := '00000000-0000-4000-8000-00000000d001';
+  v_dario uuid := '00000000-0000-4000-8000-00000000d002';
+  v_a bigint;
+  v_b bigint;
+  v_ops bigint;
+  v_founders bigint;
+  v_gone bigint;
+begin
+  if exists (select 1 from public.linkedin_accounts where unipile_account_id = 'DwLocalLinkedInAcct001') then
+    return;
+  end if;
+  insert into auth.users (id, email) values (v_dana, 'dana@demo.duework.test'), (v_dario, 'dario@demo.duework.test')
+  on conflict (id) do nothing;
+  insert into public.linkedin_accounts (user_id, unipile_account_id, display_name)
+  values (v_dana, 'DwLocalLinkedInAcct001', 'Dana Duework') returning id into v_a;
+  insert into public.linkedin_accounts (user_id, unipile_account_id, display_name)
+  values (v_dario, 'DwLocalLinkedInAcct002', 'Dario Disconnected') returning id into v_b;
+
+  insert into public.outreach_campaigns (user_id, linkedin_account_id, name, status, started_at)
+  values (v_dana, v_a, 'Ops leaders', 'running', now() - interval '2 days') returning id into v_ops;
+  insert into public.outreach_campaigns (user_id, linkedin_account_id, name, status, scheduled_start_at)
+  values (v_dana, v_a, 'Founders', 'scheduled', now() - interval '5 minutes') returning id into v_founders;
+  insert into public.outreach_campaigns (user_id, linkedin_account_id, name, status, started_at)
+  values (v_dario, v_b, 'Dario''s pilots', 'running', now() - interval '1 day') returning id into v_gone;
+
+  insert into public.outreach_templates (campaign_id, step, body)
+  select c.id, t.step, t.body
+    from (values (v_ops), (v_founders), (v_gone)) c (id)
+   cross join (values
+     (0, 'Hi {first_name}, I help teams like {company} move their scheduled jobs into Postgres. Happy to connect?'),
+     (1, 'Thanks for connecting, {first_name}! How does {company} run its background jobs today?'),
+     (2, '{first_name}, a two-page case study in case it is useful: cron scripts to Postgres in a day.'),
+     (3, 'Would 15 minutes next week be useful, {first_name}?'),
+     (4, 'Last note from me, {full_name}: reply any time if background jobs become a priority.')) t (step, body);
+
+  insert into public.prospects (campaign_id, user_id, first_name, last_name, company, title, public_identifier,
+                                provider_id, status, invited_at, invite_result)
+  values
+    (v_ops, v_dana, 'Jane', 'Doe', 'Northwind', 'Head of Operations', 'jane-doe-duework', null, 'pending', null, null),
+    (v_ops, v_dana, 'Omar', 'Haddad', 'Haddad Logistics', 'Founder', 'omar-haddad-duework', null, 'pending', null, null),
+    (v_ops, v_dana, 'Li', 'Wei', 'Contoso', 'Product Manager', 'li-wei-duework', null, 'pending', null, null),
+    (v_ops, v_dana, 'Sam', 'Okafor', 'Tailspin', 'Sales Director', 'sam-okafor-duework',
+     'ACoAAB1dwDemoProspect000000000000000005', 'connection_request_sent', now() - interval '2 days', 'sent'),
+    (v_founders, v_dana, 'María', 'García', 'Fabrikam', 'CTO', 'maria-garcia-duework', null, 'pending', null, null),
+    (v_gone, v_dario, 'Omar', 'Haddad', 'Haddad Logistics', 'Founder', 'omar-haddad-duework', null, 'pending', null, null);
+  -- A lead who asked to be erased, and one whose campaign closed over a year ago.
+  insert into public.prospects (campaign_id, user_id, first_name, last_name, company, public_identifier, status,
+                                status_reason, updated_at)
+  values (v_ops, v_dana, 'Former', 'Lead', 'Initech', 'former-lead-duework', 'failed', 'not interested', now() - interval '10 days'),
+         (v_ops, v_dana, 'Old', 'Prospect', 'Globex', 'old-prospect-duework', 'finished', 'no more follow-ups in the sequence',
+          now() - interval '400 days');
+  insert into public.gdpr_erasure_requests (user_id, subject_public_identifier) values (v_dana, 'former-lead-duework');
+
+  insert into public.outreach_outbox (user_id, linkedin_account_id, prospect_id, text)
+  select v_dana, v_a, p.id, 'Thanks for the intro, Sam. Here is the two-page overview I mentioned.'
+    from public.prospects p where p.campaign_id = v_ops and p.public_identifier = 'sam-okafor-duework';
+  insert into public.outreach_notifications (user_id, channel, kind, subject, body, email_to) values
+    (v_dana, 'in_app', 'welcome', 'Welcome to outreach', 'Your LinkedIn account is connected.', null),
+    (v_dana, 'email', 'weekly_summary', 'Your outreach this week', 'Invitations: 4. Accepted: 1. Replies: 0.',
+     'dana@demo.duework.test');
+end;
+$$;

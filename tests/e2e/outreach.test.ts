@@ -59,7 +59,12 @@ beforeEach(async () => {
 });
 
 afterAll(async () => {
-  if (campaigns.length) await sql`update public.outreach_campaigns set status = 'paused' where id = any(${campaigns})`;
+  // Later runs on this database leave these alone (the fake forgets their accounts on reset).
+  if (campaigns.length) {
+    await sql`update public.outreach_campaigns set status = 'paused' where id = any(${campaigns})`;
+    await sql`update public.linkedin_accounts set status = 'paused'
+               where id in (select linkedin_account_id from public.outreach_campaigns where id = any(${campaigns}))`;
+  }
   await sql.end();
 });
 
