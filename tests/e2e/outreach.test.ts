@@ -156,7 +156,9 @@ describe("a campaign from start to the fourth follow-up", () => {
     expect(calls.get("GET /users/{identifier}")).toBe(N);
     expect(calls.get("POST /chats")).toBe(N);
     expect(calls.get("POST /chats/{id}/messages")).toBe(1 + (N - 1) * 3);
-    expect(calls.get("GET /users/relations")).toBe(Math.max(1, Math.ceil((N + 1) / 1000)));
+    // Pages of 1,000, newest first, until every invited prospect still pending was found.
+    expect(calls.get("GET /users/relations")).toBeGreaterThanOrEqual(1);
+    expect(calls.get("GET /users/relations")).toBeLessThanOrEqual(Math.ceil(N / 1000));
   });
 });
 
