@@ -1076,7 +1076,7 @@ begin
 end;
 $$;
 
--- One task per active account with invited prospects.
+-- One task per active account with invited prospects. config: {"max_per_tick": 10000}.
 create function outreach.discover_relation_checks(p_config jsonb)
 returns table (key text, payload jsonb)
 language plpgsql
@@ -1085,7 +1085,9 @@ as $$
 declare
   v_accounts bigint[] := array(
     select a.id from public.linkedin_accounts a
-     where a.status = 'active' and exists (select 1 from outreach.invited_prospects(a.id)));
+     where a.status = 'active' and exists (select 1 from outreach.invited_prospects(a.id))
+     order by a.id
+     limit coalesce((p_config ->> 'max_per_tick')::int, 10000));
 begin
   perform outreach.size_account_buckets('outreach-relations', v_accounts);
   return query
