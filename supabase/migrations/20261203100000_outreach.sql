@@ -803,6 +803,9 @@ begin
     into v_due
     from (select x.* from public.prospects x
            where x.status = 'connected' and x.follow_up_due_at <= now()
+             -- (here, not only below: due prospects of paused campaigns or accounts must not use up the limit)
+             and exists (select 1 from public.outreach_campaigns xc join public.linkedin_accounts xa on xa.id = xc.linkedin_account_id
+                          where xc.id = x.campaign_id and xc.status = 'running' and xa.status = 'active')
            order by x.follow_up_due_at
            limit coalesce((p_config ->> 'max_per_tick')::int, 10000)) p
     join public.outreach_campaigns c on c.id = p.campaign_id
