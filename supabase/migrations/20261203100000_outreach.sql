@@ -877,13 +877,15 @@ $$;
 -- intent (status sending, attempt_started_at = now()). A row still `sending` from an earlier
 -- attempt has an unknown outcome: reconcile_since tells the function to look at the chat first.
 -- Moot: the slot or row is sent/failed already; the prospect replied, finished, failed or moved
--- past this slot; the campaign is not running; the account is not active; no recipient id.
+-- past this slot; the campaign is not running; the account is not active; no recipient id (the
+-- row fails, and a follow-up's prospect with it: that slot can never be sent).
 create function outreach.message_context(p_tasks jsonb)
 returns table (task_id bigint, context jsonb, moot text)
 language plpgsql
 set search_path = ''
 as $$
 begin
+  perform set_config('outreach.via', 'follow-ups', true);
   return query
   with t as (
     select x.task_id, x.payload ->> 'kind' as kind,
@@ -945,6 +947,16 @@ begin
       from checked k
      where k.kind = 'outbox' and x.id = k.ref_id and k.moot is null
     returning x.id
+  ),
+  -- Its slot failed for good, so the sequence is over: otherwise the prospect stays connected and
+  -- due, read again by every discovery (ahead of the others), and its campaign never finishes.
+  stuck as (
+    update public.prospects x
+       set status = 'failed', status_reason = k.no_recipient, follow_up_due_at = null, updated_at = now()
+      from checked k
+      join public.outreach_messages m on m.id = k.ref_id
+     where k.kind = 'follow_up' and k.no_recipient is not null and x.id = m.prospect_id and x.status = 'connected'
+    returning x.id
   )
   select k.task_id,
          case when k.moot is null and k.no_recipient is null then jsonb_build_object(
@@ -955,6 +967,7 @@ begin
            'pause_keys', outreach.pause_keys(k.account_id, 'message')) end,
          coalesce(k.moot, k.no_recipient)
     from checked k;
+  perform set_config('outreach.via', '', true);
 end;
 $$;
 
