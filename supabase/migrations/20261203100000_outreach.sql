@@ -1321,6 +1321,7 @@ declare
   v_notifications int := 0;
   v_events int := 0;
   v_outbox_erased int;
+  v_providers text[];
   v_req record;
   v_n int;
   v_more boolean := false;
@@ -1338,13 +1339,15 @@ begin
          and ((v_req.subject_provider_id is not null and p.provider_id = v_req.subject_provider_id)
               or (v_req.subject_public_identifier is not null
                   and lower(p.public_identifier) = lower(v_req.subject_public_identifier)))
-      returning p.id
+      returning p.id, p.provider_id
     )
-    select count(*) into v_n from gone;
+    select count(*), array_agg(g.provider_id) filter (where g.provider_id is not null) into v_n, v_providers from gone g;
+    -- The messages to the subject: by the request's provider id, or the one its prospects had (a
+    -- request names the public identifier; queued messages may name only the provider id).
     with gone as (
       delete from public.outreach_outbox o
-       where o.user_id = v_req.user_id and v_req.subject_provider_id is not null
-         and o.recipient_provider_id = v_req.subject_provider_id
+       where o.user_id = v_req.user_id
+         and o.recipient_provider_id = any (coalesce(v_providers, '{}') || v_req.subject_provider_id)
       returning o.id
     )
     select count(*) into v_outbox_erased from gone;
