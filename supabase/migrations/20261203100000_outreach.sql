@@ -806,6 +806,9 @@ begin
     into v_due
     from (select x.* from public.prospects x
            where x.status = 'connected' and x.follow_up_due_at <= now()
+             -- (here, not only below: due prospects of paused campaigns or accounts must not use up the limit)
+             and exists (select 1 from public.outreach_campaigns xc join public.linkedin_accounts xa on xa.id = xc.linkedin_account_id
+                          where xc.id = x.campaign_id and xc.status = 'running' and xa.status = 'active')
            order by x.follow_up_due_at
            limit coalesce((p_config ->> 'max_per_tick')::int, 10000)) p
     join public.outreach_campaigns c on c.id = p.campaign_id
@@ -877,13 +880,15 @@ $$;
 -- intent (status sending, attempt_started_at = now()). A row still `sending` from an earlier
 -- attempt has an unknown outcome: reconcile_since tells the function to look at the chat first.
 -- Moot: the slot or row is sent/failed already; the prospect replied, finished, failed or moved
--- past this slot; the campaign is not running; the account is not active; no recipient id.
+-- past this slot; the campaign is not running; the account is not active; no recipient id (the
+-- row fails, and a follow-up's prospect with it: that slot can never be sent).
 create function outreach.message_context(p_tasks jsonb)
 returns table (task_id bigint, context jsonb, moot text)
 language plpgsql
 set search_path = ''
 as $$
 begin
+  perform set_config('outreach.via', 'follow-ups', true);
   return query
   with t as (
     select x.task_id, x.payload ->> 'kind' as kind,
@@ -945,6 +950,16 @@ begin
       from checked k
      where k.kind = 'outbox' and x.id = k.ref_id and k.moot is null
     returning x.id
+  ),
+  -- Its slot failed for good, so the sequence is over: otherwise the prospect stays connected and
+  -- due, read again by every discovery (ahead of the others), and its campaign never finishes.
+  stuck as (
+    update public.prospects x
+       set status = 'failed', status_reason = k.no_recipient, follow_up_due_at = null, updated_at = now()
+      from checked k
+      join public.outreach_messages m on m.id = k.ref_id
+     where k.kind = 'follow_up' and k.no_recipient is not null and x.id = m.prospect_id and x.status = 'connected'
+    returning x.id
   )
   select k.task_id,
          case when k.moot is null and k.no_recipient is null then jsonb_build_object(
@@ -955,6 +970,7 @@ begin
            'pause_keys', outreach.pause_keys(k.account_id, 'message')) end,
          coalesce(k.moot, k.no_recipient)
     from checked k;
+  perform set_config('outreach.via', '', true);
 end;
 $$;
 
@@ -1083,7 +1099,7 @@ begin
 end;
 $$;
 
--- One task per active account with invited prospects.
+-- One task per active account with invited prospects. config: {"max_per_tick": 10000}.
 create function outreach.discover_relation_checks(p_config jsonb)
 returns table (key text, payload jsonb)
 language plpgsql
@@ -1092,7 +1108,9 @@ as $$
 declare
   v_accounts bigint[] := array(
     select a.id from public.linkedin_accounts a
-     where a.status = 'active' and exists (select 1 from outreach.invited_prospects(a.id)));
+     where a.status = 'active' and exists (select 1 from outreach.invited_prospects(a.id))
+     order by a.id
+     limit coalesce((p_config ->> 'max_per_tick')::int, 10000));
 begin
   perform outreach.size_account_buckets('outreach-relations', v_accounts);
   return query
@@ -1310,6 +1328,7 @@ declare
   v_notifications int := 0;
   v_events int := 0;
   v_outbox_erased int;
+  v_providers text[];
   v_req record;
   v_n int;
   v_more boolean := false;
@@ -1327,13 +1346,15 @@ begin
          and ((v_req.subject_provider_id is not null and p.provider_id = v_req.subject_provider_id)
               or (v_req.subject_public_identifier is not null
                   and lower(p.public_identifier) = lower(v_req.subject_public_identifier)))
-      returning p.id
+      returning p.id, p.provider_id
     )
-    select count(*) into v_n from gone;
+    select count(*), array_agg(g.provider_id) filter (where g.provider_id is not null) into v_n, v_providers from gone g;
+    -- The messages to the subject: by the request's provider id, or the one its prospects had (a
+    -- request names the public identifier; queued messages may name only the provider id).
     with gone as (
       delete from public.outreach_outbox o
-       where o.user_id = v_req.user_id and v_req.subject_provider_id is not null
-         and o.recipient_provider_id = v_req.subject_provider_id
+       where o.user_id = v_req.user_id
+         and o.recipient_provider_id = any (coalesce(v_providers, '{}') || v_req.subject_provider_id)
       returning o.id
     )
     select count(*) into v_outbox_erased from gone;

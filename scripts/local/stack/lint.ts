@@ -4,7 +4,7 @@ import { dbUrl, type StackConfig } from "./config.ts";
 import { supabaseCli } from "./bootstrap.ts";
 
 /** Schemas that hold Duework's functions (the platform stand-ins are not ours to lint). */
-export const LINTED_SCHEMAS = ["public", "jobs", "social", "instagram", "bookings"];
+export const LINTED_SCHEMAS = ["public", "jobs", "social", "instagram", "bookings", "outreach"];
 
 export async function runLint(cfg: StackConfig): Promise<{ ok: boolean; report: string }> {
   const out = await new Deno.Command(supabaseCli(cfg), {
