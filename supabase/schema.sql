@@ -1223,6 +1223,7 @@ CREATE FUNCTION jobs.claim_due_tasks(p_job jobs.job, p_want integer) RETURNS big
     AS $$
 declare
   v_want int := coalesce(p_want, 0);
+  v_scan int := greatest(coalesce(p_want, 0) * 50, 1000);
   v_ids bigint[] := '{}'::bigint[];
   v_avail jsonb := '{}'::jsonb;
   v_cand record;
@@ -1234,8 +1235,22 @@ begin
     return v_ids;
   end if;
   perform jobs.lock_claims(p_job.name);
+  -- A key without a bucket row is not limited.
+  for v_key in
+    select k.key from (
+      select p_job.rate_limit_key as key where p_job.rate_limit_key is not null
+      union
+      select unnest(d.rate_keys)
+        from (select t.rate_keys from jobs.task t
+               where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+               order by t.run_after, t.id
+               limit v_scan) d) k
+     order by k.key
+  loop
+    v_avail := v_avail || jsonb_build_object(v_key, coalesce(jobs.rate_limit_hold(v_key), 2147483647));
+  end loop;
   if p_job.rate_limit_key is not null then
-    v_want := least(v_want, coalesce(jobs.rate_limit_hold(p_job.rate_limit_key), v_want));
+    v_want := least(v_want, (v_avail ->> p_job.rate_limit_key)::int);
     if v_want <= 0 then
       return v_ids;
     end if;
@@ -1245,13 +1260,13 @@ begin
     select t.id, t.rate_keys from jobs.task t
      where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
      order by t.run_after, t.id
-     limit greatest(v_want * 50, 1000)
+     limit v_scan
   loop
     exit when cardinality(v_ids) >= v_want;
     v_ok := true;
     foreach v_key in array coalesce(v_cand.rate_keys, '{}'::text[]) loop
       if not v_avail ? v_key then
-        -- A key without a bucket row is not limited.
+        -- A task queued since the keys were locked: its bucket is taken now (rare).
         v_avail := v_avail || jsonb_build_object(v_key, coalesce(jobs.rate_limit_hold(v_key), 2147483647));
       end if;
       if (v_avail ->> v_key)::int < 1 then
@@ -2866,7 +2881,7 @@ begin
          invited_at = case when i.outcome = 'ok' and i.result in ('sent', 'reconciled') then coalesce(p.invited_at, now())
                            else p.invited_at end,
          -- The attempt marker stays only while the outcome is unknown (the next attempt looks first).
-         invite_attempt_started_at = case when i.outcome in ('ok', 'dead', 'discard') or i.not_sent then null
+         invite_attempt_started_at = case when i.outcome in ('ok', 'dead') or i.not_sent then null
                                           else p.invite_attempt_started_at end,
          last_error = case when i.outcome in ('retry', 'dead', 'discard') then left(i.error, 1000) end,
          updated_at = now()
@@ -2899,8 +2914,9 @@ begin
 
   -- The follow-up rows.
   update public.outreach_messages m
-     set status = case i.outcome when 'ok' then 'sent' when 'dead' then 'failed'
-                                 when 'discard' then 'pending' else case when i.not_sent then 'pending' else m.status end end,
+     set status = case when i.outcome = 'ok' then 'sent' when i.outcome = 'dead' then 'failed'
+                       when i.outcome = 'discard' and i.replied then 'skipped'
+                       when i.not_sent then 'pending' else m.status end,
          chat_id = coalesce(i.chat_id, m.chat_id), provider_message_id = coalesce(i.message_id, m.provider_message_id),
          sent_at = case when i.outcome = 'ok' then coalesce(m.sent_at, now()) else m.sent_at end,
          error = case when i.outcome = 'ok' then null else left(i.error, 1000) end,
@@ -2914,14 +2930,14 @@ begin
      set chat_id = coalesce(i.chat_id, p.chat_id),
          follow_up_sequence_index = case when i.outcome = 'ok' then m.sequence_index else p.follow_up_sequence_index end,
          last_follow_up_at = case when i.outcome = 'ok' then now() else p.last_follow_up_at end,
-         status = case when i.outcome = 'ok' and i.replied then 'replied'
+         status = case when i.outcome in ('ok', 'discard') and i.replied then 'replied'
                        when i.outcome = 'ok' and not exists (select 1 from public.outreach_templates x
                                                               where x.campaign_id = p.campaign_id
                                                                 and x.step = m.sequence_index + 1)
                          then 'finished'
                        when i.outcome = 'dead' then 'failed'
                        else p.status end,
-         replied_at = case when i.outcome = 'ok' and i.replied then coalesce(p.replied_at, now()) else p.replied_at end,
+         replied_at = case when i.replied then coalesce(p.replied_at, now()) else p.replied_at end,
          status_reason = case when i.outcome = 'dead' then left(i.error, 1000)
                               when i.outcome = 'ok' and not i.replied and not exists (
                                 select 1 from public.outreach_templates x where x.campaign_id = p.campaign_id
@@ -2933,7 +2949,8 @@ begin
          updated_at = now()
     from outreach.message_outcomes(p_outcomes) i
     join public.outreach_messages m on m.id = i.ref_id
-   where i.kind = 'follow_up' and i.outcome in ('ok', 'dead') and p.id = m.prospect_id and p.status = 'connected'
+   where i.kind = 'follow_up' and (i.outcome in ('ok', 'dead') or (i.outcome = 'discard' and i.replied))
+     and p.id = m.prospect_id and p.status = 'connected'
      and p.follow_up_sequence_index = m.sequence_index - 1;
   -- A finished or replied prospect has nothing due.
   update public.prospects p set follow_up_due_at = null
@@ -2945,7 +2962,7 @@ begin
   -- The outbox rows, and the chat they opened for their prospect.
   update public.outreach_outbox o
      set status = case i.outcome when 'ok' then 'sent' when 'dead' then 'failed'
-                                 when 'discard' then 'queued' else case when i.not_sent then 'queued' else o.status end end,
+                                 else case when i.not_sent then 'queued' else o.status end end,
          chat_id = coalesce(i.chat_id, o.chat_id), provider_message_id = coalesce(i.message_id, o.provider_message_id),
          sent_at = case when i.outcome = 'ok' then coalesce(o.sent_at, now()) else o.sent_at end,
          error = case when i.outcome = 'ok' then null else left(i.error, 1000) end,
@@ -3845,7 +3862,7 @@ begin
       select jsonb_agg(jsonb_build_object('key', k.key, 'capacity', k.capacity, 'refill_per_second', k.refill) order by k.key)
         from public.linkedin_accounts a
        cross join lateral (values
-         ('unipile:' || a.id, 5::numeric, 1::numeric),
+         ('unipile:' || a.id, greatest(5, a.api_calls_per_second), a.api_calls_per_second),
          ('li-invites-day:' || a.id, a.daily_invite_limit::numeric, a.daily_invite_limit / 86400.0),
          ('li-invites-week:' || a.id, a.weekly_invite_limit::numeric, a.weekly_invite_limit / 604800.0),
          ('li-messages-day:' || a.id, a.daily_message_limit::numeric, a.daily_message_limit / 86400.0)) k (key, capacity, refill)
@@ -5070,9 +5087,11 @@ CREATE TABLE public.linkedin_accounts (
     daily_invite_limit integer DEFAULT 80 NOT NULL,
     weekly_invite_limit integer DEFAULT 200 NOT NULL,
     daily_message_limit integer DEFAULT 100 NOT NULL,
+    api_calls_per_second numeric DEFAULT 1 NOT NULL,
     disconnected_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT linkedin_accounts_api_calls_per_second_check CHECK (((api_calls_per_second > (0)::numeric) AND (api_calls_per_second <= (100)::numeric))),
     CONSTRAINT linkedin_accounts_daily_invite_limit_check CHECK (((daily_invite_limit >= 1) AND (daily_invite_limit <= 10000))),
     CONSTRAINT linkedin_accounts_daily_message_limit_check CHECK (((daily_message_limit >= 1) AND (daily_message_limit <= 10000))),
     CONSTRAINT linkedin_accounts_display_name_check CHECK ((length(display_name) <= 200)),
@@ -5086,6 +5105,12 @@ CREATE TABLE public.linkedin_accounts (
 --
 
 COMMENT ON COLUMN public.linkedin_accounts.status IS 'active; needs_reconnect (Unipile answered 401 disconnected_account / expired_credentials: its work stops until you set it active again after reconnecting in Unipile); paused (by you).';
+
+--
+-- Name: COLUMN linkedin_accounts.api_calls_per_second; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.linkedin_accounts.api_calls_per_second IS 'The pace of this account''s Unipile calls (bucket unipile:<id>, burst 5). LinkedIn flags accounts that act like robots: keep it low in production.';
 
 --
 -- Name: linkedin_accounts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
