@@ -1195,10 +1195,10 @@ select is(array[public.process_pending_prospects() ->> 'job', public.process_fol
   array['outreach-invitations', 'outreach-follow-ups', 'outreach-outbox', 'outreach-relations', 'outreach-notifications'],
   'process_pending_prospects, process_follow_ups, process_outbox, check_relations, check_pending_notifications run their jobs');
 select is(pg_temp.fu_apply(current_setting('pgtap.msg_nat')::bigint,
-            '{"outcome": "discard", "error": "HTTP 401 invalid_credentials", "data": {"account_error": "invalid_credentials"}}'), null,
-  'a follow-up answered 401 invalid_credentials: discard');
+            '{"outcome": "discard", "error": "HTTP 401 invalid_credentials", "data": {"account_error": "invalid_credentials", "not_sent": true}}'), null,
+  'a follow-up answered 401 invalid_credentials (nothing sent, no earlier unknown attempt): discard');
 select is((select row(status, error)::text from pg_temp.msg('nat', 1)), row('pending', 'HTTP 401 invalid_credentials')::text,
-  '... the row waits again (nothing was sent)');
+  '... the row waits again (data.not_sent: nothing was sent)');
 select is((select row(status, status_reason)::text from pg_temp.acc('a1')), row('needs_reconnect', 'Unipile: invalid_credentials')::text,
   '... the account needs reconnection');
 select is(pg_temp.fu_ctx(current_setting('pgtap.msg_nat')::bigint), '{"context": null, "moot": "the LinkedIn account needs reconnection in Unipile"}'::jsonb,
