@@ -35,6 +35,7 @@ import {
   type UnipileFailure,
   unipileFromEnv,
   type UnipileSetup,
+  unipileWaitSeconds,
 } from "../_shared/providers/unipile.ts";
 
 export const MAX_PAGES = 50;
@@ -42,7 +43,6 @@ export const MAX_PAGES = 50;
 export const RELATIONS_TIMEOUT_MS = 30_000;
 /** Paging stops after this long and reports what it found (Edge wall clock: 150 s free). */
 export const PAGING_BUDGET_MS = 90_000;
-export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 
 const id = z.number().int().positive();
 const nonEmpty = z.string().trim().min(1);
@@ -175,12 +175,12 @@ export function checkRelationsJob(deps: HandlerDeps): JobFunction<CheckRelations
         s.released = r.error;
         return { outcome: "release", error: r.error };
       case "rate_limited":
-        return { outcome: "retry", error: `${r.error}${where}`, after: Math.max(1, r.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS), pause: c.pause_keys.account };
+        return { outcome: "retry", error: `${r.error}${where}`, after: unipileWaitSeconds(r), pause: c.pause_keys.account };
       case "server_error":
         return {
           outcome: "retry",
           error: `${r.error}${where}`,
-          after: Math.max(DEFAULT_RETRY_AFTER_SECONDS, r.retryAfterSeconds ?? 0),
+          after: unipileWaitSeconds(r),
           pause: c.pause_keys.account,
         };
       case "transient":

@@ -20,10 +20,8 @@
 // found by the reconcile and `replied`), so SQL can store them whatever the outcome.
 
 import type { Data, Outcome } from "../_shared/outcome.ts";
-import type { UnipileFailure } from "../_shared/providers/unipile.ts";
+import { type UnipileFailure, unipileWaitSeconds } from "../_shared/providers/unipile.ts";
 
-/** A 429 without Retry-After, and the least a 5xx waits. */
-export const DEFAULT_RETRY_AFTER_SECONDS = 60;
 /** LinkedIn's quota is used up: the budget bucket is paused this long. */
 export const LIMIT_EXCEEDED_PAUSE_SECONDS = 6 * 3600;
 
@@ -112,12 +110,12 @@ export function failureOutcome(b: Blocks, t: TaskRef, r: UnipileFailure, phase: 
       b.released = r.error;
       return { outcome: "release", error: r.error };
     case "rate_limited": {
-      const after = Math.max(1, r.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS);
+      const after = unipileWaitSeconds(r);
       b.accounts.set(t.account.id, { outcome: "retry", error: `Unipile limited ${label} earlier in this request (${r.error})`, until: now + after * 1000 });
       return { outcome: "retry", error: `${lookup}${r.error}`, after, pause: t.pause_keys.account, ...withData(extra), tag: "rate_limited" };
     }
     case "server_error": {
-      const after = Math.max(DEFAULT_RETRY_AFTER_SECONDS, r.retryAfterSeconds ?? 0);
+      const after = unipileWaitSeconds(r);
       b.accounts.set(t.account.id, { outcome: "retry", error: `Unipile failed for ${label} earlier in this request (${r.error})`, until: now + after * 1000 });
       const unknown = phase === "send" ? "; the outcome is unknown, the next attempt reconciles before sending" : "";
       return { outcome: "retry", error: `${lookup}${r.error}${unknown}`, after, pause: t.pause_keys.account, ...withData(extra), tag: "rate_limited" };

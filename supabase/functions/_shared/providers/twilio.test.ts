@@ -9,6 +9,7 @@ import {
   type TwilioClient,
   whatsappAddress,
 } from "./twilio.ts";
+import { closedPort, startDropper } from "../testing/tcp.ts";
 
 const SID = "AC00000000000000000000000000000001";
 const TOKEN = "duework-test-twilio-auth-token-0123456789";
@@ -49,27 +50,6 @@ function assertNoSecret(value: unknown) {
   const text = JSON.stringify(value);
   assert.equal(text.includes(TOKEN), false, "auth token in a result");
   assert.equal(text.includes(BASIC.slice(6)), false, "Basic credentials in a result");
-}
-
-/** A TCP server that reads the request and closes the connection without answering. */
-function startDropper(): { url: string; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  (async () => {
-    for await (const conn of listener) {
-      try {
-        await conn.read(new Uint8Array(65_536));
-      } catch { /* closed */ }
-      conn.close();
-    }
-  })().catch(() => {});
-  return { url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`, close: () => listener.close() };
-}
-
-function closedPort(): string {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return `http://127.0.0.1:${port}`;
 }
 
 Deno.test("twilio send: form POST to the account's Messages.json with Basic auth, whatsapp: addresses, template and callback → sent", async () => {

@@ -11,6 +11,7 @@ import {
   unipileApiBase,
   unipileFromEnv,
 } from "./unipile.ts";
+import { closedPort, startDropper } from "../testing/tcp.ts";
 
 const API_KEY = "unipile-test-api-key-0123456789abcdef";
 const ACCOUNT = "acc_Jx7Qv2";
@@ -50,27 +51,6 @@ async function formOf(req: FakeHttpRequest): Promise<FormData> {
 function assertCommonHeaders(req: FakeHttpRequest) {
   assert.equal(req.headers.get("x-api-key"), API_KEY);
   assert.equal(req.headers.get("accept"), "application/json");
-}
-
-/** A TCP server that reads the request and closes the connection without answering. */
-function startDropper(): { url: string; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  (async () => {
-    for await (const conn of listener) {
-      try {
-        await conn.read(new Uint8Array(65_536));
-      } catch { /* closed */ }
-      conn.close();
-    }
-  })().catch(() => {});
-  return { url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`, close: () => listener.close() };
-}
-
-function closedPort(): string {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return `http://127.0.0.1:${port}`;
 }
 
 // ---------------------------------------------------------------------------------------------

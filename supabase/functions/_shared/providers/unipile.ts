@@ -78,6 +78,16 @@ export type UnipileFailure =
    * cannot read): safe to try again. */
   | { kind: "transient"; error: string };
 
+/** A 429 without Retry-After waits this long, and a 5xx at least this long. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 60;
+
+/** How long to wait after Unipile said 429 or failed (5xx): its Retry-After, within those bounds. */
+export function unipileWaitSeconds(r: Extract<UnipileFailure, { kind: "rate_limited" | "server_error" }>): number {
+  return r.kind === "rate_limited"
+    ? Math.max(1, r.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS)
+    : Math.max(DEFAULT_RETRY_AFTER_SECONDS, r.retryAfterSeconds ?? 0);
+}
+
 export interface Page<T> {
   kind: "page";
   items: T[];
