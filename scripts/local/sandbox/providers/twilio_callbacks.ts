@@ -8,6 +8,7 @@
 // ask for retries), so the fake logs a failed POST once and drops it. Every timer and request
 // here ends when the sandbox closes (ctx.signal), so close() never waits on a callback.
 
+import { logTarget, OutboundScheduler } from "./outbound.ts";
 import { err } from "./twilio_errors.ts";
 import type { CallbackOptions, MessageStatus, TwilioMessage, TwilioState } from "./twilio_state.ts";
 
@@ -28,74 +29,20 @@ export async function twilioSignature(
   return btoa(String.fromCharCode(...mac));
 }
 
-/** Timers and in-flight POSTs of one state, all cancelled when the sandbox closes. */
-export class CallbackScheduler {
-  #timers = new Set<ReturnType<typeof setTimeout>>();
-  #inflight = new Set<AbortController>();
-  #signal: AbortSignal | undefined;
-  #cancelled = false;
-
-  /** Timers not yet fired plus callbacks being POSTed. */
-  get pending(): number {
-    return this.#timers.size + this.#inflight.size;
-  }
-
-  bind(signal: AbortSignal): void {
-    if (this.#signal === signal) return;
-    this.#signal = signal;
-    signal.addEventListener("abort", () => this.cancelAll(), { once: true });
-  }
-
-  get closed(): boolean {
-    return this.#cancelled || (this.#signal?.aborted ?? false);
-  }
-
-  later(ms: number, fn: () => void | Promise<void>): void {
-    if (this.closed) return;
-    const id = setTimeout(() => {
-      this.#timers.delete(id);
-      void fn();
-    }, ms);
-    this.#timers.add(id);
-  }
-
-  /** POSTs once; true on a 2xx. Never throws. */
+/** Timers and in-flight callbacks of one state, all cancelled when the sandbox closes. */
+export class CallbackScheduler extends OutboundScheduler {
+  /** POSTs once; true on a 2xx. Never throws; a failure is logged (and the callback dropped). */
   async post(url: string, headers: Record<string, string>, body: string, timeoutMs: number): Promise<boolean> {
     if (this.closed) return false;
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    this.#inflight.add(ac);
-    try {
-      const res = await fetch(url, { method: "POST", headers, body, signal: ac.signal });
-      await res.body?.cancel();
-      if (!res.ok) logFailure(url, `HTTP ${res.status}`);
-      return res.ok;
-    } catch (e) {
-      if (!this.closed) logFailure(url, ac.signal.aborted ? String(ac.signal.reason?.message) : (e as Error).message);
-      return false;
-    } finally {
-      clearTimeout(timer);
-      this.#inflight.delete(ac);
-    }
-  }
-
-  /** Stops everything pending; later() and post() do nothing afterwards. */
-  cancelAll(): void {
-    this.#cancelled = true;
-    for (const id of this.#timers) clearTimeout(id);
-    this.#timers.clear();
-    for (const ac of this.#inflight) ac.abort();
-    this.#inflight.clear();
+    const { status, error } = await this.postOnce(url, headers, body, timeoutMs);
+    const ok = status !== null && status >= 200 && status < 300;
+    if (!ok && !this.closed) logFailure(url, status !== null ? `HTTP ${status}` : String(error));
+    return ok;
   }
 }
 
 function logFailure(url: string, reason: string): void {
-  let where = url;
-  try {
-    const u = new URL(url);
-    where = u.origin + u.pathname; // a query string may carry a receiver's secret
-  } catch { /* keep as given */ }
-  console.error(`sandbox twilio: status callback to ${where} failed (${reason}); dropped`);
+  console.error(`sandbox twilio: status callback to ${logTarget(url)} failed (${reason}); dropped`);
 }
 
 interface Step {

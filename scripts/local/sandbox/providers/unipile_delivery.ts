@@ -4,8 +4,9 @@
 // count deliveries and retries. Whether Unipile accepts other 2xx answers is UNVERIFIED; the fake
 // accepts exactly 200 (what the vendor page asks for).
 //
-// All timers and in-flight POSTs end when the sandbox closes (bound signal) or the state is
-// dropped (cancelAll, on POST /__reset), so nothing from before reaches a test afterwards.
+// Timers and POSTs are outbound.ts's: they end when the sandbox closes or the state is dropped.
+
+import { logTarget, OutboundScheduler } from "./outbound.ts";
 
 /** One POST of one event to one webhook. */
 export interface DeliveryAttempt {
@@ -40,41 +41,14 @@ export interface DeliveryTarget {
   headers: { key: string; value: string }[];
 }
 
-/** Timers and in-flight POSTs of one state. */
-export class WebhookScheduler {
-  #timers = new Set<ReturnType<typeof setTimeout>>();
-  #inflight = new Set<AbortController>();
-  #signal: AbortSignal | undefined;
-  #cancelled = false;
+/** The webhook deliveries of one state: their timers, POSTs and record. */
+export class WebhookScheduler extends OutboundScheduler {
   #nextId = 1;
   readonly attempts: DeliveryAttempt[] = [];
   counters = { delivered: 0, failed_attempts: 0, given_up: 0 };
 
-  constructor(readonly maxAttempts: number) {}
-
-  /** Timers not yet fired plus POSTs in flight. */
-  get pending(): number {
-    return this.#timers.size + this.#inflight.size;
-  }
-
-  bind(signal: AbortSignal): void {
-    if (this.#signal === signal) return;
-    this.#signal = signal;
-    if (signal.aborted) this.cancelAll();
-    else signal.addEventListener("abort", () => this.cancelAll(), { once: true });
-  }
-
-  get closed(): boolean {
-    return this.#cancelled || (this.#signal?.aborted ?? false);
-  }
-
-  later(ms: number, fn: () => void | Promise<void>): void {
-    if (this.closed) return;
-    const id = setTimeout(() => {
-      this.#timers.delete(id);
-      if (!this.closed) void fn();
-    }, ms);
-    this.#timers.add(id);
+  constructor(readonly maxAttempts: number) {
+    super();
   }
 
   /** Delivers `body` to `target`, retrying as `opts` says. */
@@ -110,30 +84,11 @@ export class WebhookScheduler {
     this.later(opts.delayMs, () => attempt(1));
   }
 
-  async #post(
-    target: DeliveryTarget,
-    body: Record<string, unknown>,
-    timeoutMs: number,
-  ): Promise<{ status: number | null; error: string | null }> {
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    this.#inflight.add(ac);
-    try {
-      const headers = new Headers();
-      for (const h of target.headers) headers.set(h.key, h.value);
-      headers.set("content-type", "application/json");
-      const res = await fetch(target.url, { method: "POST", headers, body: JSON.stringify(body), signal: ac.signal });
-      await res.body?.cancel();
-      return { status: res.status, error: null };
-    } catch (e) {
-      const reason = ac.signal.aborted
-        ? String((ac.signal.reason as Error)?.message ?? "aborted")
-        : (e as Error).message;
-      return { status: null, error: reason };
-    } finally {
-      clearTimeout(timer);
-      this.#inflight.delete(ac);
-    }
+  #post(target: DeliveryTarget, body: Record<string, unknown>, timeoutMs: number) {
+    const headers = new Headers();
+    for (const h of target.headers) headers.set(h.key, h.value);
+    headers.set("content-type", "application/json");
+    return this.postOnce(target.url, headers, JSON.stringify(body), timeoutMs);
   }
 
   #record(a: DeliveryAttempt): void {
@@ -141,22 +96,9 @@ export class WebhookScheduler {
     if (this.attempts.length > this.maxAttempts) this.attempts.splice(0, this.attempts.length - this.maxAttempts);
   }
 
-  /** Stops everything pending; later() and deliver() do nothing afterwards. */
-  cancelAll(): void {
-    this.#cancelled = true;
-    for (const id of this.#timers) clearTimeout(id);
-    this.#timers.clear();
-    for (const ac of this.#inflight) ac.abort(new Error("sandbox closed"));
-    this.#inflight.clear();
-  }
 }
 
 function logGiveUp(url: string, event: string, attempts: number, status: number | null, error: string | null): void {
-  let where = url;
-  try {
-    const u = new URL(url);
-    where = u.origin + u.pathname; // a query string may carry a receiver's secret
-  } catch { /* keep as given */ }
   const why = status !== null ? `HTTP ${status}` : error;
-  console.error(`sandbox unipile: ${event} webhook to ${where} failed ${attempts} times (last: ${why}); dropped`);
+  console.error(`sandbox unipile: ${event} webhook to ${logTarget(url)} failed ${attempts} times (last: ${why}); dropped`);
 }
