@@ -71,6 +71,10 @@ describe("dispatch while another job's backlog drains against a slow provider", 
     expect(tick.claimed).toBe(2);
     const [{ id: tickBatch }] = await sql`select id::int from jobs.batch where run_id = ${tick.run_id}`;
     const tickDelay = await acceptDelay(tickBatch);
+    // Settled before the next task exists: a batch still at work claims due tasks into itself
+    // (claim-ahead), which would carry the heartbeat's task in the tick's batch on a slow machine.
+    await eventually(async () => (await sql`select settled_at from jobs.batch where id = ${tickBatch}`)[0]?.settled_at != null || null,
+      "the tick's batch settled");
 
     // A task the heartbeat dispatches: discovered while the job was paused, then due.
     const hb = uniquePrefix("tt-hb");
