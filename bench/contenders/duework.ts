@@ -29,13 +29,13 @@ export class DueworkContender {
   }
 
   /**
-   * Once per bench: keep pg_cron's ticks of this job out of the measurement, and warm up like the
+   * Once per bench: keep the scheduled ticks of this job out of the measurement, and warm up like the
    * peers are warmed up (their pools and LISTEN connections are up before the clock starts): an
    * untimed drain of 200 tokens boots the refresh-token worker process and opens its database
    * connections, so the first measured run does not pay a cold start the others do not.
    */
   async init(batch: number): Promise<void> {
-    await this.sql`select cron.unschedule(jobid) from cron.job where jobname = ${"duework:" + JOB}`;
+    await this.sql`select jobs.set_schedule(${JOB}, null)`;
     const warmup = await this.run({ latencyMs: 0, c: 5 * batch }, 200, batch, 0, "warmup", 60_000);
     if (!warmup.ok) throw new Error(`Duework warm-up drain failed: ${warmup.failures.join("; ")}`);
   }

@@ -64,10 +64,10 @@ export class DueworkReminders {
     return this.sql;
   }
 
-  /** Keeps pg_cron's reminder ticks out of the runs and warms the send-reminder worker (untimed). */
+  /** Keeps the scheduled reminder ticks out of the runs and warms the send-reminder worker (untimed). */
   async init(c: number, batch: number): Promise<void> {
     for (const job of REMINDER_JOBS) {
-      await this.sql`select cron.unschedule(jobid) from cron.job where jobname = ${"duework:" + job}`;
+      await this.sql`select jobs.set_schedule(${job}, null)`;
     }
     const warm = await this.run({ bookings: 100, c, batch, latencyMs: 0, callbacks: false, timeoutMs: 60_000 });
     if (!warm.ok) throw new Error(`W2 warm-up run failed: ${warm.failures.join("; ")}`);

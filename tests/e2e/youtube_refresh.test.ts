@@ -29,8 +29,7 @@ beforeEach(async () => {
 });
 
 afterAll(async () => {
-  await sql`select cron.schedule('duework:' || ${JOB}, schedule, format('select jobs.tick(%L, %L)', name, 'cron'))
-              from jobs.job where name = ${JOB}`;
+  await sql`select jobs.set_schedule(${JOB}, '*/10 * * * *')`;
   await isolateJob(sql);
   await sql.end();
 });
@@ -48,12 +47,13 @@ async function refreshNow() {
 }
 
 describe("refresh_expired_youtube_tokens()", () => {
-  it("a real pg_cron tick refreshes due tokens and writes them back", async () => {
+  it("a real scheduled tick (pg_cron heartbeat → jobs scheduler) refreshes due tokens and writes them back", async () => {
     const prefix = uniquePrefix("cron");
     const tokens = await freshTokens(prefix, 3);
     await insertExpiredAccounts(sql, prefix, tokens);
-    // The job runs every 10 minutes; for the test, every minute (restored in afterAll).
-    await sql`select cron.schedule('duework:' || ${JOB}, '* * * * *', format('select jobs.tick(%L, %L)', ${JOB}::text, 'cron'))`;
+    // The job runs every 10 minutes; for the test, every minute (restored in afterAll). The
+    // engine's scheduler (the heartbeat) fires it.
+    await sql`select jobs.set_schedule(${JOB}, '* * * * *')`;
     const [{ started }] = await sql`select now() as started`;
 
     const rows = await eventually(async () => {
