@@ -38,7 +38,7 @@ declare
   v_step int;
   v_lo int;
   v_hi int;
-  v_values int[] := '{}';
+  v_values int[] := '{}'::int[];
   v_bounds text[];
 begin
   foreach v_part in array pg_catalog.string_to_array(p_text, ',') loop

@@ -163,10 +163,10 @@ select is(
             'bookings.apply_reminder_outcomes(jsonb)', '{"kind": "balance_reminder", "lead_hours": 72}'::jsonb)::text],
   'the three jobs go to send-reminder with per-task rate limits and the bookings functions');
 select is(
-  (select array_agg(jobname || ' ' || schedule order by jobname) from cron.job
-    where jobname in ('duework:booking-reminders', 'duework:payment-reminders', 'duework:booking-notices')),
-  array['duework:booking-notices */15 * * * *', 'duework:booking-reminders 0 * * * *', 'duework:payment-reminders 5 * * * *'],
-  'reminders hourly, notices every 15 minutes');
+  (select array_agg(name || ' ' || schedule || ' ' || timezone || ' ' || (next_run_at > now())::text order by name) from jobs.job
+    where name in ('booking-reminders', 'payment-reminders', 'booking-notices')),
+  array['booking-notices */15 * * * * UTC true', 'booking-reminders 0 * * * * UTC true', 'payment-reminders 5 * * * * UTC true'],
+  'reminders hourly, notices every 15 minutes (UTC), each with its next slot for the scheduler');
 select is(
   (select array_agg(key || '=' || capacity || '/' || refill_per_second::numeric(10, 2) order by key) from jobs.rate_limit where key in ('resend', 'twilio')),
   array['resend=1/5.00', 'twilio=50/50.00'], 'buckets resend (refill 5/s) and twilio exist');

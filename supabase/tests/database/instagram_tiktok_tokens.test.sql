@@ -76,8 +76,8 @@ select is((select row(schedule, target_function, discover_function)::text from j
   row('0 */6 * * *', 'refresh-token', 'social.discover_due_instagram_tokens(jsonb)')::text, 'instagram-token-refresh runs every 6 hours');
 select is((select row(schedule, config ->> 'platform')::text from jobs.job where name = 'tiktok-token-refresh'),
   row('0 */12 * * *', 'tiktok')::text, 'tiktok-token-refresh runs every 12 hours');
-select is((select count(*)::int from cron.job where jobname in ('duework:instagram-token-refresh', 'duework:tiktok-token-refresh')), 2,
-  'both are scheduled with pg_cron');
+select is((select count(*)::int from jobs.job where name in ('instagram-token-refresh', 'tiktok-token-refresh') and next_run_at > now()), 2,
+  'both have their next slot for the engine''s scheduler');
 select is(
   (select array_agg(row(name, schedule, config, batch_size, max_in_flight, lease_seconds, max_attempts, context_function,
                         apply_function, rate_limit_key, task_rate_limits)::text order by name)

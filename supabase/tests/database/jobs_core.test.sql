@@ -595,6 +595,8 @@ select ok(not has_function_privilege('authenticated', 'jobs.tick(text,text)', 'E
 select is(
   (select array_agg(p.oid::regprocedure::text order by 1) from pg_proc p
     where p.pronamespace in ('jobs'::regnamespace, to_regnamespace('social'))
+      -- (a procedure that commits cannot pin it: jobs_scheduling.test.sql checks jobs.run_and_wait)
+      and p.prokind <> 'p'
       and not coalesce(p.proconfig @> array['search_path=""'], false)),
   null, 'every function in jobs and social pins search_path to ''''');
 select cmp_ok((select count(*)::int from pg_proc where pronamespace = 'jobs'::regnamespace), '>=', 20, 'and there are functions to check');

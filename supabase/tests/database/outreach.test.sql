@@ -273,13 +273,12 @@ select is(
             'outreach.relations_context(jsonb)', 'outreach.apply_relation_outcomes(jsonb)')::text],
   'five jobs: their Edge Functions, schedules, per-task rate limits and the outreach functions');
 select is(
-  (select array_agg(jobname || ' ' || schedule || ' ' || command order by jobname) from cron.job where jobname like 'duework:outreach-%'),
-  array['duework:outreach-follow-ups 10 * * * * select jobs.tick(''outreach-follow-ups'', ''cron'')',
-        'duework:outreach-invitations 0 * * * * select jobs.tick(''outreach-invitations'', ''cron'')',
-        'duework:outreach-notifications */5 * * * * select jobs.tick(''outreach-notifications'', ''cron'')',
-        'duework:outreach-outbox 20 * * * * select jobs.tick(''outreach-outbox'', ''cron'')',
-        'duework:outreach-relations 0 9,21 * * * select jobs.tick(''outreach-relations'', ''cron'')'],
-  'pg_cron ticks each job on its schedule (UTC)');
+  (select array_agg(name || ' ' || schedule || ' ' || timezone || ' ' || (next_run_at > now())::text order by name)
+     from jobs.job where name like 'outreach-%'),
+  array['outreach-follow-ups 10 * * * * UTC true', 'outreach-invitations 0 * * * * UTC true',
+        'outreach-notifications */5 * * * * UTC true', 'outreach-outbox 20 * * * * UTC true',
+        'outreach-relations 0 9,21 * * * UTC true'],
+  'the engine''s scheduler ticks each job on its schedule (UTC)');
 select is(
   (select array_agg(row(jobname, schedule, command)::text order by jobname) from cron.job
     where jobname in ('outreach:scheduled-campaigns', 'outreach:gdpr')),
