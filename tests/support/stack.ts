@@ -6,6 +6,8 @@ export interface StackInfo {
   db_url: string;
   functions_url: string;
   secret_key: string;
+  /** The functions' CRON_SECRET (run-job). */
+  cron_secret: string;
   sandbox_url: string;
   providers: Record<string, string>;
   api_url: string;

@@ -20,6 +20,8 @@ export interface StackJson {
   db_url: string;
   functions_url: string;
   secret_key: string;
+  /** The functions' CRON_SECRET: what an outside scheduler sends to run-job. */
+  cron_secret: string;
   sandbox_url: string;
   providers: Record<ProviderName, string>;
   // Extras a local client needs; hosted projects show the same values in the dashboard.
@@ -220,6 +222,7 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
       SUPABASE_SERVICE_ROLE_KEY: keys.service_role_key,
       SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: keys.publishable_key }),
       SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.secret_key }),
+      CRON_SECRET: keys.cron_secret,
       ...providerEnv(providers),
       ...sandboxClientEnv(join(cfg.projectRoot, "scripts", "local", "sandbox", "fixtures.json")),
     };
@@ -286,6 +289,7 @@ export function createStack(cfg: StackConfig, opts: StackOptions): Stack {
       db_url: dbUrl(cfg),
       functions_url: `${apiUrl}/functions/v1`,
       secret_key: keys.secret_key,
+      cron_secret: keys.cron_secret,
       sandbox_url: `http://127.0.0.1:${cfg.sandboxPort}`,
       providers,
       api_url: apiUrl,

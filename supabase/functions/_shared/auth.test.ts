@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { acceptedServiceKeys, isAuthorized, presentedKeys, safeEqual } from "./auth.ts";
+import { acceptedServiceKeys, anyMatches, bearerToken, isAuthorized, presentedKeys, safeEqual } from "./auth.ts";
 import { envFrom } from "./env.ts";
 
 const req = (headers: Record<string, string>) => new Request("http://x/", { method: "POST", headers });
@@ -36,4 +36,15 @@ Deno.test("auth: safeEqual is plain equality, whatever the lengths", () => {
   assert.equal(safeEqual("a-long-shared-secret", "a-long-shared"), false);
   assert.equal(safeEqual("a-long-shared-secret", "a-long-shared-secret "), false);
   assert.equal(safeEqual("", ""), true);
+});
+
+Deno.test("auth: bearerToken and anyMatches (every pair, exact values)", () => {
+  assert.equal(bearerToken(req({ authorization: "Bearer  tok " })), "tok");
+  assert.equal(bearerToken(req({ authorization: "bearer tok" })), "tok");
+  assert.equal(bearerToken(req({ authorization: "Basic tok" })), undefined);
+  assert.equal(bearerToken(req({})), undefined);
+  assert.equal(anyMatches(["a", "cron-secret"], ["x", "cron-secret"]), true);
+  assert.equal(anyMatches(["cron-secre"], ["cron-secret"]), false);
+  assert.equal(anyMatches([], ["cron-secret"]), false);
+  assert.equal(anyMatches(["cron-secret"], []), false);
 });

@@ -31,13 +31,19 @@ export function acceptedServiceKeys(env: Env): string[] {
   return keys;
 }
 
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken(req: Request): string | undefined {
+  const match = /^Bearer\s+(.+)$/i.exec(req.headers.get("authorization")?.trim() ?? "");
+  return match ? match[1].trim() : undefined;
+}
+
 /** Keys the request presents: the `apikey` header and/or an `Authorization: Bearer` token. */
 export function presentedKeys(req: Request): string[] {
   const out: string[] = [];
   const apikey = req.headers.get("apikey")?.trim();
   if (apikey) out.push(apikey);
-  const match = /^Bearer\s+(.+)$/i.exec(req.headers.get("authorization")?.trim() ?? "");
-  if (match) out.push(match[1].trim());
+  const bearer = bearerToken(req);
+  if (bearer) out.push(bearer);
   return out;
 }
 
@@ -51,16 +57,20 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
-/** True when any presented key equals any accepted key (every pair compared, no early exit). */
-export function isAuthorized(req: Request, acceptedKeys: readonly string[]): boolean {
-  const presented = presentedKeys(req);
+/** True when any presented value equals any accepted one (every pair compared, no early exit). */
+export function anyMatches(presented: readonly string[], accepted: readonly string[]): boolean {
   let ok = false;
   for (const p of presented) {
-    for (const a of acceptedKeys) {
+    for (const a of accepted) {
       ok = safeEqual(p, a) || ok;
     }
   }
   return ok;
+}
+
+/** True when any presented key equals any accepted key (every pair compared, no early exit). */
+export function isAuthorized(req: Request, acceptedKeys: readonly string[]): boolean {
+  return anyMatches(presentedKeys(req), acceptedKeys);
 }
 
 export function unauthorizedResponse(): Response {

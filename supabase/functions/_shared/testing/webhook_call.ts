@@ -1,7 +1,7 @@
 // Calls a provider webhook's handler (twilio-status, unipile-webhook) the way the tests of each
 // do: built with the test's store behind a counter (a handler asks for its store only once the
 // request is verified, so the count says whether anything could have touched the database) and
-// a log collector; a GET carries no body.
+// a log collector; a GET or HEAD carries no body.
 
 export interface WebhookCall {
   status: number;
@@ -46,7 +46,7 @@ export async function callWebhook<S>(
   const res = await handler(new Request(request.url, {
     method,
     headers: request.headers,
-    body: method === "GET" ? undefined : request.body,
+    body: method === "GET" || method === "HEAD" ? undefined : request.body,
   }));
   const text = await res.text();
   return { status: res.status, text, contentType: res.headers.get("content-type"), storeCalls, logs };
