@@ -1004,15 +1004,25 @@ CREATE TABLE jobs.job (
     last_error_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    timezone text DEFAULT 'UTC'::text NOT NULL,
+    catch_up text DEFAULT 'skip'::text NOT NULL,
+    schedule_spec jsonb,
+    next_run_at timestamp with time zone,
+    last_slot_at timestamp with time zone,
+    last_slot_outcome text,
+    last_slot_missed integer DEFAULT 0 NOT NULL,
     CONSTRAINT job_backoff_base_seconds_check CHECK ((backoff_base_seconds > (0)::numeric)),
     CONSTRAINT job_backoff_cap_at_least_base CHECK ((backoff_cap_seconds >= backoff_base_seconds)),
     CONSTRAINT job_backoff_jitter_check CHECK (((backoff_jitter >= (0)::numeric) AND (backoff_jitter <= (1)::numeric))),
     CONSTRAINT job_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100))),
+    CONSTRAINT job_catch_up_check CHECK ((catch_up = ANY (ARRAY['once'::text, 'skip'::text]))),
     CONSTRAINT job_config_check CHECK ((jsonb_typeof(config) = 'object'::text)),
+    CONSTRAINT job_last_slot_outcome_check CHECK ((last_slot_outcome = ANY (ARRAY['ran'::text, 'caught_up'::text, 'skipped'::text, 'disabled'::text]))),
     CONSTRAINT job_lease_seconds_check CHECK (((lease_seconds >= 1) AND (lease_seconds <= 3600))),
     CONSTRAINT job_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 100))),
     CONSTRAINT job_max_in_flight_check CHECK (((max_in_flight >= 1) AND (max_in_flight <= 100))),
     CONSTRAINT job_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'::text)),
+    CONSTRAINT job_schedule_parsed CHECK (((schedule IS NULL) = (schedule_spec IS NULL))),
     CONSTRAINT job_target_function_check CHECK ((target_function ~ '^[A-Za-z0-9_-]{1,128}$'::text))
 );
 
@@ -1020,7 +1030,13 @@ CREATE TABLE jobs.job (
 -- Name: TABLE job; Type: COMMENT; Schema: jobs; Owner: -
 --
 
-COMMENT ON TABLE jobs.job IS 'One row per named job (jobs.define). schedule is a UTC cron expression (null = manual only).';
+COMMENT ON TABLE jobs.job IS 'One row per named job (jobs.define). schedule is a cron expression in timezone (null = manual only).';
+
+--
+-- Name: COLUMN job.schedule; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.schedule IS 'Cron expression in the job''s time zone (null = by hand only), evaluated by the engine''s scheduler (jobs.heartbeat).';
 
 --
 -- Name: COLUMN job.context_function; Type: COMMENT; Schema: jobs; Owner: -
@@ -1075,6 +1091,42 @@ COMMENT ON COLUMN jobs.job.paused IS 'Paused: ticks still discover due work, but
 --
 
 COMMENT ON COLUMN jobs.job.suspended_until IS 'Set by a release after a configuration error: no claims until then, so a broken setup does not burn attempts.';
+
+--
+-- Name: COLUMN job.timezone; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.timezone IS 'IANA time zone the schedule is read in (default UTC).';
+
+--
+-- Name: COLUMN job.catch_up; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.catch_up IS 'After downtime: once = run once for all the slots missed, skip = run none and wait for the next slot.';
+
+--
+-- Name: COLUMN job.next_run_at; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.next_run_at IS 'The next scheduled slot (UTC); null when the job has no schedule.';
+
+--
+-- Name: COLUMN job.last_slot_at; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.last_slot_at IS 'The latest slot the scheduler handled (the previous fire time).';
+
+--
+-- Name: COLUMN job.last_slot_outcome; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.last_slot_outcome IS 'ran (on time) | caught_up (ran once after downtime) | skipped (missed, catch_up = skip) | disabled (job not enabled).';
+
+--
+-- Name: COLUMN job.last_slot_missed; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.job.last_slot_missed IS 'Slots that passed unfired before last_slot_at was handled (0 when on time; counted up to 1000).';
 
 --
 -- Name: accept_timeout_ms(jobs.job); Type: FUNCTION; Schema: jobs; Owner: -
@@ -1175,6 +1227,24 @@ begin
      set state = 'cancelled', last_error = left(coalesce(p_reason, 'cancelled'), 1000),
          lease_token = null, lease_until = null, finished_at = now(), updated_at = now()
    where id = p_task_id;
+end;
+$$;
+
+--
+-- Name: check_time_zone(text, text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.check_time_zone(p_zone text, p_what text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_zone is null or not exists (select 1 from pg_catalog.pg_timezone_names z where z.name = p_zone) then
+    raise exception '%: unknown time zone "%"', p_what, coalesce(p_zone, 'null')
+      using errcode = 'invalid_parameter_value',
+            hint = 'Use an IANA name such as ''Europe/London'' or ''Asia/Kolkata'' (select name from pg_timezone_names).';
+  end if;
+  return p_zone;
 end;
 $$;
 
@@ -1456,10 +1526,218 @@ end;
 $$;
 
 --
--- Name: define(text, text, regprocedure, text, jsonb, integer, integer, integer, integer, text, regprocedure, regprocedure, numeric, numeric, numeric, jsonb, boolean); Type: FUNCTION; Schema: jobs; Owner: -
+-- Name: cron_field_values(text, text, text, integer, integer, text[]); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
-CREATE FUNCTION jobs.define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text DEFAULT NULL::text, p_config jsonb DEFAULT '{}'::jsonb, p_batch_size integer DEFAULT 10, p_max_in_flight integer DEFAULT 5, p_lease_seconds integer DEFAULT 15, p_max_attempts integer DEFAULT 5, p_description text DEFAULT ''::text, p_context_function regprocedure DEFAULT NULL::regprocedure, p_apply_function regprocedure DEFAULT NULL::regprocedure, p_backoff_base_seconds numeric DEFAULT 30, p_backoff_cap_seconds numeric DEFAULT 3600, p_backoff_jitter numeric DEFAULT 0.2, p_rate_limit jsonb DEFAULT NULL::jsonb, p_task_rate_limits boolean DEFAULT false) RETURNS jobs.job
+CREATE FUNCTION jobs.cron_field_values(p_expr text, p_field text, p_text text, p_min integer, p_max integer, p_names text[]) RETURNS integer[]
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+declare
+  v_part text;
+  v_base text;
+  v_step int;
+  v_lo int;
+  v_hi int;
+  v_values int[] := '{}'::int[];
+  v_bounds text[];
+begin
+  foreach v_part in array pg_catalog.string_to_array(p_text, ',') loop
+    if v_part = '' then
+      raise exception 'schedule "%": % field "%" has an empty list item', p_expr, p_field, p_text
+        using errcode = 'invalid_parameter_value';
+    end if;
+    if v_part ~ '/.*/' then
+      raise exception 'schedule "%": % field "%": "%" has two steps', p_expr, p_field, p_text, v_part
+        using errcode = 'invalid_parameter_value';
+    end if;
+    v_base := pg_catalog.split_part(v_part, '/', 1);
+    v_step := 1;
+    if v_part like '%/%' then
+      if pg_catalog.split_part(v_part, '/', 2) !~ '^[0-9]{1,3}$' or pg_catalog.split_part(v_part, '/', 2)::int = 0 then
+        raise exception 'schedule "%": % field "%": step "%" must be a whole number from 1 to %',
+          p_expr, p_field, p_text, pg_catalog.split_part(v_part, '/', 2), p_max - p_min + 1
+          using errcode = 'invalid_parameter_value';
+      end if;
+      v_step := pg_catalog.split_part(v_part, '/', 2)::int;
+    end if;
+    if v_base = '*' then
+      v_lo := p_min;
+      v_hi := p_max;
+    else
+      v_bounds := pg_catalog.string_to_array(v_base, '-');
+      if pg_catalog.cardinality(v_bounds) > 2 then
+        raise exception 'schedule "%": % field "%": "%" is not a range', p_expr, p_field, p_text, v_base
+          using errcode = 'invalid_parameter_value';
+      end if;
+      for i in 1 .. pg_catalog.cardinality(v_bounds) loop
+        if v_bounds[i] ~ '^[0-9]{1,2}$' then
+          null;
+        elsif pg_catalog.lower(v_bounds[i]) = any (p_names) then
+          v_bounds[i] := (pg_catalog.array_position(p_names, pg_catalog.lower(v_bounds[i])) - 1 + p_min)::text;
+        else
+          raise exception 'schedule "%": % field "%": "%" is not a number%', p_expr, p_field, p_text, v_bounds[i],
+            case when p_names is not null then format(' or a name (%s)', pg_catalog.array_to_string(p_names, ' '))
+                 else '' end
+            using errcode = 'invalid_parameter_value',
+                  hint = 'Five fields: minute hour day-of-month month day-of-week, e.g. ''0 0 * * *''. '
+                         'L, W, #, ? and $ are not supported.';
+        end if;
+        if v_bounds[i]::int < p_min or v_bounds[i]::int > p_max + (case when p_field = 'day-of-week' then 1 else 0 end) then
+          raise exception 'schedule "%": % % is out of range %-%', p_expr, p_field, v_bounds[i], p_min,
+            p_max + case when p_field = 'day-of-week' then 1 else 0 end
+            using errcode = 'invalid_parameter_value';
+        end if;
+      end loop;
+      v_lo := v_bounds[1]::int;
+      v_hi := case when pg_catalog.cardinality(v_bounds) = 2 then v_bounds[2]::int
+                   when v_part like '%/%' then p_max
+                   else v_lo end;
+      if v_lo > v_hi then
+        raise exception 'schedule "%": % range "%" runs backwards', p_expr, p_field, v_base
+          using errcode = 'invalid_parameter_value';
+      end if;
+    end if;
+    v_values := v_values || array(select pg_catalog.generate_series(v_lo, v_hi, v_step));
+  end loop;
+  if p_field = 'day-of-week' then
+    v_values := array(select case when v = 7 then 0 else v end from pg_catalog.unnest(v_values) v);
+  end if;
+  return array(select distinct v from pg_catalog.unnest(v_values) v order by v);
+end;
+$_$;
+
+--
+-- Name: cron_next(jsonb, text, timestamp with time zone); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.cron_next(p_spec jsonb, p_zone text, p_after timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_minutes int[] := array(select pg_catalog.jsonb_array_elements_text(p_spec -> 'minute')::int);
+  v_hours int[] := array(select pg_catalog.jsonb_array_elements_text(p_spec -> 'hour')::int);
+  v_doms int[] := array(select pg_catalog.jsonb_array_elements_text(p_spec -> 'dom')::int);
+  v_months int[] := array(select pg_catalog.jsonb_array_elements_text(p_spec -> 'month')::int);
+  v_dows int[] := array(select pg_catalog.jsonb_array_elements_text(p_spec -> 'dow')::int);
+  v_either boolean := not ((p_spec ->> 'dom_any')::boolean or (p_spec ->> 'dow_any')::boolean);
+  v_hour_any boolean := (p_spec ->> 'hour_any')::boolean;
+  v_local timestamp := p_after at time zone p_zone;
+  v_from timestamp;
+  v_day date;
+  v_wall timestamp;
+  v_u timestamptz;
+  v_before interval;
+  v_after interval;
+  v_c1 timestamptz;
+  v_c2 timestamptz;
+  v_lo timestamptz;
+  v_hi timestamptz;
+  v_mid timestamptz;
+  v_best timestamptz;
+  v_best_wall timestamp;
+  h int;
+  m int;
+begin
+  -- A wall time at or before p_after's can still come later in real time only when clocks go
+  -- back within the next 3 hours (no zone moves its clocks by more).
+  v_from := case when jobs.zone_offset(p_after - interval '3 hours', p_zone) = jobs.zone_offset(p_after + interval '3 hours', p_zone)
+                 then v_local else v_local - interval '3 hours' end;
+  for i in 0 .. 1830 loop
+    v_day := v_from::date + i;
+    continue when not (pg_catalog.date_part('month', v_day)::int = any (v_months));
+    if v_either then
+      continue when not (pg_catalog.date_part('day', v_day)::int = any (v_doms)
+                         or pg_catalog.date_part('dow', v_day)::int = any (v_dows));
+    else
+      continue when not (pg_catalog.date_part('day', v_day)::int = any (v_doms)
+                         and pg_catalog.date_part('dow', v_day)::int = any (v_dows));
+    end if;
+    foreach h in array v_hours loop
+      continue when v_day + pg_catalog.make_interval(hours => h, mins => 59) <= v_from;
+      foreach m in array v_minutes loop
+        v_wall := v_day + pg_catalog.make_interval(hours => h, mins => m);
+        continue when v_wall <= v_from;
+        -- Later wall times cannot come earlier in real time than a slot 3 hours of clock behind.
+        if v_best is not null and v_wall > v_best_wall + interval '3 hours' then
+          return v_best;
+        end if;
+        v_u := v_wall at time zone p_zone;
+        v_before := jobs.zone_offset(v_u - interval '3 hours', p_zone);
+        v_after := jobs.zone_offset(v_u + interval '3 hours', p_zone);
+        if v_before = v_after then
+          -- No change of clocks near: one instant, and no later wall time can beat it.
+          if v_u > p_after then
+            return least(v_u, v_best);
+          end if;
+          continue;
+        end if;
+        v_c1 := (v_wall - v_before) at time zone 'UTC';
+        v_c2 := (v_wall - v_after) at time zone 'UTC';
+        if (v_c1 at time zone p_zone) = v_wall and (v_c2 at time zone p_zone) = v_wall then
+          -- Clocks went back: the wall time happens twice.
+          v_lo := least(v_c1, v_c2);
+          v_hi := greatest(v_c1, v_c2);
+          v_u := case when v_lo > p_after then v_lo
+                      when v_hour_any and v_hi > p_after then v_hi end;
+        elsif (v_c1 at time zone p_zone) = v_wall then
+          v_u := v_c1;
+        elsif (v_c2 at time zone p_zone) = v_wall then
+          v_u := v_c2;
+        else
+          -- Clocks went forward over this wall time: fire when they jump (to the minute).
+          v_lo := least(v_c1, v_c2);
+          v_hi := greatest(v_c1, v_c2);
+          while v_hi - v_lo > interval '1 minute' loop
+            v_mid := pg_catalog.to_timestamp(pg_catalog.floor(
+                       (pg_catalog.date_part('epoch', v_lo) + pg_catalog.date_part('epoch', v_hi)) / 120) * 60);
+            exit when v_mid <= v_lo;
+            if jobs.zone_offset(v_mid, p_zone) = jobs.zone_offset(v_hi, p_zone) then
+              v_hi := v_mid;
+            else
+              v_lo := v_mid;
+            end if;
+          end loop;
+          v_u := v_hi;
+        end if;
+        if v_u > p_after and (v_best is null or v_u < v_best) then
+          v_best := v_u;
+          v_best_wall := v_wall;
+        end if;
+      end loop;
+    end loop;
+  end loop;
+  return v_best;
+end;
+$$;
+
+--
+-- Name: defer_closed_windows(text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.defer_closed_windows(p_job_name text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_count int;
+begin
+  update jobs.task t set run_after = now(), updated_at = now()
+   where t.id in (select x.id from jobs.task x
+                   where x.job_name = p_job_name and x.state = 'queued' and x.window_zone is not null
+                     and x.window_until <= now()
+                     for update skip locked);
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
+--
+-- Name: define(text, text, regprocedure, text, jsonb, integer, integer, integer, integer, text, regprocedure, regprocedure, numeric, numeric, numeric, jsonb, boolean, text, text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text DEFAULT NULL::text, p_config jsonb DEFAULT '{}'::jsonb, p_batch_size integer DEFAULT 10, p_max_in_flight integer DEFAULT 5, p_lease_seconds integer DEFAULT 15, p_max_attempts integer DEFAULT 5, p_description text DEFAULT ''::text, p_context_function regprocedure DEFAULT NULL::regprocedure, p_apply_function regprocedure DEFAULT NULL::regprocedure, p_backoff_base_seconds numeric DEFAULT 30, p_backoff_cap_seconds numeric DEFAULT 3600, p_backoff_jitter numeric DEFAULT 0.2, p_rate_limit jsonb DEFAULT NULL::jsonb, p_task_rate_limits boolean DEFAULT false, p_timezone text DEFAULT 'UTC'::text, p_catch_up text DEFAULT NULL::text) RETURNS jobs.job
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -1487,18 +1765,31 @@ begin
       raise exception 'jobs.define: p_rate_limit: %', v_problem using errcode = 'invalid_parameter_value';
     end if;
   end if;
+  -- Checked before anything is written, so a bad schedule or zone changes nothing.
+  if p_schedule is not null then
+    begin
+      perform jobs.parse_cron(p_schedule);
+    exception when invalid_parameter_value then
+      raise exception 'jobs.define: %', sqlerrm using errcode = 'invalid_parameter_value',
+        hint = 'Five fields: minute hour day-of-month month day-of-week, e.g. ''0 0 * * *'' (daily at midnight).';
+    end;
+  end if;
+  if coalesce(p_timezone, 'UTC') <> 'UTC'
+     and p_timezone is distinct from (select j.timezone from jobs.job j where j.name = p_name) then
+    perform jobs.check_time_zone(p_timezone, 'jobs.define: timezone');
+  end if;
 
-  insert into jobs.job as j (name, target_function, discover_function, context_function, apply_function, schedule,
+  insert into jobs.job as j (name, target_function, discover_function, context_function, apply_function,
                              config, batch_size, max_in_flight, lease_seconds, max_attempts, backoff_base_seconds,
                              backoff_cap_seconds, backoff_jitter, task_rate_limits, description)
   values (p_name, p_target_function, p_discover_function::text, p_context_function::text, p_apply_function::text,
-          p_schedule, coalesce(p_config, '{}'), p_batch_size, p_max_in_flight, p_lease_seconds, p_max_attempts,
+          coalesce(p_config, '{}'), p_batch_size, p_max_in_flight, p_lease_seconds, p_max_attempts,
           p_backoff_base_seconds, p_backoff_cap_seconds, p_backoff_jitter, coalesce(p_task_rate_limits, false),
           coalesce(p_description, ''))
   on conflict (name) do update
      set target_function = excluded.target_function, discover_function = excluded.discover_function,
          context_function = excluded.context_function, apply_function = excluded.apply_function,
-         schedule = excluded.schedule, config = excluded.config, batch_size = excluded.batch_size,
+         config = excluded.config, batch_size = excluded.batch_size,
          max_in_flight = excluded.max_in_flight, lease_seconds = excluded.lease_seconds,
          max_attempts = excluded.max_attempts, backoff_base_seconds = excluded.backoff_base_seconds,
          backoff_cap_seconds = excluded.backoff_cap_seconds, backoff_jitter = excluded.backoff_jitter,
@@ -1510,17 +1801,32 @@ begin
     perform jobs.size_rate_limits(p_name, jsonb_build_array(p_rate_limit));
   end if;
   if v_job.rate_limit_key is distinct from p_rate_limit ->> 'key' then
-    update jobs.job set rate_limit_key = p_rate_limit ->> 'key' where name = v_job.name
-    returning * into v_job;
+    update jobs.job set rate_limit_key = p_rate_limit ->> 'key' where name = v_job.name;
   end if;
 
-  if p_schedule is not null then
-    perform cron.schedule('duework:' || p_name, p_schedule, format('select jobs.tick(%L, %L)', p_name, 'cron'));
-  elsif exists (select 1 from cron.job where jobname = 'duework:' || p_name) then
+  v_job := jobs.set_schedule(p_name, p_schedule, p_timezone, p_catch_up);
+  -- A pg_cron row of its own from before the engine scheduled jobs: the heartbeat fires it now.
+  if exists (select 1 from cron.job where jobname = 'duework:' || p_name) then
     perform cron.unschedule('duework:' || p_name);
   end if;
   return v_job;
 end;
+$$;
+
+--
+-- Name: describe_watched_run(jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.describe_watched_run(p_progress jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select format('%s: %s succeeded, %s retried, %s dead, %s discarded, %s waiting, %s remaining of %s task(s) (%s discovered) after %s s%s%s',
+                p_progress ->> 'job', p_progress ->> 'succeeded', p_progress ->> 'retried', p_progress ->> 'dead',
+                p_progress ->> 'discarded', p_progress ->> 'waiting', p_progress ->> 'remaining', p_progress ->> 'tasks',
+                p_progress ->> 'discovered', p_progress ->> 'waited_seconds',
+                case when (p_progress ->> 'settled')::boolean then '' else ' (timed out)' end,
+                case when p_progress ->> 'error' is not null then '; ' || (p_progress ->> 'error') else '' end);
 $$;
 
 --
@@ -1655,6 +1961,91 @@ end;
 $$;
 
 --
+-- Name: fire_due_schedules(timestamp with time zone); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.fire_due_schedules(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_name text;
+  v_fired int := 0;
+  v_now timestamptz := coalesce(p_now, now());
+begin
+  for v_name in select j.name from jobs.job j where j.next_run_at <= v_now order by j.name loop
+    begin
+      if jobs.fire_schedule(v_name, v_now) is not null then
+        v_fired := v_fired + 1;
+      end if;
+    exception when others then
+      update jobs.job
+         set last_error = left('scheduler: ' || sqlerrm, 1000), last_error_at = now(),
+             next_run_at = jobs.cron_next(schedule_spec, timezone, v_now)
+       where name = v_name;
+    end;
+  end loop;
+  return v_fired;
+end;
+$$;
+
+--
+-- Name: fire_schedule(text, timestamp with time zone); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.fire_schedule(p_job text, p_now timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_job jobs.job;
+  v_slot timestamptz;
+  v_next timestamptz;
+  v_due int := 1;
+  v_on_time boolean;
+  v_outcome text;
+  v_summary jsonb;
+  v_now timestamptz := coalesce(p_now, now());
+begin
+  perform jobs.lock_outcomes(p_job, true);
+  select * into v_job from jobs.job where name = p_job for update;
+  if not found or v_job.next_run_at is null or v_job.next_run_at > v_now then
+    return null;
+  end if;
+  -- The latest slot that has passed, and how many passed unfired.
+  v_slot := v_job.next_run_at;
+  loop
+    v_next := jobs.cron_next(v_job.schedule_spec, v_job.timezone, v_slot);
+    exit when v_next is null or v_next > v_now;
+    v_slot := v_next;
+    v_due := v_due + 1;
+    if v_due >= 1000 then
+      v_next := jobs.cron_next(v_job.schedule_spec, v_job.timezone, v_now);
+      exit;
+    end if;
+  end loop;
+  v_on_time := v_now - v_slot <= jobs.schedule_grace();
+
+  v_outcome := case when not v_job.enabled then 'disabled'
+                    when v_on_time then 'ran'
+                    when v_job.catch_up = 'once' then 'caught_up'
+                    else 'skipped' end;
+  if v_outcome in ('ran', 'caught_up') then
+    v_summary := jobs.tick(v_job.name, 'cron');
+    update jobs.run set slot_at = v_slot, missed_slots = v_due - case when v_on_time then 1 else 0 end
+     where id = (v_summary ->> 'run_id')::bigint;
+  end if;
+  update jobs.job
+     set next_run_at = v_next, last_slot_at = v_slot, last_slot_outcome = v_outcome,
+         last_slot_missed = v_due - case when v_on_time then 1 else 0 end
+   where name = v_job.name;
+  return jsonb_build_object('job', v_job.name, 'slot_at', v_slot, 'outcome', v_outcome,
+                            'missed', v_due - case when v_on_time then 1 else 0 end, 'next_run_at', v_next,
+                            'run', v_summary);
+end;
+$$;
+
+--
 -- Name: has_signature(regprocedure, text); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -1679,11 +2070,20 @@ declare
   v_claimed int;
   v_total int := 0;
 begin
+  perform jobs.fire_due_schedules();
   if not jobs.dispatch_secrets_present() then
     raise warning 'jobs.heartbeat: Vault secret project_url is missing; nothing dispatched';
     return 0;
   end if;
-  for v_job in select * from jobs.job where enabled order by name for update skip locked loop
+  for v_job in
+    select j.* from jobs.job j
+     where j.enabled
+       and (exists (select 1 from jobs.batch b where b.job_name = j.name and b.settled_at is null)
+            or exists (select 1 from jobs.task t where t.job_name = j.name and t.state = 'running')
+            or exists (select 1 from jobs.task t where t.job_name = j.name and t.state = 'queued' and t.run_after <= now()))
+     order by j.name
+       for update skip locked
+  loop
     -- One job's failure (e.g. a dropped target) must not stop the others' chains.
     begin
       perform jobs.reap(v_job);
@@ -1710,18 +2110,33 @@ CREATE FUNCTION jobs.heartbeat_minute(p_every_seconds integer DEFAULT 10, p_runs
     v_conn text := format('host=%s port=%s dbname=%s user=%s',
       coalesce(nullif(pg_catalog.current_setting('cron.host', true), ''), 'localhost'),
       pg_catalog.current_setting('port'), pg_catalog.current_database(), current_user);
+    v_name text := 'duework_heartbeat_' || pg_catalog.pg_backend_pid();
     v_started timestamptz := pg_catalog.clock_timestamp();
     v_minute_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '1 minute';
     v_every interval := make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
+    v_open boolean := false;
     v_ok int := 0;
     i int := 0;
   begin
     loop
       begin
-        perform * from extensions.dblink(v_conn, 'select jobs.heartbeat()') as h (dispatched int);
+        if not v_open then
+          perform extensions.dblink_connect(v_name, v_conn);
+          v_open := true;
+        end if;
+        perform * from extensions.dblink(v_name, 'select jobs.heartbeat()') as h (dispatched int);
         v_ok := v_ok + 1;
       exception when others then
         raise warning 'jobs.heartbeat_minute: heartbeat % failed: %', i + 1, sqlerrm;
+        -- A broken session is opened again for the next heartbeat.
+        if v_open then
+          begin
+            perform extensions.dblink_disconnect(v_name);
+          exception when others then
+            null;
+          end;
+          v_open := false;
+        end if;
       end;
       i := i + 1;
       exit when i >= coalesce(p_runs, 2147483647)
@@ -1729,6 +2144,9 @@ CREATE FUNCTION jobs.heartbeat_minute(p_every_seconds integer DEFAULT 10, p_runs
       perform pg_catalog.pg_sleep(greatest(0, extract(epoch from
         v_started + i * v_every - pg_catalog.clock_timestamp())::double precision));
     end loop;
+    if v_open then
+      perform extensions.dblink_disconnect(v_name);
+    end if;
     return v_ok;
   end;
   $$;
@@ -1803,6 +2221,56 @@ begin
   end if;
 end;
 $$;
+
+--
+-- Name: parse_cron(text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.parse_cron(p_expr text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $_$
+declare
+  v_text text := pg_catalog.lower(pg_catalog.btrim(pg_catalog.regexp_replace(coalesce(p_expr, ''), '\s+', ' ', 'g')));
+  v_fields text[];
+  v_spec jsonb;
+begin
+  v_text := case v_text
+    when '@yearly' then '0 0 1 1 *' when '@annually' then '0 0 1 1 *' when '@monthly' then '0 0 1 * *'
+    when '@weekly' then '0 0 * * 0' when '@daily' then '0 0 * * *' when '@midnight' then '0 0 * * *'
+    when '@hourly' then '0 * * * *' else v_text end;
+  if v_text ~ '^[0-9]+ seconds?$' then
+    raise exception 'schedule "%": schedules below a minute are not supported', p_expr
+      using errcode = 'invalid_parameter_value',
+            hint = 'The heartbeat dispatches due and retried work every 10 s; a schedule only decides when discovery runs.';
+  end if;
+  if v_text like '@%' then
+    raise exception 'schedule "%": unknown macro (use @hourly, @daily, @weekly, @monthly or @yearly)', p_expr
+      using errcode = 'invalid_parameter_value';
+  end if;
+  v_fields := pg_catalog.string_to_array(v_text, ' ');
+  if v_text = '' or pg_catalog.cardinality(v_fields) <> 5 then
+    raise exception 'schedule "%": a cron expression has 5 fields (minute hour day-of-month month day-of-week), this one has %',
+      p_expr, case when v_text = '' then 0 else pg_catalog.cardinality(v_fields) end
+      using errcode = 'invalid_parameter_value', hint = 'For example ''0 0 * * *'' (daily at midnight).';
+  end if;
+  v_spec := jsonb_build_object(
+    'minute', pg_catalog.to_jsonb(jobs.cron_field_values(p_expr, 'minute', v_fields[1], 0, 59, null)),
+    'hour', pg_catalog.to_jsonb(jobs.cron_field_values(p_expr, 'hour', v_fields[2], 0, 23, null)),
+    'dom', pg_catalog.to_jsonb(jobs.cron_field_values(p_expr, 'day-of-month', v_fields[3], 1, 31, null)),
+    'month', pg_catalog.to_jsonb(jobs.cron_field_values(p_expr, 'month', v_fields[4], 1, 12,
+               array['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'])),
+    'dow', pg_catalog.to_jsonb(jobs.cron_field_values(p_expr, 'day-of-week', v_fields[5], 0, 6,
+               array['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])),
+    -- Vixie cron: when both day fields are restricted a day matches either; a field that starts
+    -- with * leaves the other to decide.
+    'dom_any', v_fields[3] like '*%',
+    'dow_any', v_fields[5] like '*%',
+    -- A job that runs every hour follows real time through a repeated hour (see the header).
+    'hour_any', v_fields[2] in ('*', '*/1'));
+  return v_spec;
+end;
+$_$;
 
 --
 -- Name: prune(interval, interval, interval, interval, interval, integer); Type: FUNCTION; Schema: jobs; Owner: -
@@ -2511,6 +2979,36 @@ end;
 $$;
 
 --
+-- Name: run_and_wait(text, interval, jsonb); Type: PROCEDURE; Schema: jobs; Owner: -
+--
+
+CREATE PROCEDURE jobs.run_and_wait(IN job text, IN timeout interval DEFAULT '00:01:00'::interval, INOUT summary jsonb DEFAULT NULL::jsonb)
+    LANGUAGE plpgsql
+    AS $$
+declare
+  v_run jsonb;
+  v_deadline timestamptz;
+begin
+  if timeout is null or timeout < interval '0 seconds' or timeout > interval '1 hour' then
+    raise exception 'jobs.run_and_wait: timeout must be between 0 seconds and 1 hour, not %', coalesce(timeout::text, 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  v_run := jobs.start_watched_run(job);
+  commit;
+  v_deadline := pg_catalog.clock_timestamp() + timeout;
+  loop
+    summary := jobs.watched_run_progress(v_run);
+    exit when (summary ->> 'settled')::boolean or pg_catalog.clock_timestamp() >= v_deadline;
+    -- Nothing will move: the tick dispatched nothing and said why (paused, suspended, no Vault secret).
+    exit when v_run ->> 'error' is not null and (v_run ->> 'claimed')::int = 0 and (v_run ->> 'batches_in_flight')::int = 0;
+    commit;
+    perform pg_catalog.pg_sleep(0.2);
+  end loop;
+  raise notice '%', jobs.describe_watched_run(summary);
+end;
+$$;
+
+--
 -- Name: run_now(text); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -2519,6 +3017,17 @@ CREATE FUNCTION jobs.run_now(p_job text) RETURNS jsonb
     SET search_path TO ''
     AS $$
   select jobs.tick(p_job, 'manual');
+$$;
+
+--
+-- Name: schedule_grace(); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.schedule_grace() RETURNS interval
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+  select interval '2 minutes';
 $$;
 
 --
@@ -2536,6 +3045,7 @@ begin
   if v_want <= 0 then
     return null;
   end if;
+  perform jobs.defer_closed_windows(p_job.name);
   if p_job.task_rate_limits then
     return nullif(jobs.claim_due_tasks(p_job, v_want), '{}'::bigint[]);
   end if;
@@ -2555,6 +3065,103 @@ begin
     perform jobs.rate_limit_take(p_job.rate_limit_key, cardinality(v_ids));
   end if;
   return v_ids;
+end;
+$$;
+
+--
+-- Name: send_window_at(timestamp with time zone, text, time without time zone, time without time zone); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.send_window_at(p_at timestamp with time zone, p_zone text, p_start time without time zone, p_end time without time zone, OUT opens_at timestamp with time zone, OUT closes_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_local timestamp := p_at at time zone p_zone;
+  v_day date := v_local::date;
+  v_time time := v_local::time;
+begin
+  if p_start < p_end then
+    if v_time < p_start then
+      opens_at := (v_day + p_start) at time zone p_zone;
+      closes_at := (v_day + p_end) at time zone p_zone;
+    elsif v_time < p_end then
+      opens_at := p_at;
+      closes_at := (v_day + p_end) at time zone p_zone;
+    else
+      opens_at := ((v_day + 1) + p_start) at time zone p_zone;
+      closes_at := ((v_day + 1) + p_end) at time zone p_zone;
+    end if;
+  else
+    if v_time < p_end then
+      opens_at := p_at;
+      closes_at := (v_day + p_end) at time zone p_zone;
+    elsif v_time < p_start then
+      opens_at := (v_day + p_start) at time zone p_zone;
+      closes_at := ((v_day + 1) + p_end) at time zone p_zone;
+    else
+      opens_at := p_at;
+      closes_at := ((v_day + 1) + p_end) at time zone p_zone;
+    end if;
+  end if;
+  -- A wall time skipped by a change of clocks can put the open after p_at's own.
+  opens_at := greatest(opens_at, p_at);
+end;
+$$;
+
+--
+-- Name: set_schedule(text, text, text, text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.set_schedule(p_job text, p_schedule text, p_timezone text DEFAULT 'UTC'::text, p_catch_up text DEFAULT NULL::text) RETURNS jobs.job
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_job jobs.job;
+  v_spec jsonb;
+  v_zone text := coalesce(p_timezone, 'UTC');
+  v_next timestamptz;
+begin
+  select * into v_job from jobs.job where name = p_job for update;
+  if not found then
+    raise exception 'jobs.set_schedule: no job named %', coalesce(p_job, 'null')
+      using errcode = 'no_data_found', hint = 'select name from jobs.job;';
+  end if;
+  if p_catch_up is not null and p_catch_up not in ('once', 'skip') then
+    raise exception 'jobs.define: catch_up must be once or skip, not %', p_catch_up using errcode = 'invalid_parameter_value';
+  end if;
+  if v_zone is distinct from v_job.timezone then
+    perform jobs.check_time_zone(v_zone, 'jobs.define: timezone');
+  end if;
+  if p_schedule is null then
+    update jobs.job
+       set schedule = null, schedule_spec = null, timezone = v_zone, next_run_at = null,
+           catch_up = coalesce(p_catch_up, 'skip'), updated_at = now()
+     where name = p_job returning * into v_job;
+    return v_job;
+  end if;
+  begin
+    v_spec := jobs.parse_cron(p_schedule);
+  exception when invalid_parameter_value then
+    raise exception 'jobs.define: %', sqlerrm using errcode = 'invalid_parameter_value',
+      hint = 'Five fields: minute hour day-of-month month day-of-week, e.g. ''0 0 * * *'' (daily at midnight).';
+  end;
+  if v_job.schedule_spec is not distinct from v_spec and v_job.timezone = v_zone and v_job.next_run_at is not null then
+    v_next := v_job.next_run_at;
+  else
+    v_next := jobs.cron_next(v_spec, v_zone, now());
+    if v_next is null then
+      raise exception 'jobs.define: schedule "%" never fires (no such date in the next five years)', p_schedule
+        using errcode = 'invalid_parameter_value';
+    end if;
+  end if;
+  update jobs.job
+     set schedule = p_schedule, schedule_spec = v_spec, timezone = v_zone, next_run_at = v_next,
+         catch_up = coalesce(p_catch_up, case when v_spec ->> 'hour_any' = 'true' then 'skip' else 'once' end),
+         updated_at = now()
+   where name = p_job returning * into v_job;
+  return v_job;
 end;
 $$;
 
@@ -2607,6 +3214,23 @@ end;
 $$;
 
 --
+-- Name: start_watched_run(text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.start_watched_run(p_job text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_summary jsonb := jobs.tick(p_job, 'manual');
+begin
+  return v_summary || jsonb_build_object('started_at', pg_catalog.clock_timestamp(), 'task_ids',
+    coalesce((select jsonb_agg(t.id order by t.id) from jobs.task t
+               where t.job_name = p_job and t.state in ('queued', 'running')), '[]'::jsonb));
+end;
+$$;
+
+--
 -- Name: task_contexts(bigint[], uuid[]); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
@@ -2648,6 +3272,21 @@ begin
                  from jsonb_array_elements(v_leased) e
                 where e ->> 'job_name' = v_job.name)) x;
   end loop;
+end;
+$$;
+
+--
+-- Name: task_fit_send_window(); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.task_fit_send_window() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  select w.opens_at, w.closes_at into new.run_after, new.window_until
+    from jobs.send_window_at(new.run_after, new.window_zone, new.window_start, new.window_end) w;
+  return new;
 end;
 $$;
 
@@ -2698,6 +3337,60 @@ begin
   return new;
 end;
 $$;
+
+--
+-- Name: task_take_send_window(); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.task_take_send_window() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_window jsonb := new.payload -> 'send_window';
+  v_field text;
+begin
+  new.payload := new.payload - 'send_window';
+  if v_window is null or v_window = 'null'::jsonb then
+    return new;
+  end if;
+  if jsonb_typeof(v_window) <> 'object' then
+    raise exception 'send_window: must be an object {"time_zone", "start", "end"}, not %', v_window
+      using errcode = 'invalid_parameter_value';
+  end if;
+  select k into v_field from jsonb_object_keys(v_window) k where k not in ('time_zone', 'start', 'end') limit 1;
+  if v_field is not null then
+    raise exception 'send_window.%: unknown field (expected time_zone, start, end)', v_field
+      using errcode = 'invalid_parameter_value';
+  end if;
+  foreach v_field in array array['start', 'end'] loop
+    if coalesce(v_window ->> v_field, '') !~ '^([01][0-9]|2[0-3]):[0-5][0-9]$' then
+      raise exception 'send_window.%: must be a local time HH:MM from 00:00 to 23:59, not %',
+        v_field, coalesce(v_window -> v_field, 'null'::jsonb) using errcode = 'invalid_parameter_value';
+    end if;
+  end loop;
+  if (v_window ->> 'start')::time = (v_window ->> 'end')::time then
+    raise exception 'send_window: start and end are both % (leave send_window out for no window)', v_window ->> 'start'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if jsonb_typeof(v_window -> 'time_zone') is distinct from 'string' then
+    raise exception 'send_window.time_zone: required, a time zone name such as "Asia/Kolkata"'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  begin
+    perform now() at time zone (v_window ->> 'time_zone');
+  exception when others then
+    raise exception 'send_window.time_zone: unknown time zone %', v_window -> 'time_zone'
+      using errcode = 'invalid_parameter_value';
+  end;
+  new.window_zone := v_window ->> 'time_zone';
+  new.window_start := (v_window ->> 'start')::time;
+  new.window_end := (v_window ->> 'end')::time;
+  select w.opens_at, w.closes_at into new.run_after, new.window_until
+    from jobs.send_window_at(new.run_after, new.window_zone, new.window_start, new.window_end) w;
+  return new;
+end;
+$_$;
 
 --
 -- Name: task_transition_allowed(text, text); Type: FUNCTION; Schema: jobs; Owner: -
@@ -2819,6 +3512,51 @@ begin
   end if;
   return v_secret;
 end;
+$$;
+
+--
+-- Name: watched_run_progress(jsonb); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.watched_run_progress(p_run jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_ids bigint[] := array(select jsonb_array_elements_text(p_run -> 'task_ids')::bigint);
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_counts jsonb;
+begin
+  select jsonb_build_object(
+           'tasks', count(*),
+           'succeeded', count(*) filter (where t.state = 'succeeded'),
+           'retried', count(*) filter (where t.state = 'queued' and t.run_after > v_now and t.attempts > 0),
+           'waiting', count(*) filter (where t.state = 'queued' and t.run_after > v_now and t.attempts = 0),
+           'dead', count(*) filter (where t.state = 'dead'),
+           'discarded', count(*) filter (where t.state = 'discarded'),
+           'cancelled', count(*) filter (where t.state = 'cancelled'),
+           'remaining', count(*) filter (where t.state = 'running' or (t.state = 'queued' and t.run_after <= v_now)),
+           'next_attempt_at', min(t.run_after) filter (where t.state = 'queued' and t.run_after > v_now))
+    into v_counts
+    from jobs.task t where t.id = any (v_ids);
+  return jsonb_build_object('job', p_run -> 'job', 'run_id', p_run -> 'run_id', 'discovered', p_run -> 'discovered')
+         || v_counts
+         || jsonb_build_object(
+              'settled', (v_counts ->> 'remaining')::int = 0,
+              'waited_seconds', round(extract(epoch from v_now - (p_run ->> 'started_at')::timestamptz)::numeric, 1),
+              'error', p_run -> 'error');
+end;
+$$;
+
+--
+-- Name: zone_offset(timestamp with time zone, text); Type: FUNCTION; Schema: jobs; Owner: -
+--
+
+CREATE FUNCTION jobs.zone_offset(p_at timestamp with time zone, p_zone text) RETURNS interval
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select (p_at at time zone p_zone) - (p_at at time zone 'UTC');
 $$;
 
 --
@@ -4635,6 +5373,8 @@ CREATE TABLE jobs.run (
     dispatched integer DEFAULT 0 NOT NULL,
     request_ids bigint[] DEFAULT '{}'::bigint[] NOT NULL,
     error text,
+    slot_at timestamp with time zone,
+    missed_slots integer DEFAULT 0 NOT NULL,
     CONSTRAINT run_trigger_check CHECK ((trigger = ANY (ARRAY['cron'::text, 'manual'::text, 'http'::text])))
 );
 
@@ -4643,6 +5383,18 @@ CREATE TABLE jobs.run (
 --
 
 COMMENT ON TABLE jobs.run IS 'One row per tick (cron) or manual run. Batches dispatched later by the chain have run_id null.';
+
+--
+-- Name: COLUMN run.slot_at; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.run.slot_at IS 'For a scheduled run: the slot it ran for.';
+
+--
+-- Name: COLUMN run.missed_slots; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.run.missed_slots IS 'For a scheduled run: slots before it that passed unfired (downtime); they ran as this one.';
 
 --
 -- Name: task; Type: TABLE; Schema: jobs; Owner: -
@@ -4665,12 +5417,17 @@ CREATE TABLE jobs.task (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
+    window_zone text,
+    window_start time without time zone,
+    window_end time without time zone,
+    window_until timestamp with time zone,
     CONSTRAINT task_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT task_finished_iff_terminal CHECK (((state = ANY (ARRAY['succeeded'::text, 'discarded'::text, 'dead'::text, 'cancelled'::text])) = (finished_at IS NOT NULL))),
     CONSTRAINT task_lease_iff_running CHECK ((((state = 'running'::text) = ((lease_token IS NOT NULL) AND (lease_until IS NOT NULL) AND (batch_id IS NOT NULL))) AND ((state = 'running'::text) OR ((lease_token IS NULL) AND (lease_until IS NULL))))),
     CONSTRAINT task_rate_keys_small CHECK ((cardinality(rate_keys) <= 8)),
     CONSTRAINT task_running_has_attempt CHECK (((state <> 'running'::text) OR (attempts >= 1))),
-    CONSTRAINT task_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'discarded'::text, 'dead'::text, 'cancelled'::text])))
+    CONSTRAINT task_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'discarded'::text, 'dead'::text, 'cancelled'::text]))),
+    CONSTRAINT task_window_complete CHECK ((((window_zone IS NULL) = (window_start IS NULL)) AND ((window_zone IS NULL) = (window_end IS NULL)) AND ((window_zone IS NULL) = (window_until IS NULL))))
 );
 
 --
@@ -4698,12 +5455,31 @@ COMMENT ON COLUMN jobs.task.state IS 'queued | running | succeeded | discarded (
 COMMENT ON COLUMN jobs.task.rate_keys IS 'Token buckets (jobs.rate_limit keys) this task takes one token from when claimed, in addition to the job''s rate_limit_key. Honoured only for jobs with task_rate_limits. A missing bucket row means no limit.';
 
 --
+-- Name: COLUMN task.window_zone; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.task.window_zone IS 'Send window (payload.send_window): the task is claimed only between window_start and window_end in this zone.';
+
+--
+-- Name: COLUMN task.window_until; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON COLUMN jobs.task.window_until IS 'End of the window occurrence run_after lies in: a task still queued then waits for the next one.';
+
+--
 -- Name: health; Type: VIEW; Schema: jobs; Owner: -
 --
 
 CREATE VIEW jobs.health AS
  SELECT j.name,
     j.schedule,
+    j.timezone,
+    j.next_run_at,
+    (j.next_run_at AT TIME ZONE j.timezone) AS next_run_local,
+    j.last_slot_at AS prev_run_at,
+    (j.last_slot_at AT TIME ZONE j.timezone) AS prev_run_local,
+    j.last_slot_outcome AS prev_run_outcome,
+    j.catch_up,
     j.enabled,
     j.paused,
     j.suspended_until,
@@ -4734,11 +5510,19 @@ CREATE VIEW jobs.health AS
             x.claimed,
             x.dispatched,
             x.request_ids,
-            x.error
+            x.error,
+            x.slot_at,
+            x.missed_slots
            FROM jobs.run x
           WHERE (x.job_name = j.name)
           ORDER BY x.started_at DESC
          LIMIT 1) r ON (true));
+
+--
+-- Name: VIEW health; Type: COMMENT; Schema: jobs; Owner: -
+--
+
+COMMENT ON VIEW jobs.health IS 'Per job: schedule, next and previous slot (UTC and local), last run, queue, in flight, dead, last error.';
 
 --
 -- Name: rate_limit; Type: TABLE; Schema: jobs; Owner: -
@@ -5832,6 +6616,12 @@ CREATE INDEX batch_in_flight ON jobs.batch USING btree (job_name) WHERE (settled
 CREATE INDEX batch_settled ON jobs.batch USING btree (settled_at) WHERE (settled_at IS NOT NULL);
 
 --
+-- Name: job_next_run; Type: INDEX; Schema: jobs; Owner: -
+--
+
+CREATE INDEX job_next_run ON jobs.job USING btree (next_run_at) WHERE (next_run_at IS NOT NULL);
+
+--
 -- Name: job_rate_limit_key; Type: INDEX; Schema: jobs; Owner: -
 --
 
@@ -5878,6 +6668,12 @@ CREATE UNIQUE INDEX task_open_key ON jobs.task USING btree (job_name, key) WHERE
 --
 
 CREATE INDEX task_running_lease ON jobs.task USING btree (job_name, lease_until) WHERE (state = 'running'::text);
+
+--
+-- Name: task_window_closed; Type: INDEX; Schema: jobs; Owner: -
+--
+
+CREATE INDEX task_window_closed ON jobs.task USING btree (job_name, window_until) WHERE ((state = 'queued'::text) AND (window_zone IS NOT NULL));
 
 --
 -- Name: prospect_events_age; Type: INDEX; Schema: outreach; Owner: -
@@ -6132,6 +6928,12 @@ CREATE INDEX social_accounts_due ON public.social_accounts USING btree (platform
 CREATE INDEX social_accounts_user ON public.social_accounts USING btree (user_id);
 
 --
+-- Name: task task_fit_send_window; Type: TRIGGER; Schema: jobs; Owner: -
+--
+
+CREATE TRIGGER task_fit_send_window BEFORE UPDATE OF state, run_after ON jobs.task FOR EACH ROW WHEN (((new.window_zone IS NOT NULL) AND (new.state = 'queued'::text) AND ((old.state <> 'queued'::text) OR (new.run_after IS DISTINCT FROM old.run_after)))) EXECUTE FUNCTION jobs.task_fit_send_window();
+
+--
 -- Name: task task_guard_insert; Type: TRIGGER; Schema: jobs; Owner: -
 --
 
@@ -6148,6 +6950,12 @@ CREATE TRIGGER task_guard_transition BEFORE UPDATE OF state ON jobs.task FOR EAC
 --
 
 CREATE TRIGGER task_take_rate_keys BEFORE INSERT ON jobs.task FOR EACH ROW WHEN ((new.payload ? 'rate_keys'::text)) EXECUTE FUNCTION jobs.task_take_rate_keys();
+
+--
+-- Name: task task_take_send_window; Type: TRIGGER; Schema: jobs; Owner: -
+--
+
+CREATE TRIGGER task_take_send_window BEFORE INSERT ON jobs.task FOR EACH ROW WHEN ((new.payload ? 'send_window'::text)) EXECUTE FUNCTION jobs.task_take_send_window();
 
 --
 -- Name: clients clients_time_zone; Type: TRIGGER; Schema: public; Owner: -
@@ -6819,6 +7627,12 @@ REVOKE ALL ON FUNCTION jobs.bucket_wait_ms(p_keys text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.cancel(p_task_id bigint, p_reason text) FROM PUBLIC;
 
 --
+-- Name: FUNCTION check_time_zone(p_zone text, p_what text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.check_time_zone(p_zone text, p_what text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION claim_and_dispatch(p_job jobs.job, p_run_id bigint); Type: ACL; Schema: jobs; Owner: -
 --
 
@@ -6855,10 +7669,34 @@ REVOKE ALL ON FUNCTION jobs.claim_wait_ms(p_claims jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.complete(p_task_id bigint, p_lease_token uuid, p_result jsonb) FROM PUBLIC;
 
 --
--- Name: FUNCTION define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text, p_config jsonb, p_batch_size integer, p_max_in_flight integer, p_lease_seconds integer, p_max_attempts integer, p_description text, p_context_function regprocedure, p_apply_function regprocedure, p_backoff_base_seconds numeric, p_backoff_cap_seconds numeric, p_backoff_jitter numeric, p_rate_limit jsonb, p_task_rate_limits boolean); Type: ACL; Schema: jobs; Owner: -
+-- Name: FUNCTION cron_field_values(p_expr text, p_field text, p_text text, p_min integer, p_max integer, p_names text[]); Type: ACL; Schema: jobs; Owner: -
 --
 
-REVOKE ALL ON FUNCTION jobs.define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text, p_config jsonb, p_batch_size integer, p_max_in_flight integer, p_lease_seconds integer, p_max_attempts integer, p_description text, p_context_function regprocedure, p_apply_function regprocedure, p_backoff_base_seconds numeric, p_backoff_cap_seconds numeric, p_backoff_jitter numeric, p_rate_limit jsonb, p_task_rate_limits boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobs.cron_field_values(p_expr text, p_field text, p_text text, p_min integer, p_max integer, p_names text[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION cron_next(p_spec jsonb, p_zone text, p_after timestamp with time zone); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.cron_next(p_spec jsonb, p_zone text, p_after timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION defer_closed_windows(p_job_name text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.defer_closed_windows(p_job_name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text, p_config jsonb, p_batch_size integer, p_max_in_flight integer, p_lease_seconds integer, p_max_attempts integer, p_description text, p_context_function regprocedure, p_apply_function regprocedure, p_backoff_base_seconds numeric, p_backoff_cap_seconds numeric, p_backoff_jitter numeric, p_rate_limit jsonb, p_task_rate_limits boolean, p_timezone text, p_catch_up text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.define(p_name text, p_target_function text, p_discover_function regprocedure, p_schedule text, p_config jsonb, p_batch_size integer, p_max_in_flight integer, p_lease_seconds integer, p_max_attempts integer, p_description text, p_context_function regprocedure, p_apply_function regprocedure, p_backoff_base_seconds numeric, p_backoff_cap_seconds numeric, p_backoff_jitter numeric, p_rate_limit jsonb, p_task_rate_limits boolean, p_timezone text, p_catch_up text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION describe_watched_run(p_progress jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.describe_watched_run(p_progress jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION discard(p_task_id bigint, p_lease_token uuid, p_reason text); Type: ACL; Schema: jobs; Owner: -
@@ -6895,6 +7733,18 @@ REVOKE ALL ON FUNCTION jobs.fail(p_task_id bigint, p_lease_token uuid, p_error t
 --
 
 REVOKE ALL ON FUNCTION jobs.finish_batch(p_batch_id bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION fire_due_schedules(p_now timestamp with time zone); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.fire_due_schedules(p_now timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION fire_schedule(p_job text, p_now timestamp with time zone); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.fire_schedule(p_job text, p_now timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION has_signature(p_function regprocedure, p_result text); Type: ACL; Schema: jobs; Owner: -
@@ -6937,6 +7787,12 @@ REVOKE ALL ON FUNCTION jobs.lock_claims(p_job_name text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION jobs.lock_outcomes(p_job_name text, p_exclusive boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION parse_cron(p_expr text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.parse_cron(p_expr text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION prune(p_keep_finished interval, p_keep_dead interval, p_keep_runs interval, p_keep_cron_details interval, p_keep_http_responses interval, p_max_rows integer); Type: ACL; Schema: jobs; Owner: -
@@ -7029,10 +7885,22 @@ REVOKE ALL ON FUNCTION jobs.retry(p_task_id bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.retry_dead(p_job_name text) FROM PUBLIC;
 
 --
+-- Name: PROCEDURE run_and_wait(IN job text, IN timeout interval, INOUT summary jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON PROCEDURE jobs.run_and_wait(IN job text, IN timeout interval, INOUT summary jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION run_now(p_job text); Type: ACL; Schema: jobs; Owner: -
 --
 
 REVOKE ALL ON FUNCTION jobs.run_now(p_job text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION schedule_grace(); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.schedule_grace() FROM PUBLIC;
 
 --
 -- Name: FUNCTION select_due_tasks(p_job jobs.job, p_want integer); Type: ACL; Schema: jobs; Owner: -
@@ -7041,16 +7909,40 @@ REVOKE ALL ON FUNCTION jobs.run_now(p_job text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.select_due_tasks(p_job jobs.job, p_want integer) FROM PUBLIC;
 
 --
+-- Name: FUNCTION send_window_at(p_at timestamp with time zone, p_zone text, p_start time without time zone, p_end time without time zone, OUT opens_at timestamp with time zone, OUT closes_at timestamp with time zone); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.send_window_at(p_at timestamp with time zone, p_zone text, p_start time without time zone, p_end time without time zone, OUT opens_at timestamp with time zone, OUT closes_at timestamp with time zone) FROM PUBLIC;
+
+--
+-- Name: FUNCTION set_schedule(p_job text, p_schedule text, p_timezone text, p_catch_up text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.set_schedule(p_job text, p_schedule text, p_timezone text, p_catch_up text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION size_rate_limits(p_job text, p_buckets jsonb); Type: ACL; Schema: jobs; Owner: -
 --
 
 REVOKE ALL ON FUNCTION jobs.size_rate_limits(p_job text, p_buckets jsonb) FROM PUBLIC;
 
 --
+-- Name: FUNCTION start_watched_run(p_job text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.start_watched_run(p_job text) FROM PUBLIC;
+
+--
 -- Name: FUNCTION task_contexts(p_task_ids bigint[], p_lease_tokens uuid[]); Type: ACL; Schema: jobs; Owner: -
 --
 
 REVOKE ALL ON FUNCTION jobs.task_contexts(p_task_ids bigint[], p_lease_tokens uuid[]) FROM PUBLIC;
+
+--
+-- Name: FUNCTION task_fit_send_window(); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.task_fit_send_window() FROM PUBLIC;
 
 --
 -- Name: FUNCTION task_guard_insert(); Type: ACL; Schema: jobs; Owner: -
@@ -7071,6 +7963,12 @@ REVOKE ALL ON FUNCTION jobs.task_guard_transition() FROM PUBLIC;
 REVOKE ALL ON FUNCTION jobs.task_take_rate_keys() FROM PUBLIC;
 
 --
+-- Name: FUNCTION task_take_send_window(); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.task_take_send_window() FROM PUBLIC;
+
+--
 -- Name: FUNCTION task_transition_allowed(p_from text, p_to text); Type: ACL; Schema: jobs; Owner: -
 --
 
@@ -7087,6 +7985,18 @@ REVOKE ALL ON FUNCTION jobs.tick(p_job_name text, p_trigger text) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION jobs.vault_secret(p_name text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION watched_run_progress(p_run jsonb); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.watched_run_progress(p_run jsonb) FROM PUBLIC;
+
+--
+-- Name: FUNCTION zone_offset(p_at timestamp with time zone, p_zone text); Type: ACL; Schema: jobs; Owner: -
+--
+
+REVOKE ALL ON FUNCTION jobs.zone_offset(p_at timestamp with time zone, p_zone text) FROM PUBLIC;
 
 --
 -- Name: FUNCTION account_moot_reason(p_status text); Type: ACL; Schema: outreach; Owner: -
