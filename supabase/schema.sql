@@ -1563,7 +1563,8 @@ begin
     end if;
     if v_base = '*' then
       v_lo := p_min;
-      v_hi := p_max;
+      -- Day-of-week runs 0-7 (7 is Sunday again), as in Vixie cron, so 1/2 ends on Sunday.
+      v_hi := p_max + (case when p_field = 'day-of-week' then 1 else 0 end);
     else
       v_bounds := pg_catalog.string_to_array(v_base, '-');
       if pg_catalog.cardinality(v_bounds) > 2 then
@@ -1591,7 +1592,7 @@ begin
       end loop;
       v_lo := v_bounds[1]::int;
       v_hi := case when pg_catalog.cardinality(v_bounds) = 2 then v_bounds[2]::int
-                   when v_part like '%/%' then p_max
+                   when v_part like '%/%' then p_max + (case when p_field = 'day-of-week' then 1 else 0 end)
                    else v_lo end;
       if v_lo > v_hi then
         raise exception 'schedule "%": % range "%" runs backwards', p_expr, p_field, v_base
@@ -1686,7 +1687,9 @@ begin
         elsif (v_c2 at time zone p_zone) = v_wall then
           v_u := v_c2;
         else
-          -- Clocks went forward over this wall time: fire when they jump (to the minute).
+          -- Clocks went forward over this wall time. A job that runs every hour follows real
+          -- time: this slot vanished. Any other fires when the clocks jump (to the minute).
+          continue when v_hour_any;
           v_lo := least(v_c1, v_c2);
           v_hi := greatest(v_c1, v_c2);
           while v_hi - v_lo > interval '1 minute' loop

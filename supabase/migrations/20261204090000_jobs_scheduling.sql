@@ -11,8 +11,9 @@
 --     slot; jobs.job.last_slot_* and jobs.run.slot_at / missed_slots say which.
 -- Wall-clock rules in zones with daylight saving (docs/jobs.md "Schedules"):
 --   - a local time that does not exist (clocks go forward) fires at the moment the clocks jump;
---   - a local time that happens twice (clocks go back) fires once, at its first occurrence, unless
---     the job runs every hour (hour field *): then it follows real time and fires in both.
+--   - a local time that happens twice (clocks go back) fires once, at its first occurrence;
+--   - except for a job that runs every hour (hour field *): it follows real time, so it fires at
+--     both occurrences of a repeated time and not at all at a vanished one (as Vixie cron does).
 --
 -- Also: jobs.run_and_wait (a procedure: commits the tick, waits for that run's tasks, returns the
 -- counts); jobs.task send windows (payload.send_window → the task waits for the recipient's
@@ -62,7 +63,8 @@ begin
     end if;
     if v_base = '*' then
       v_lo := p_min;
-      v_hi := p_max;
+      -- Day-of-week runs 0-7 (7 is Sunday again), as in Vixie cron, so 1/2 ends on Sunday.
+      v_hi := p_max + (case when p_field = 'day-of-week' then 1 else 0 end);
     else
       v_bounds := pg_catalog.string_to_array(v_base, '-');
       if pg_catalog.cardinality(v_bounds) > 2 then
@@ -90,7 +92,7 @@ begin
       end loop;
       v_lo := v_bounds[1]::int;
       v_hi := case when pg_catalog.cardinality(v_bounds) = 2 then v_bounds[2]::int
-                   when v_part like '%/%' then p_max
+                   when v_part like '%/%' then p_max + (case when p_field = 'day-of-week' then 1 else 0 end)
                    else v_lo end;
       if v_lo > v_hi then
         raise exception 'schedule "%": % range "%" runs backwards', p_expr, p_field, v_base
@@ -247,7 +249,9 @@ begin
         elsif (v_c2 at time zone p_zone) = v_wall then
           v_u := v_c2;
         else
-          -- Clocks went forward over this wall time: fire when they jump (to the minute).
+          -- Clocks went forward over this wall time. A job that runs every hour follows real
+          -- time: this slot vanished. Any other fires when the clocks jump (to the minute).
+          continue when v_hour_any;
           v_lo := least(v_c1, v_c2);
           v_hi := greatest(v_c1, v_c2);
           while v_hi - v_lo > interval '1 minute' loop

@@ -194,7 +194,7 @@ describe("cron_next against a brute-force oracle", () => {
         `${rules["second-of-two"]} second of a repeated time (hour *); ${mismatches.length} mismatches`,
     );
     expect(mismatches.slice(0, 20)).toEqual([]);
-    expect(rules.jump).toBeGreaterThan(10);
+    expect(rules.jump).toBeGreaterThan(5); // (jumps of jobs that run every hour vanish instead)
     expect(rules["first-of-two"]).toBeGreaterThan(10);
     expect(rules["second-of-two"]).toBeGreaterThan(2);
   });

@@ -47,7 +47,7 @@ type Item =
 
 interface FieldDef {
   min: number;
-  /** The end of the field for * and n/s (day-of-week: 6, Saturday; 7 is Sunday's alias). */
+  /** The end of the field for * and n/s (day-of-week: 7, Sunday again, as in Vixie cron). */
   end: number;
   /** Highest number accepted (day-of-week: 7). */
   max: number;
@@ -60,7 +60,7 @@ const MONTH: FieldDef = {
   min: 1, end: 12, max: 12,
   names: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
 };
-const DOW: FieldDef = { min: 0, end: 6, max: 7, names: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] };
+const DOW: FieldDef = { min: 0, end: 7, max: 7, names: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] };
 
 function values(def: FieldDef, items: Item[]): boolean[] {
   const set = new Array<boolean>(def.max + 1).fill(false);
@@ -141,8 +141,6 @@ function meaningOf(f: Field[]): Meaning {
 //   - cron-parser treats a day field as unrestricted only when it is exactly "*"; Vixie (and the
 //     engine) when it starts with "*". So "0 0 */2 * 1" is Mondays on odd days for the engine and
 //     Mondays or odd days for cron-parser: not comparable unless the other day field is "*".
-//   - day-of-week n/s: cron-parser runs it to 7 (so "1/2" includes Sunday as 7); the engine to
-//     6, Saturday. Given as "n-6/s", which is what the engine means.
 //   - a list whose items overlap ("*/5,10", "0,7" in day-of-week): cron-parser refuses duplicate
 //     values, Vixie takes the union. Given as the list of the values.
 //   - macros: cron-parser knows them in lower case only, and not @midnight (given as "0 0 * * *").
@@ -157,10 +155,7 @@ function libraryText(f: Field[], macro: string | null): string | null {
     const union = values(defs[i], x.items);
     const overlap = perItem.reduce((n, v) => n + v.filter(Boolean).length, 0) > union.filter(Boolean).length;
     if (overlap) return union.flatMap((on, v) => (on ? [v] : [])).join(",");
-    if (defs[i] !== DOW) return x.text;
-    return x.items
-      .map((it, j) => (it.kind === "num" && it.step !== undefined ? `${it.n}-6/${it.step}` : x.text.split(",")[j]))
-      .join(",");
+    return x.text;
   }).join(" ");
 }
 

@@ -2,8 +2,9 @@
 // the zone's wall clock (offsets from Intl, not from Postgres) and applies the rules of
 // docs/jobs.md "Schedules":
 //   - a wall time the clocks jump over (spring forward) fires at the moment they jump;
-//   - a wall time that happens twice (fall back) fires at its first occurrence only, unless the
-//     hour field is exactly * or */1 (Meaning.hourAny): then at both;
+//   - a wall time that happens twice (fall back) fires at its first occurrence only;
+//   - except when the hour field is exactly * or */1 (Meaning.hourAny): real time, so a repeated
+//     wall time fires at both occurrences and a vanished one not at all;
 //   - day-of-month and day-of-week: either when both are restricted, else both (Meaning.either).
 import { DAY_MS, dayMatches, type Meaning } from "./cron_cases";
 
@@ -108,7 +109,7 @@ export function oracleNext(m: Meaning, clock: ZoneClock, after: number, capDays:
       continue;
     }
     const prevOff = clock.offsetAt(u - MINUTE_MS);
-    if (off > prevOff) {
+    if (off > prevOff && !m.hourAny) {
       // The clocks jumped at u over the wall times [u + prevOff, u + off).
       for (let w = u + prevOff; w < wall; w += MINUTE_MS) if (wallMatches(m, w)) return { at: u, rule: "jump" };
     }

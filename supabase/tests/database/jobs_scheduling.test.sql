@@ -5,7 +5,7 @@
 -- p_now); one transaction, rolled back.
 begin;
 set local search_path = public, extensions;
-select plan(67);
+select plan(69);
 
 do $$
 begin
@@ -78,6 +78,7 @@ select is(jobs.parse_cron('0 9 * jan-mar mon,FRI,7') - 'minute' - 'hour' - 'dom'
 select is(jobs.parse_cron('@daily'), jobs.parse_cron('0 0 * * *'), '@daily is 0 0 * * *');
 select is(jobs.parse_cron('5/20 */6 * * *') -> 'minute', '[5, 25, 45]'::jsonb, 'n/step runs from n to the end');
 select is(jobs.parse_cron('5/20 */6 * * *') -> 'hour', '[0, 6, 12, 18]'::jsonb, '*/6 is every sixth hour');
+select is(jobs.parse_cron('0 0 * * 1/2') -> 'dow', '[0, 1, 3, 5]'::jsonb, 'weekday n/s runs to 7, Sunday, as in Vixie cron');
 
 -- jobs.cron_next in a zone -------------------------------------------------------------------------
 select is(jobs.cron_next(jobs.parse_cron('0 0 * * *'), 'Asia/Kolkata', '2026-12-02 10:00Z'), '2026-12-02 18:30Z'::timestamptz,
@@ -122,6 +123,9 @@ select is((select array_agg(to_char(slot_at at time zone 'UTC', 'DD HH24:MI') or
 select pg_temp.define('pgtap-sched-london-hourly', '0 * * * *', 'Europe/London');
 select is(pg_temp.simulate('pgtap-sched-london-hourly', '2027-10-30 23:00Z', '2027-10-31 23:59Z'), 25,
   'an hourly job runs 25 times on the day the clocks go back');
+select pg_temp.define('pgtap-sched-london-half', '30 * * * *', 'Europe/London');
+select is(pg_temp.simulate('pgtap-sched-london-half', '2027-03-28 00:00Z', '2027-03-28 22:59Z'), 23,
+  'and 23 times on the day they go forward: the vanished 01:30 does not run');
 
 -- IST midnight: the reel job's schedule ---------------------------------------------------------------
 select pg_temp.define('pgtap-sched-ist', '0 0 * * *', 'Asia/Kolkata');
