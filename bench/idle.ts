@@ -7,7 +7,8 @@
 //      Postgres costs with no scheduler at all: autovacuum, background writers, pg_cron's launcher)
 //   3. the window: pg_cron active again; it starts 30 s into a minute once a whole minute ran
 //      with the schedule back, and lasts --idle-minutes whole minutes, so it holds the same
-//      number of minute starts (heartbeats, ticks) wherever it falls
+//      number of minute starts (heartbeats, ticks) wherever it falls; it avoids the minutes where
+//      the hourly and daily jobs fire (msToWindowStart)
 // Per window: the cluster's CPU (bench/idle_cpu.ts), function and statement time, sessions and
 // pg_cron runs (bench/idle_stats.ts). The database keeps the 30 jobs afterwards (the bench stack
 // is thrown away), so this workload runs after the others.
@@ -27,6 +28,7 @@ import {
   type IdleJobs,
   pauseCron,
   prepareIdleJobs,
+  rareFiring,
   resumeCron,
 } from "./idle_setup.ts";
 import {
@@ -135,10 +137,17 @@ async function measureWindow(sql: Sql, pgss: string | null, pgData: string, minu
   };
 }
 
-/** ms until 30 s past the minute after next-but-safe: a whole minute runs with cron active first. */
-function msToWindowStart(now = Date.now()): number {
-  const nextMinute = Math.ceil((now + 3_000) / 60_000) * 60_000;
-  return nextMinute + 30_000 - now;
+/**
+ * ms until the window starts: 30 s past a minute, after at least one whole minute with pg_cron
+ * active, and (for windows under 55 min) holding no minute where the hourly or daily jobs fire,
+ * so every window holds the same firings: one of the 10 `*\/5` jobs' per five minutes.
+ */
+function msToWindowStart(minutes: number, now = Date.now()): number {
+  let minute = Math.ceil((now + 3_000) / 60_000) * 60_000;
+  const clean = (m: number) =>
+    minutes >= 55 || !Array.from({ length: minutes }, (_, i) => new Date(m + (i + 1) * 60_000)).some(rareFiring);
+  while (!clean(minute)) minute += 60_000;
+  return minute + 30_000 - now;
 }
 
 export async function runIdle(
@@ -175,7 +184,7 @@ export async function runIdle(
       await resumeCron(sql, paused);
     }
     const cronEntries = await activeCronEntries(sql);
-    const wait = msToWindowStart();
+    const wait = msToWindowStart(cfg.minutes);
     log(`idle: pg_cron active again (${cronEntries.length} entries); the ${cfg.minutes} min window starts in ${(wait / 1000).toFixed(0)} s, ` +
       `ends about ${new Date(Date.now() + wait + cfg.minutes * 60_000).toISOString()}`);
     await sleep(wait);

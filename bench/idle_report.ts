@@ -213,8 +213,9 @@ export function renderIdle(results: IdleResults): string {
       "Baseline: every pg_cron entry inactive. Window: pg_cron active, starting 30 s into a minute, whole minutes long. CPU = utime + stime " +
       "of the postmaster and all its descendants from /proc, with the postmaster's cutime + cstime for the backends that exited (every " +
       "pg_cron 1.4 run is a new session; so is each dblink heartbeat). This CPU time is the honest DB time: it includes connection setup, " +
-      "which the SQL figures do not. A `*/5` schedule fires once in every 5 whole minutes; a window that holds a full hour (`0 * * * *`) " +
-      "fires 10 more ticks (see the runs table).",
+      "which the SQL figures do not. The window holds no minute where the hourly or daily jobs fire (it waits for the next one " +
+      "that does not, so windows are alike wherever they fall): 10 `*/5` ticks per five minutes, 2 per minute. Averaged over a day the " +
+      "hourly and daily jobs add 10/60 + 10/1440 ≈ 0.17 ticks per minute; the cost of one tick is in the single-call table.",
     "",
     ...table(["", ...ms.map((m) => `${m.label} (commit ${m.commit.head}, pg_cron ${m.pgCron})`)],
       rows[0]?.map(([k], i) => [k, ...rows.map((r) => r[i][1])]) ?? []),

@@ -10,12 +10,15 @@ type Sql = ReturnType<typeof postgres>;
 
 export const IDLE_SCHEMA = "idle_bench";
 export const IDLE_PREFIX = "idle-";
-/** 10 every five minutes, 10 hourly, 10 daily. */
-export const IDLE_SCHEDULES: { schedule: string; jobs: number }[] = [
-  { schedule: "*/5 * * * *", jobs: 10 },
-  { schedule: "0 * * * *", jobs: 10 },
-  { schedule: "30 18 * * *", jobs: 10 },
+/** 10 every five minutes, 10 hourly, 10 daily (UTC); `rare`: fires less than every five minutes. */
+export const IDLE_SCHEDULES: { schedule: string; jobs: number; rare: boolean; firesAt(d: Date): boolean }[] = [
+  { schedule: "*/5 * * * *", jobs: 10, rare: false, firesAt: (d) => d.getUTCMinutes() % 5 === 0 },
+  { schedule: "0 * * * *", jobs: 10, rare: true, firesAt: (d) => d.getUTCMinutes() === 0 },
+  { schedule: "30 18 * * *", jobs: 10, rare: true, firesAt: (d) => d.getUTCHours() === 18 && d.getUTCMinutes() === 30 },
 ];
+
+/** Whether the hourly or daily jobs are due at the minute starting at `d`. */
+export const rareFiring = (d: Date) => IDLE_SCHEDULES.some((s) => s.rare && s.firesAt(d));
 
 export interface IdleJobs {
   defined: number;
