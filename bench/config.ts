@@ -4,6 +4,9 @@
 //   npm run bench -- --quick          N = 1000, C = 50, 20 ms, 1 rep, quick scaling (< 2 min)
 //   npm run bench -- --n 2000 --reps 1 --contenders duework,http-ceiling --c 50 --latency 20
 //   npm run bench -- --workloads w2   W2 only (booking reminders: throughput vs HTTP ceiling, rate-limit accuracy)
+//   npm run bench -- --workloads idle --idle-label before
+//                                     the scheduler's idle cost with 30 jobs, nothing due (bench/idle.ts; not in the
+//                                     default set): --idle-minutes (5; --quick 2), --idle-baseline-minutes (2; --quick 1)
 import { parseArgs } from "node:util";
 
 export const CONTENDERS = ["duework", "graphile-worker", "pg-boss", "http-ceiling"] as const;
@@ -16,8 +19,20 @@ export const LABELS: Record<ContenderId, string> = {
   "http-ceiling": "HTTP-only ceiling",
 };
 
-export const WORKLOADS = ["w1", "w2"] as const;
+export const WORKLOADS = ["w1", "w2", "idle"] as const;
 export type WorkloadId = typeof WORKLOADS[number];
+/** What runs without --workloads: idle takes minutes of waiting and replaces the database's jobs. */
+export const DEFAULT_WORKLOADS: WorkloadId[] = ["w1", "w2"];
+
+/** The idle-cost workload (bench/idle.ts). */
+export interface IdleConfig {
+  /** Length of the measured window with the scheduler running (whole minutes). */
+  minutes: number;
+  /** Length of the window with every pg_cron entry inactive (0 = none). */
+  baselineMinutes: number;
+  /** Name of the measurement in results.json and RESULTS.md ("before", "after"); same label = replaced. */
+  label: string;
+}
 
 /** W2 "booking reminders" (bench/w2.ts). */
 export interface W2Config {
@@ -54,6 +69,7 @@ export interface RunPlanItem extends Cell {
 export interface BenchConfig {
   workloads: WorkloadId[];
   w2: W2Config;
+  idle: IdleConfig;
   n: number;
   quick: boolean;
   contenders: ContenderId[];
@@ -101,6 +117,9 @@ export function parseConfig(args: string[]): BenchConfig {
       "w2-refill": { type: "string" },
       "w2-capacity": { type: "string" },
       "w2-heartbeat": { type: "string" },
+      "idle-minutes": { type: "string" },
+      "idle-baseline-minutes": { type: "string" },
+      "idle-label": { type: "string" },
     },
   });
   const quick = values.quick ?? false;
@@ -124,11 +143,11 @@ export function parseConfig(args: string[]): BenchConfig {
   }
   const workloads = values.workloads !== undefined
     ? values.workloads.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean)
-    : [...WORKLOADS];
+    : [...DEFAULT_WORKLOADS];
   for (const w of workloads) {
     if (!WORKLOADS.includes(w as WorkloadId)) throw new Error(`--workloads: unknown ${JSON.stringify(w)}; known: ${WORKLOADS.join(", ")}`);
   }
-  if (workloads.length === 0) throw new Error("--workloads: name at least one of w1, w2");
+  if (workloads.length === 0) throw new Error(`--workloads: name at least one of ${WORKLOADS.join(", ")}`);
   const w2Bookings = values["w2-bookings"] !== undefined ? intList(values["w2-bookings"], "w2-bookings")[0] : quick ? 1000 : 5000;
   const w2Emails = values["w2-emails"] !== undefined ? intList(values["w2-emails"], "w2-emails")[0] : quick ? 100 : 300;
   if (w2Bookings <= 0 || w2Emails <= 20) throw new Error("--w2-bookings must be positive and --w2-emails above 20 (the rate is measured from the 10th send)");
@@ -138,11 +157,19 @@ export function parseConfig(args: string[]): BenchConfig {
   if (!(rateCapacity >= 1)) throw new Error("--w2-capacity must be a number >= 1 (a bucket holds at least one token)");
   const heartbeat = values["w2-heartbeat"] ?? "local";
   if (heartbeat !== "local" && heartbeat !== "hosted") throw new Error("--w2-heartbeat must be local or hosted");
+  const idleMinutes = values["idle-minutes"] !== undefined ? intList(values["idle-minutes"], "idle-minutes")[0] : quick ? 2 : 5;
+  if (idleMinutes < 1) throw new Error("--idle-minutes must be at least 1");
+  const baselineMinutes = values["idle-baseline-minutes"] !== undefined
+    ? intList(values["idle-baseline-minutes"], "idle-baseline-minutes")[0]
+    : quick ? 1 : 2;
+  const idleLabel = (values["idle-label"] ?? "before").trim();
+  if (!/^[\w.-]{1,40}$/.test(idleLabel)) throw new Error("--idle-label: 1-40 letters, digits, '.', '_' or '-'");
   const out = values.out ?? "bench";
   const peerRuntime = values["peer-runtime"] ?? "deno";
   if (peerRuntime !== "deno" && peerRuntime !== "node") throw new Error(`--peer-runtime must be deno or node`);
   return {
     workloads: WORKLOADS.filter((w) => workloads.includes(w)),
+    idle: { minutes: idleMinutes, baselineMinutes, label: idleLabel },
     w2: { bookings: w2Bookings, rateEmails: w2Emails, latencyMs: 20, c: 50, rateLimitPerSecond: 10, rateRefill, rateCapacity, heartbeat, callbacks: values["w2-callbacks"] ?? false },
     n,
     quick,

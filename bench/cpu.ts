@@ -4,19 +4,21 @@
 // workers that exit between the samples are still counted.
 import { readdirSync, readFileSync } from "node:fs";
 
-let ticksPerSecond = 100;
+export let ticksPerSecond = 100;
 try {
   const out = new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped", stderr: "null" }).outputSync();
   ticksPerSecond = Number(new TextDecoder().decode(out.stdout).trim()) || 100;
 } catch { /* Linux default */ }
 
-interface ProcStat {
+/** One process's /proc/<pid>/stat times, in clock ticks (ticksPerSecond). */
+export interface ProcStat {
   ppid: number;
   own: number;
   reaped: number;
 }
 
-function scan(): Map<number, ProcStat> {
+/** Every live process of the host, by PID. */
+export function scanProcs(): Map<number, ProcStat> {
   const procs = new Map<number, ProcStat>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -50,29 +52,35 @@ function hostCpu(): { busy: number; total: number } {
   return { busy: (total - v[3] - v[4]) / ticksPerSecond, total: total / ticksPerSecond };
 }
 
-export function sampleCpu(roots: CpuRoots): CpuSample {
-  const procs = scan();
+/** `root` and every live descendant of it (root first; empty if root is gone). */
+export function processTree(procs: Map<number, ProcStat>, root: number): number[] {
   const children = new Map<number, number[]>();
   for (const [pid, p] of procs) {
     if (!children.has(p.ppid)) children.set(p.ppid, []);
     children.get(p.ppid)!.push(pid);
   }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    if (!procs.has(pid)) continue;
+    out.push(pid);
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** CPU ticks of a tree: each member's own time plus what it reaped from exited children. */
+export function treeTicks(procs: Map<number, ProcStat>, members: number[]): number {
+  return members.reduce((a, pid) => a + procs.get(pid)!.own + procs.get(pid)!.reaped, 0);
+}
+
+export function sampleCpu(roots: CpuRoots): CpuSample {
+  const procs = scanProcs();
   const out: Record<string, number> = {};
   for (const [name, root] of Object.entries(roots)) {
     if (!root) continue;
-    let ticks = 0;
-    const stack = [root.pid];
-    while (stack.length) {
-      const pid = stack.pop()!;
-      const p = procs.get(pid);
-      if (!p) continue;
-      if (root.tree) {
-        ticks += p.own + p.reaped;
-        stack.push(...(children.get(pid) ?? []));
-      } else {
-        ticks += p.own;
-      }
-    }
+    const ticks = root.tree ? treeTicks(procs, processTree(procs, root.pid)) : procs.get(root.pid)?.own ?? 0;
     out[name] = ticks / ticksPerSecond;
   }
   const host = hostCpu();

@@ -1,7 +1,8 @@
 // `npm run bench`: W1 "token refresh drain" for Duework and its peers on the bench stack, W2
-// "booking reminders" (bench/w2_run.ts), then the scaling section (bench/scaling.ts). Writes
-// bench/RESULTS.md and bench/results.json; exits non-zero if any run failed a check. See
-// README.md "Benchmark" and bench/config.ts for options.
+// "booking reminders" (bench/w2_run.ts), then the scaling section (bench/scaling.ts), and with
+// `--workloads idle` the scheduler's idle cost (bench/idle.ts, last: it replaces the jobs).
+// Writes bench/RESULTS.md and bench/results.json (an idle-only run: its section and entry only);
+// exits non-zero if any run failed a check. See README.md "Benchmark" and bench/config.ts.
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -15,6 +16,9 @@ import { machineInfo } from "./machine.ts";
 import { renderResults } from "./report.ts";
 import { runW2 } from "./w2_run.ts";
 import type { W2Results } from "./w2.ts";
+import { runIdle } from "./idle.ts";
+import { printIdle } from "./idle_report.ts";
+import { previousIdle, withMeasurement, writeIdleOnly } from "./idle_results.ts";
 
 let cfg: BenchConfig;
 try {
@@ -32,6 +36,12 @@ if (cfg.workloads.includes("w1")) console.log(
     (cfg.zeroCells.length ? `, plus ${cfg.zeroCells.map((c) => `${c.latencyMs} ms C=${c.c}`).join(", ")} x 1` : "") +
     `; peers run under ${cfg.peerRuntime}`,
 );
+
+const idleOnly = cfg.workloads.every((w) => w === "idle");
+if (cfg.workloads.includes("idle")) {
+  console.log(`idle: the scheduler's idle cost with 30 jobs, a ${cfg.idle.minutes} min window` +
+    (cfg.idle.baselineMinutes ? ` after a ${cfg.idle.baselineMinutes} min baseline` : "") + `, label "${cfg.idle.label}"`);
+}
 
 const { stack, ready } = await startBenchStack();
 let interrupted = false;
@@ -62,6 +72,9 @@ try {
   await duework?.init(cfg.batch);
 
   const records: RunRecord[] = [];
+  const jsonPath = resolve(bench.cfg.projectRoot, cfg.resultsJson);
+  const mdPath = resolve(bench.cfg.projectRoot, cfg.resultsMd);
+  let idle = previousIdle(jsonPath);
   const results = () => ({
     startedAt: benchStarted.toISOString(),
     finishedAt: new Date().toISOString(),
@@ -70,11 +83,12 @@ try {
     runs: records,
     w2,
     scaling: scaling as unknown,
+    idle,
   });
   let scaling: unknown = null;
   let w2: W2Results | null = null;
-  await mkdir(dirname(resolve(bench.cfg.projectRoot, cfg.resultsJson)), { recursive: true });
-  const writeJson = () => writeFile(resolve(bench.cfg.projectRoot, cfg.resultsJson), JSON.stringify(results(), null, 2) + "\n");
+  await mkdir(dirname(jsonPath), { recursive: true });
+  const writeJson = () => (idleOnly ? Promise.resolve() : writeFile(jsonPath, JSON.stringify(results(), null, 2) + "\n"));
 
   for (const [i, item] of plan.entries()) {
     const runId = `${Date.now().toString(36)}-${i}`;
@@ -131,7 +145,9 @@ try {
   const scalingPath = join(bench.cfg.projectRoot, "bench", "scaling.ts");
   let renderScaling: ((r: unknown) => string) | null = null;
   let scalingNote: string | null = null;
-  if (!cfg.scaling) {
+  if (idleOnly) {
+    scalingNote = null;
+  } else if (!cfg.scaling) {
     scalingNote = "Scaling section skipped (--no-scaling).";
   } else if (!existsSync(scalingPath)) {
     scalingNote = "Scaling section skipped: bench/scaling.ts does not exist yet.";
@@ -149,9 +165,22 @@ try {
     }
   }
   if (scalingNote) console.log(scalingNote);
-  await writeJson();
-  const md = renderResults(results(), renderScaling ? renderScaling(scaling) : `## Scaling\n\n${scalingNote}\n`);
-  await writeFile(resolve(bench.cfg.projectRoot, cfg.resultsMd), md);
+  if (cfg.workloads.includes("idle")) {
+    try {
+      const m = await runIdle(cfg.idle, { dbUrl: bench.info.db_url, pgData: bench.cfg.pgData, projectRoot: bench.cfg.projectRoot }, machine);
+      idle = withMeasurement(idle, m);
+      printIdle(m);
+    } catch (e) {
+      console.error(`idle workload failed: ${(e as Error).stack ?? e}`);
+      exitCode = 1;
+    }
+  }
+  if (idleOnly) {
+    if (idle) await writeIdleOnly(jsonPath, mdPath, idle);
+  } else {
+    await writeJson();
+    await writeFile(mdPath, renderResults(results(), renderScaling ? renderScaling(scaling) : `## Scaling\n\n${scalingNote}\n`));
+  }
   console.log(`\nwrote ${cfg.resultsMd} and ${cfg.resultsJson}`);
   // (w2 is assigned in a callback too, so TypeScript would narrow it to null here.)
   const w2Final = w2 as W2Results | null;
@@ -159,7 +188,9 @@ try {
   const w2Broken = w2Final?.rateError ? 1 : 0;
   const all = [...records, ...w2Runs];
   const failed = all.filter((r) => !r.ok).length + w2Broken;
-  if (failed) {
+  if (all.length === 0 && idleOnly) {
+    // The idle workload has no pass/fail checks; its goal is reported in its section.
+  } else if (failed) {
     console.log(`${failed} of ${all.length + w2Broken} runs failed a check`);
     exitCode = 1;
   } else {

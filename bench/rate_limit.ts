@@ -6,6 +6,7 @@
 import type postgres from "npm:postgres@^3.4.9";
 import type { BenchStack } from "./stack.ts";
 import { cpuDelta, sampleCpu } from "./cpu.ts";
+import { functionDelta, functionStats } from "./function_stats.ts";
 import type { SandboxClient } from "./sandbox.ts";
 import { loggedPosts, maxInWindow, resendSeen, setupReminderFakes, steadyRate } from "./reminders_sandbox.ts";
 import { THROUGHPUT_BUCKETS } from "./contenders/duework_reminders.ts";
@@ -13,8 +14,6 @@ import {
   type Bucket,
   configureReminders,
   dbChecks,
-  functionDelta,
-  functionStats,
   RATE_TOLERANCE,
   REMINDER_JOB,
   reminderKey,

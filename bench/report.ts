@@ -1,6 +1,6 @@
 // bench/RESULTS.md from the run records: W1's summary, targets (PASS/MISS), one table per
 // configuration, how each contender was set up; W2's section (bench/w2_report.ts); machine.
-// The scaling markdown is appended.
+// The scaling markdown is appended, then the idle section (bench/idle_report.ts) if measured.
 import { type BenchConfig, type Cell, type ContenderId, LABELS } from "./config.ts";
 import { cpuPer1000, type RunRecord } from "./record.ts";
 import type { MachineInfo } from "./machine.ts";
@@ -11,6 +11,8 @@ import * as bossDesc from "./contenders/pg_boss.ts";
 import * as ceilingDesc from "./contenders/http_ceiling.ts";
 import type { W2Results } from "./w2.ts";
 import { renderW2 } from "./w2_report.ts";
+import type { IdleResults } from "./idle.ts";
+import { renderIdle } from "./idle_report.ts";
 
 /** The issue's targets at 20 ms, C = 50. */
 const PEER_RATIO_TARGET = 1.3;
@@ -23,6 +25,8 @@ export interface Results {
   runs: RunRecord[];
   /** W2 "booking reminders", when it ran. */
   w2?: W2Results | null;
+  /** The idle measurements (carried over from earlier runs). */
+  idle?: IdleResults | null;
 }
 
 const CPU_KEYS: [string, string][] = [
@@ -229,5 +233,6 @@ export function renderResults(res: Results, scalingMd: string): string {
     scalingMd.trim(),
     "",
   );
+  if (res.idle?.measurements.length) out.push(renderIdle(res.idle), "");
   return out.join("\n");
 }

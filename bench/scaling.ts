@@ -20,19 +20,12 @@
 import postgres from "npm:postgres@^3.4.9";
 import { parseArgs } from "node:util";
 import { performance } from "node:perf_hooks";
+import { type Dist, dist } from "./stats.ts";
 
 export interface ScalingOptions {
   dbUrl: string;
   quick: boolean;
   log?: (line: string) => void;
-}
-
-export interface Dist {
-  n: number;
-  median: number;
-  p95: number;
-  min: number;
-  max: number;
 }
 
 export interface ScalingPlan {
@@ -101,15 +94,6 @@ const BACKLOG = 2000;
 /** Claim + complete is measured in this many separate rounds per size (see the measuring loop). */
 const ROUNDS = 3;
 const CHUNK = 1_000_000;
-
-function dist(values: number[]): Dist {
-  const v = [...values].sort((a, b) => a - b);
-  if (v.length === 0) return { n: 0, median: NaN, p95: NaN, min: NaN, max: NaN };
-  const mid = Math.floor(v.length / 2);
-  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-  const p95 = v[Math.min(v.length - 1, Math.ceil(0.95 * v.length) - 1)];
-  return { n: v.length, median, p95, min: v[0], max: v[v.length - 1] };
-}
 
 function parsePlan(lines: string[]): ScalingPlan {
   const text = lines.join("\n");

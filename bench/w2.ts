@@ -254,41 +254,6 @@ export const CEILING_GOAL = 0.85;
 export const RATE_TOLERANCE = 0.05;
 
 /**
- * Per-function call counts and time in Postgres (pg_stat_user_functions; W2 turns
- * track_functions = 'pl' on for its runs): where the engine's database time goes.
- */
-export type FunctionStats = Map<string, { calls: number; totalMs: number; selfMs: number }>;
-
-export async function functionStats(sql: Sql): Promise<FunctionStats> {
-  await sql`select pg_stat_clear_snapshot()`;
-  const rows = await sql`
-    select schemaname || '.' || funcname as name, sum(calls)::bigint as calls,
-           sum(total_time)::float8 as total_ms, sum(self_time)::float8 as self_ms
-      from pg_stat_user_functions where schemaname in ('jobs', 'bookings', 'public')
-     group by 1`;
-  return new Map(rows.map((r) => [r.name as string, { calls: Number(r.calls), totalMs: r.total_ms, selfMs: r.self_ms }]));
-}
-
-/** after − before, the functions with the most total time first (top `limit`). */
-export function functionDelta(before: FunctionStats, after: FunctionStats, limit = 12) {
-  const out: { name: string; calls: number; totalMs: number; selfMs: number }[] = [];
-  for (const [name, a] of after) {
-    const b = before.get(name) ?? { calls: 0, totalMs: 0, selfMs: 0 };
-    if (a.calls - b.calls > 0) {
-      out.push({ name, calls: a.calls - b.calls, totalMs: Math.round(a.totalMs - b.totalMs), selfMs: Math.round(a.selfMs - b.selfMs) });
-    }
-  }
-  return out.sort((x, y) => y.totalMs - x.totalMs).slice(0, limit);
-}
-
-/** pg_stat_user_functions on (track_functions = pl) for the W2 runs, or back to the default. */
-export async function trackFunctions(sql: Sql, on: boolean): Promise<void> {
-  if (on) await sql`alter system set track_functions = 'pl'`;
-  else await sql`alter system reset track_functions`;
-  await sql`select pg_reload_conf()`;
-}
-
-/**
  * Adds `unaccounted`: busy CPU-s of the host between the samples that no measured process tree
  * used (the kernel's loopback networking, and any other load on the machine: a figure well
  * above a few tenths of a second says the run was disturbed).

@@ -8,6 +8,7 @@ import type { BenchConfig } from "./config.ts";
 import type { BenchStack } from "./stack.ts";
 import type { SandboxClient } from "./sandbox.ts";
 import { cpuDelta, sampleCpu } from "./cpu.ts";
+import { trackFunctions } from "./function_stats.ts";
 import { type PeerRuntime, setLivePeer, spawnPeer } from "./peer_run.ts";
 import type { PeerSpec } from "./peer_support.ts";
 import { sandboxClientEnv } from "../scripts/local/stack/supervisor.ts";
@@ -31,7 +32,6 @@ import {
   RATE_TOLERANCE,
   resetW2,
   settle,
-  trackFunctions,
   type W2Results,
   type W2Run,
   withUnaccounted,

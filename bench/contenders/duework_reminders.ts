@@ -17,11 +17,10 @@ import {
 } from "../reminders_sandbox.ts";
 import type { SandboxClient } from "../sandbox.ts";
 import { waitForMinuteHeartbeat } from "../w2_heartbeat.ts";
+import { functionDelta, functionStats } from "../function_stats.ts";
 import {
   configureReminders,
   dbChecks,
-  functionDelta,
-  functionStats,
   phoneOf,
   REMINDER_JOB,
   REMINDER_JOBS,
