@@ -17,9 +17,9 @@
 --
 -- Also: jobs.run_and_wait (a procedure: commits the tick, waits for that run's tasks, returns the
 -- counts); jobs.task send windows (payload.send_window → the task waits for the recipient's
--- local hours, also when a backlog runs past the window's end); the heartbeat visits only jobs
--- with work in flight or due (the idle cost), and on pg_cron 1.4 its six heartbeats share one
--- dblink session.
+-- local hours; claims skip one whose window closed, the heartbeat moves it on); the heartbeat visits only jobs
+-- with work in flight or due (the idle cost), and on pg_cron 1.4 its six heartbeats run in
+-- pg_cron's own session, committing after each (a procedure, no dblink).
 
 -- ---------------------------------------------------------------------------------------------
 -- Cron expressions: parsed once, evaluated in a time zone
@@ -611,7 +611,10 @@ create trigger task_fit_send_window before update of state, run_after on jobs.ta
   execute function jobs.task_fit_send_window();
 
 -- Tasks still queued when their window closed (a backlog, a rate limit) wait for the next one.
--- Called before every claim, so a claim never takes a task outside its window.
+-- The heartbeat calls it for every job it visits (one with due work), so such a task moves within
+-- 10 s; until then the claims below skip it (window_until). The ids are collected once (an
+-- InitPlan): written as "id in (subquery)", stale statistics could make it a semi join that runs
+-- the locking subquery once per task of the job.
 create function jobs.defer_closed_windows(p_job_name text)
 returns int
 language plpgsql
@@ -621,17 +624,18 @@ declare
   v_count int;
 begin
   update jobs.task t set run_after = now(), updated_at = now()
-   where t.id in (select x.id from jobs.task x
-                   where x.job_name = p_job_name and x.state = 'queued' and x.window_zone is not null
-                     and x.window_until <= now()
-                     for update skip locked);
+   where t.id = any (array(
+           select x.id from jobs.task x
+            where x.job_name = p_job_name and x.state = 'queued' and x.window_zone is not null
+              and x.window_until <= now() and x.run_after <= now()
+              for update skip locked));
   get diagnostics v_count = row_count;
   return v_count;
 end;
 $$;
 
--- As in 20261123100000_jobs_core.sql, after deferring tasks whose window closed: the selections
--- below (and jobs.claim_due_tasks) read run_after <= now(), which those no longer meet.
+-- As in 20261123100000_jobs_core.sql and 20261203090000_jobs_bucket_lock_order.sql, except that
+-- a task whose send window closed is not taken (a column compare: no cost for tasks without one).
 create or replace function jobs.select_due_tasks(p_job jobs.job, p_want int)
 returns bigint[]
 language plpgsql
@@ -644,7 +648,6 @@ begin
   if v_want <= 0 then
     return null;
   end if;
-  perform jobs.defer_closed_windows(p_job.name);
   if p_job.task_rate_limits then
     return nullif(jobs.claim_due_tasks(p_job, v_want), '{}'::bigint[]);
   end if;
@@ -657,6 +660,7 @@ begin
   select array_agg(id order by run_after, id) into v_ids
     from (select t.id, t.run_after from jobs.task t
            where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+             and (t.window_until is null or t.window_until > now())
            order by t.run_after, t.id
            limit v_want
              for update skip locked) due;
@@ -667,12 +671,104 @@ begin
 end;
 $$;
 
+create or replace function jobs.claim_due_tasks(p_job jobs.job, p_want int)
+returns bigint[]
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_want int := coalesce(p_want, 0);
+  v_scan int := greatest(coalesce(p_want, 0) * 50, 1000);
+  v_ids bigint[] := '{}'::bigint[];
+  v_avail jsonb := '{}'::jsonb;
+  v_cand record;
+  v_key text;
+  v_ok boolean;
+  v_locked bigint;
+begin
+  if v_want <= 0 then
+    return v_ids;
+  end if;
+  perform jobs.lock_claims(p_job.name);
+  -- A key without a bucket row is not limited.
+  for v_key in
+    select k.key from (
+      select p_job.rate_limit_key as key where p_job.rate_limit_key is not null
+      union
+      select unnest(d.rate_keys)
+        from (select t.rate_keys from jobs.task t
+               where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+               and (t.window_until is null or t.window_until > now())
+               order by t.run_after, t.id
+               limit v_scan) d) k
+     order by k.key
+  loop
+    v_avail := v_avail || jsonb_build_object(v_key, coalesce(jobs.rate_limit_hold(v_key), 2147483647));
+  end loop;
+  if p_job.rate_limit_key is not null then
+    v_want := least(v_want, (v_avail ->> p_job.rate_limit_key)::int);
+    if v_want <= 0 then
+      return v_ids;
+    end if;
+  end if;
+
+  for v_cand in
+    select t.id, t.rate_keys from jobs.task t
+     where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+               and (t.window_until is null or t.window_until > now())
+     order by t.run_after, t.id
+     limit v_scan
+  loop
+    exit when cardinality(v_ids) >= v_want;
+    v_ok := true;
+    foreach v_key in array coalesce(v_cand.rate_keys, '{}'::text[]) loop
+      if not v_avail ? v_key then
+        -- A task queued since the keys were locked: its bucket is taken now (rare).
+        v_avail := v_avail || jsonb_build_object(v_key, coalesce(jobs.rate_limit_hold(v_key), 2147483647));
+      end if;
+      if (v_avail ->> v_key)::int < 1 then
+        v_ok := false;
+        exit;
+      end if;
+    end loop;
+    continue when not v_ok;
+
+    v_locked := null;
+    select t.id into v_locked from jobs.task t
+     where t.id = v_cand.id and t.state = 'queued' and t.run_after <= now()
+               and (t.window_until is null or t.window_until > now())
+       for update skip locked;
+    continue when v_locked is null;
+
+    v_ids := v_ids || v_locked;
+    foreach v_key in array coalesce(v_cand.rate_keys, '{}'::text[]) loop
+      v_avail := jsonb_set(v_avail, array[v_key], to_jsonb((v_avail ->> v_key)::int - 1));
+    end loop;
+  end loop;
+
+  if cardinality(v_ids) > 0 then
+    perform jobs.rate_limit_take(c.k, c.n::int)
+       from (select k, count(*) as n
+               from jobs.task t, unnest(t.rate_keys) as k
+              where t.id = any (v_ids)
+              group by k
+              order by k) c;
+    if p_job.rate_limit_key is not null then
+      perform jobs.rate_limit_take(p_job.rate_limit_key, cardinality(v_ids));
+    end if;
+  end if;
+  return v_ids;
+end;
+$$;
+
+
 -- ---------------------------------------------------------------------------------------------
 -- The heartbeat: schedules, then the jobs with work
 
 -- As before (reap and restart the dispatch chain of every enabled job), plus: fires the due
 -- schedules first, and visits only jobs with something in flight or due, so 30 idle jobs cost a
--- few index probes rather than 30 reaps and claims.
+-- few index probes rather than 30 reaps and claims. Vault is read only when there is work (a
+-- decryption is most of what an idle heartbeat in a fresh session would cost).
 create or replace function jobs.heartbeat()
 returns int
 language plpgsql
@@ -682,12 +778,9 @@ declare
   v_job jobs.job;
   v_claimed int;
   v_total int := 0;
+  v_checked boolean := false;
 begin
   perform jobs.fire_due_schedules();
-  if not jobs.dispatch_secrets_present() then
-    raise warning 'jobs.heartbeat: Vault secret project_url is missing; nothing dispatched';
-    return 0;
-  end if;
   for v_job in
     select j.* from jobs.job j
      where j.enabled
@@ -697,8 +790,16 @@ begin
      order by j.name
        for update skip locked
   loop
+    if not v_checked then
+      if not jobs.dispatch_secrets_present() then
+        raise warning 'jobs.heartbeat: Vault secret project_url is missing; nothing dispatched';
+        return 0;
+      end if;
+      v_checked := true;
+    end if;
     -- One job's failure (e.g. a dropped target) must not stop the others' chains.
     begin
+      perform jobs.defer_closed_windows(v_job.name);
       perform jobs.reap(v_job);
       select c.claimed into v_claimed from jobs.claim_and_dispatch(v_job, null) c;
       v_total := v_total + v_claimed;
@@ -711,64 +812,48 @@ begin
 end;
 $$;
 
--- pg_cron 1.4 only (see 20261123100000_jobs_core.sql): the minute's heartbeats now share one
--- dblink session (each statement still commits on its own, so each has its own now()), instead
--- of a new connection each.
+-- pg_cron 1.4 only (see 20261123100000_jobs_core.sql): the minute's heartbeats become a procedure
+-- that runs them in pg_cron's own session and COMMITs after each one, instead of a function that
+-- opened a dblink session for them. Each heartbeat is still its own transaction (its own now()),
+-- the minute costs one new session instead of two, the heartbeats after the first find their
+-- caches warm (the idle cost: bench "idle"), and no statement holds the xmin horizon for the
+-- whole minute any more (only each 10 s sleep does). Like jobs.run_and_wait, a procedure that
+-- commits cannot carry SET search_path: every name in it is qualified.
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
                   where n.nspname = 'jobs' and p.proname = 'heartbeat_minute') then
     return;
   end if;
-  create or replace function jobs.heartbeat_minute(p_every_seconds int default 10, p_runs int default null)
-  returns int
+  drop function jobs.heartbeat_minute(int, int);
+  create procedure jobs.heartbeat_minute(p_every_seconds int default 10, p_runs int default null)
   language plpgsql
-  set search_path = ''
   as $fn$
   declare
-    v_conn text := format('host=%s port=%s dbname=%s user=%s',
-      coalesce(nullif(pg_catalog.current_setting('cron.host', true), ''), 'localhost'),
-      pg_catalog.current_setting('port'), pg_catalog.current_database(), current_user);
-    v_name text := 'duework_heartbeat_' || pg_catalog.pg_backend_pid();
     v_started timestamptz := pg_catalog.clock_timestamp();
     v_minute_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '1 minute';
-    v_every interval := make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
-    v_open boolean := false;
-    v_ok int := 0;
+    v_every interval := pg_catalog.make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
     i int := 0;
   begin
     loop
       begin
-        if not v_open then
-          perform extensions.dblink_connect(v_name, v_conn);
-          v_open := true;
-        end if;
-        perform * from extensions.dblink(v_name, 'select jobs.heartbeat()') as h (dispatched int);
-        v_ok := v_ok + 1;
+        perform jobs.heartbeat();
       exception when others then
         raise warning 'jobs.heartbeat_minute: heartbeat % failed: %', i + 1, sqlerrm;
-        -- A broken session is opened again for the next heartbeat.
-        if v_open then
-          begin
-            perform extensions.dblink_disconnect(v_name);
-          exception when others then
-            null;
-          end;
-          v_open := false;
-        end if;
       end;
+      commit;
       i := i + 1;
       exit when i >= coalesce(p_runs, 2147483647)
              or (p_runs is null and v_started + i * v_every > v_minute_end - interval '1 second');
-      perform pg_catalog.pg_sleep(greatest(0, extract(epoch from
-        v_started + i * v_every - pg_catalog.clock_timestamp())::double precision));
+      perform pg_catalog.pg_sleep(greatest(0, pg_catalog.date_part('epoch',
+        v_started + i * v_every - pg_catalog.clock_timestamp())));
+      commit;
     end loop;
-    if v_open then
-      perform extensions.dblink_disconnect(v_name);
-    end if;
-    return v_ok;
   end;
   $fn$;
+  revoke all on procedure jobs.heartbeat_minute(int, int) from public, anon, authenticated;
+  perform cron.schedule('duework:heartbeat', '* * * * *', 'call jobs.heartbeat_minute()');
+  perform cron.schedule('duework:heartbeat-at-start', '@reboot', 'call jobs.heartbeat_minute()');
 end;
 $$;
 

@@ -5,7 +5,7 @@
 -- p_now); one transaction, rolled back.
 begin;
 set local search_path = public, extensions;
-select plan(69);
+select plan(70);
 
 do $$
 begin
@@ -208,15 +208,21 @@ select matches(jobs.describe_watched_run(jobs.watched_run_progress((select r fro
   '^pgtap-sched-watch: 1 succeeded, 1 retried, 1 dead, 0 discarded, 0 waiting, 0 remaining of 3 task\(s\) \(3 discovered\) after [0-9.]+ s$',
   'and the line psql prints');
 
-select is((select array_agg(p.oid::regprocedure::text) from pg_proc p
+select is((select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
             where p.pronamespace = 'jobs'::regnamespace and not coalesce(p.proconfig @> array['search_path=""'], false)),
-  array['jobs.run_and_wait(text,interval,jsonb)'],
-  'the one routine in jobs without a pinned search_path is the procedure that commits (Postgres allows it no SET clause)');
+  (select array_agg(x order by x) from unnest(array[
+     'jobs.run_and_wait(text,interval,jsonb)',
+     case when to_regprocedure('jobs.heartbeat_minute(int,int)') is not null then 'jobs.heartbeat_minute(integer,integer)' end]) x
+    where x is not null),
+  'the routines in jobs without a pinned search_path are the procedures that commit (Postgres allows them no SET clause): '
+  'jobs.run_and_wait, and on pg_cron 1.4 jobs.heartbeat_minute');
 select ok(not has_function_privilege('anon', 'jobs.run_and_wait(text,interval,jsonb)', 'EXECUTE')
           and not has_function_privilege('authenticated', 'jobs.run_and_wait(text,interval,jsonb)', 'EXECUTE')
           and not has_function_privilege('public', 'jobs.run_and_wait(text,interval,jsonb)', 'EXECUTE')
           and not has_function_privilege('authenticated', 'jobs.fire_schedule(text,timestamptz)', 'EXECUTE')
-          and not has_function_privilege('anon', 'jobs.set_schedule(text,text,text,text)', 'EXECUTE'),
+          and not has_function_privilege('anon', 'jobs.set_schedule(text,text,text,text)', 'EXECUTE')
+          and (to_regprocedure('jobs.heartbeat_minute(int,int)') is null
+               or not has_function_privilege('authenticated', 'jobs.heartbeat_minute(int,int)', 'EXECUTE')),
   'client roles execute none of them');
 
 -- Send windows ---------------------------------------------------------------------------------------
@@ -242,8 +248,9 @@ select is((select array_agg(row(key, state)::text order by key) from jobs.task w
   'the one discovered while shut is claimed once its window opened; the others stay queued');
 select is((select run_after from jobs.task where job_name = 'pgtap-sched-window' and key = 'later'),
   date_trunc('minute', now() + interval '2 hours'), 'one discovered outside its window waits for the window''s start');
+select is(jobs.defer_closed_windows('pgtap-sched-window'), 1, 'the heartbeat''s deferral moves the one whose window closed');
 select is((select run_after from jobs.task where job_name = 'pgtap-sched-window' and key = 'closed'),
-  date_trunc('minute', now() - interval '4 hours') + interval '1 day', 'one whose window closed waits for the next day''s');
+  date_trunc('minute', now() - interval '4 hours') + interval '1 day', 'to the next day''s opening');
 select is((select payload from jobs.task where job_name = 'pgtap-sched-window' and key = 'later'), '{"to": "a"}'::jsonb,
   'send_window leaves the payload');
 select is(jobs.fail(t.id, t.lease_token, 'provider 503', 7200), 'queued', 'a retry after 2 hours')
