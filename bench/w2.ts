@@ -59,16 +59,27 @@ export async function configureReminders(sql: Sql, c: number, batch: number, buc
 }
 
 /**
+ * A zone where it is midday now (Etc/GMT-9 is UTC+9). Reminders go out between 08:00 and 21:00 in
+ * the client's zone (docs/bookings.md "Send windows"): the bench's clients live there, so no send
+ * waits for a morning at any hour of the run, and every task still takes the windowed path.
+ */
+export function middayZone(now = new Date()): string {
+  const offset = ((12 - now.getUTCHours() + 36) % 24) - 12;
+  return offset === 0 ? "Etc/GMT" : `Etc/GMT${offset > 0 ? "-" : "+"}${Math.abs(offset)}`;
+}
+
+/**
  * `n` clients (client i: email emailOf(i), and with `withPhone` phone phoneOf(i), opted in to
- * WhatsApp), each with one confirmed, deposit-paid booking whose event starts in about 20 h
- * (20 h + up to 30 min), no balance due: booking-reminders discovers 1 or 2 sends per booking.
+ * WhatsApp; time zone middayZone()), each with one confirmed, deposit-paid booking whose event
+ * starts in about 20 h (20 h + up to 30 min), no balance due: booking-reminders discovers 1 or 2
+ * sends per booking.
  */
 export async function seedBookings(sql: Sql, n: number, withPhone: boolean): Promise<void> {
   await sql`insert into public.performers (name) select ${NAME_PREFIX + " performer "} || g from generate_series(1, ${PERFORMERS}) g`;
   await sql`
     insert into public.clients (name, email, phone, whatsapp_opt_in, time_zone)
     select ${NAME_PREFIX + " client "} || g, 'w2-' || g || '@example.test',
-           case when ${withPhone} then '+1555' || lpad(g::text, 7, '0') end, ${withPhone}, 'Europe/London'
+           case when ${withPhone} then '+1555' || lpad(g::text, 7, '0') end, ${withPhone}, ${middayZone()}
       from generate_series(1, ${n}) g`;
   await sql`
     insert into public.bookings (client_id, performer_id, status, event_at, deposit_paid_at)

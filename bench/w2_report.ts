@@ -34,7 +34,8 @@ export function renderW2(w2: W2Results): string {
   out.push(
     "## W2 \"booking reminders\"",
     "",
-    `${c.bookings} confirmed bookings whose event is about 20 h out, each client with an opted-in phone and an email: ` +
+    `${c.bookings} confirmed bookings whose event is about 20 h out, each client with an opted-in phone and an email ` +
+      "and a time zone where it is midday (its send window, 08:00-21:00 local, open all run long): " +
       `${2 * c.bookings} sends (${c.bookings} WhatsApp templates to the fake Twilio, ${c.bookings} emails to the fake Resend), ` +
       `${c.latencyMs} ms fake latency on both, C = ${c.c} (booking-reminders: batch_size ${c.batch}, max_in_flight ${c.c / c.batch}), ` +
       `Twilio status callbacks ${c.callbacks ? "**on**" : "off"} in Duework's run, ` +

@@ -416,7 +416,7 @@ declare
        and b.cancelled_at > now() - make_interval(hours => coalesce((p_config ->> 'within_hours')::int, 48)));
 begin
   perform bookings.add_notifications('booking_cancelled', v_due, array['email']);
-  return query select * from bookings.notification_tasks('booking_cancelled', v_due);
+  return query select * from bookings.notification_tasks('booking_cancelled', v_due, p_config);
 end;
 $$;
 
@@ -443,7 +443,7 @@ begin
        and (v_kind <> 'balance_reminder' or b.balance_due > 0));
 
   perform bookings.add_notifications(v_kind, v_due, array['whatsapp', 'email']);
-  return query select * from bookings.notification_tasks(v_kind, v_due);
+  return query select * from bookings.notification_tasks(v_kind, v_due, p_config);
 end;
 $$;
 
@@ -461,19 +461,24 @@ end;
 $$;
 
 --
--- Name: notification_tasks(text, bigint[]); Type: FUNCTION; Schema: bookings; Owner: -
+-- Name: notification_tasks(text, bigint[], jsonb); Type: FUNCTION; Schema: bookings; Owner: -
 --
 
-CREATE FUNCTION bookings.notification_tasks(p_kind text, p_booking_ids bigint[]) RETURNS TABLE(key text, payload jsonb)
+CREATE FUNCTION bookings.notification_tasks(p_kind text, p_booking_ids bigint[], p_config jsonb) RETURNS TABLE(key text, payload jsonb)
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
+declare
+  v_window jsonb := bookings.send_window(p_config);
 begin
   return query
   select bookings.notification_key(n.kind, n.booking_id, n.channel),
          jsonb_build_object('notification_id', n.id, 'channel', n.channel,
-                            'rate_keys', jsonb_build_array(bookings.rate_key(n.channel)))
+                            'rate_keys', jsonb_build_array(bookings.rate_key(n.channel)),
+                            'send_window', v_window || jsonb_build_object('time_zone', coalesce(c.time_zone, pf.time_zone)))
     from public.notifications n
+    left join public.clients c on c.id = n.client_id
+    left join public.performers pf on pf.id = n.performer_id
    where n.booking_id = any (p_booking_ids) and n.kind = p_kind and n.status in ('pending', 'sending');
 end;
 $$;
@@ -630,6 +635,28 @@ begin
     return 'the client has not opted in to WhatsApp';
   end if;
   return null;
+end;
+$$;
+
+--
+-- Name: send_window(jsonb); Type: FUNCTION; Schema: bookings; Owner: -
+--
+
+CREATE FUNCTION bookings.send_window(p_config jsonb) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_window jsonb := p_config -> 'send_window';
+begin
+  if v_window = 'null'::jsonb then
+    return null;
+  end if;
+  if v_window is not null and jsonb_typeof(v_window) <> 'object' then
+    raise exception 'config.send_window: must be an object {"start": "HH:MM", "end": "HH:MM"} or null, not %', v_window
+      using errcode = 'invalid_parameter_value';
+  end if;
+  return '{"start": "08:00", "end": "21:00"}'::jsonb || coalesce(v_window, '{}'::jsonb);
 end;
 $$;
 
@@ -3810,6 +3837,39 @@ end;
 $$;
 
 --
+-- Name: check_time_zones(); Type: FUNCTION; Schema: outreach; Owner: -
+--
+
+CREATE FUNCTION outreach.check_time_zones() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_zone text;
+begin
+  if tg_level = 'ROW' then
+    if not exists (select 1 from pg_catalog.pg_timezone_names z where z.name = new.time_zone) then
+      v_zone := new.time_zone;
+    end if;
+  else
+    select r.zone into v_zone
+      from (select distinct n.time_zone as zone from new_rows n where n.time_zone is not null) r
+     where r.zone not in (select z.name from pg_catalog.pg_timezone_names z)
+     order by r.zone
+     limit 1;
+  end if;
+  if v_zone is not null then
+    raise exception '%.time_zone: unknown time zone "%"', tg_table_name, v_zone
+      using errcode = 'invalid_parameter_value', hint = 'Use an IANA name such as Europe/London.';
+  end if;
+  if tg_level = 'ROW' then
+    return new;
+  end if;
+  return null;
+end;
+$$;
+
+--
 -- Name: connect_prospects(bigint[], text); Type: FUNCTION; Schema: outreach; Owner: -
 --
 
@@ -3846,10 +3906,12 @@ CREATE FUNCTION outreach.discover_follow_ups(p_config jsonb) RETURNS TABLE(key t
     AS $$
 declare
   v_due jsonb;
+  v_window jsonb := outreach.send_window();
 begin
   select coalesce(jsonb_agg(jsonb_build_object(
            'prospect_id', p.id, 'user_id', p.user_id, 'account_id', a.id, 'next_index', p.follow_up_sequence_index + 1,
-           'text', outreach.render(tpl.body, p.first_name, p.last_name, p.company, p.title))), '[]')
+           'text', outreach.render(tpl.body, p.first_name, p.last_name, p.company, p.title),
+           'time_zone', coalesce(p.time_zone, a.time_zone))), '[]')
     into v_due
     from (select x.* from public.prospects x
            where x.status = 'connected' and x.follow_up_due_at <= now()
@@ -3890,7 +3952,8 @@ begin
   return query
   select 'follow-up:' || m.prospect_id || ':' || m.sequence_index,
          jsonb_build_object('kind', 'follow_up', 'message_id', m.id,
-                            'rate_keys', outreach.rate_keys((d ->> 'account_id')::bigint, 'message'))
+                            'rate_keys', outreach.rate_keys((d ->> 'account_id')::bigint, 'message'),
+                            'send_window', v_window || jsonb_build_object('time_zone', d ->> 'time_zone'))
     from jsonb_array_elements(v_due) d
     join public.outreach_messages m
       on m.prospect_id = (d ->> 'prospect_id')::bigint and m.sequence_index = (d ->> 'next_index')::smallint
@@ -3959,19 +4022,25 @@ CREATE FUNCTION outreach.discover_outbox(p_config jsonb) RETURNS TABLE(key text,
 declare
   v_rows bigint[];
   v_accounts bigint[];
+  v_zones text[];
+  v_window jsonb := outreach.send_window();
 begin
-  select array_agg(d.id order by d.created_at), array_agg(d.account_id order by d.created_at) into v_rows, v_accounts
-    from (select o.id, o.created_at, o.linkedin_account_id as account_id
+  select array_agg(d.id order by d.created_at, d.id), array_agg(d.account_id order by d.created_at, d.id),
+         array_agg(d.time_zone order by d.created_at, d.id)
+    into v_rows, v_accounts, v_zones
+    from (select o.id, o.created_at, o.linkedin_account_id as account_id, coalesce(p.time_zone, a.time_zone) as time_zone
             from public.outreach_outbox o
             join public.linkedin_accounts a on a.id = o.linkedin_account_id
+            left join public.prospects p on p.id = o.prospect_id
            where o.status in ('queued', 'sending') and a.status = 'active'
            order by o.created_at
            limit coalesce((p_config ->> 'max_per_tick')::int, 10000)) d;
   perform outreach.size_account_buckets('outreach-outbox', array(select distinct unnest(v_accounts)));
   return query
   select 'outbox:' || d.outbox_id,
-         jsonb_build_object('kind', 'outbox', 'outbox_id', d.outbox_id, 'rate_keys', outreach.rate_keys(d.account_id, 'message'))
-    from unnest(v_rows, v_accounts) as d (outbox_id, account_id);
+         jsonb_build_object('kind', 'outbox', 'outbox_id', d.outbox_id, 'rate_keys', outreach.rate_keys(d.account_id, 'message'),
+                            'send_window', v_window || jsonb_build_object('time_zone', d.time_zone))
+    from unnest(v_rows, v_accounts, v_zones) as d (outbox_id, account_id, time_zone);
 end;
 $$;
 
@@ -4586,6 +4655,22 @@ begin
     '{last_name}', coalesce(p_last_name, '')),
     '{company}', coalesce(p_company, '')),
     '{title}', coalesce(p_title, '')));
+end;
+$$;
+
+--
+-- Name: send_window(); Type: FUNCTION; Schema: outreach; Owner: -
+--
+
+CREATE FUNCTION outreach.send_window() RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select case when s.send_window_start is not null
+                      then jsonb_build_object('start', to_char(s.send_window_start, 'HH24:MI'),
+                                              'end', to_char(s.send_window_end, 'HH24:MI')) end
+            from outreach.settings s);
 end;
 $$;
 
@@ -5637,6 +5722,10 @@ CREATE TABLE outreach.settings (
     outbox_retention_days integer DEFAULT 90 NOT NULL,
     notification_retention_days integer DEFAULT 90 NOT NULL,
     gdpr_max_rows_per_step integer DEFAULT 5000 NOT NULL,
+    send_window_start time without time zone DEFAULT '08:00:00'::time without time zone,
+    send_window_end time without time zone DEFAULT '21:00:00'::time without time zone,
+    CONSTRAINT send_window_both CHECK (((send_window_start IS NULL) = (send_window_end IS NULL))),
+    CONSTRAINT send_window_minutes CHECK (((send_window_start <> send_window_end) AND (EXTRACT(second FROM send_window_start) = (0)::numeric) AND (EXTRACT(second FROM send_window_end) = (0)::numeric))),
     CONSTRAINT settings_closed_prospect_retention_days_check CHECK ((closed_prospect_retention_days > 0)),
     CONSTRAINT settings_follow_up_gap_days_check CHECK (((cardinality(follow_up_gap_days) = 4) AND (0 < ALL (follow_up_gap_days)))),
     CONSTRAINT settings_gdpr_max_rows_per_step_check CHECK (((gdpr_max_rows_per_step >= 1) AND (gdpr_max_rows_per_step <= 1000000))),
@@ -5878,6 +5967,7 @@ CREATE TABLE public.linkedin_accounts (
     disconnected_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
     CONSTRAINT linkedin_accounts_api_calls_per_second_check CHECK (((api_calls_per_second > (0)::numeric) AND (api_calls_per_second <= (100)::numeric))),
     CONSTRAINT linkedin_accounts_daily_invite_limit_check CHECK (((daily_invite_limit >= 1) AND (daily_invite_limit <= 10000))),
     CONSTRAINT linkedin_accounts_daily_message_limit_check CHECK (((daily_message_limit >= 1) AND (daily_message_limit <= 10000))),
@@ -5898,6 +5988,12 @@ COMMENT ON COLUMN public.linkedin_accounts.status IS 'active; needs_reconnect (U
 --
 
 COMMENT ON COLUMN public.linkedin_accounts.api_calls_per_second IS 'The pace of this account''s Unipile calls (bucket unipile:<id>, burst 5). LinkedIn flags accounts that act like robots: keep it low in production.';
+
+--
+-- Name: COLUMN linkedin_accounts.time_zone; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.linkedin_accounts.time_zone IS 'IANA zone of the account''s audience: LinkedIn messages to a prospect without a time_zone go out in its send window here.';
 
 --
 -- Name: linkedin_accounts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
@@ -6246,6 +6342,7 @@ CREATE TABLE public.prospects (
     anonymised_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    time_zone text,
     CONSTRAINT identified CHECK (((public_identifier IS NOT NULL) OR (provider_id IS NOT NULL) OR (anonymised_at IS NOT NULL))),
     CONSTRAINT prospects_company_check CHECK ((length(company) <= 200)),
     CONSTRAINT prospects_connected_via_check CHECK ((connected_via = ANY (ARRAY['webhook'::text, 'polling'::text, 'invite'::text]))),
@@ -6257,6 +6354,12 @@ CREATE TABLE public.prospects (
     CONSTRAINT prospects_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'connection_request_sent'::text, 'connected'::text, 'replied'::text, 'finished'::text, 'failed'::text]))),
     CONSTRAINT prospects_title_check CHECK ((length(title) <= 200))
 );
+
+--
+-- Name: COLUMN prospects.time_zone; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.prospects.time_zone IS 'IANA zone the prospect''s LinkedIn messages are timed in (outreach.settings send window); null: the LinkedIn account''s.';
 
 --
 -- Name: prospects_id_seq; Type: SEQUENCE; Schema: public; Owner: -
@@ -6967,6 +7070,18 @@ CREATE TRIGGER task_take_send_window BEFORE INSERT ON jobs.task FOR EACH ROW WHE
 CREATE TRIGGER clients_time_zone BEFORE INSERT OR UPDATE OF time_zone ON public.clients FOR EACH ROW EXECUTE FUNCTION bookings.check_time_zone();
 
 --
+-- Name: linkedin_accounts linkedin_accounts_time_zone; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER linkedin_accounts_time_zone AFTER INSERT ON public.linkedin_accounts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION outreach.check_time_zones();
+
+--
+-- Name: linkedin_accounts linkedin_accounts_time_zone_change; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER linkedin_accounts_time_zone_change BEFORE UPDATE OF time_zone ON public.linkedin_accounts FOR EACH ROW WHEN (((new.time_zone IS NOT NULL) AND (new.time_zone IS DISTINCT FROM old.time_zone))) EXECUTE FUNCTION outreach.check_time_zones();
+
+--
 -- Name: outreach_templates outreach_templates_check; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -6983,6 +7098,18 @@ CREATE TRIGGER performers_time_zone BEFORE INSERT OR UPDATE OF time_zone ON publ
 --
 
 CREATE TRIGGER prospects_log_transitions AFTER UPDATE OF status ON public.prospects FOR EACH ROW EXECUTE FUNCTION outreach.log_transitions();
+
+--
+-- Name: prospects prospects_time_zone; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER prospects_time_zone AFTER INSERT ON public.prospects REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION outreach.check_time_zones();
+
+--
+-- Name: prospects prospects_time_zone_change; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER prospects_time_zone_change BEFORE UPDATE OF time_zone ON public.prospects FOR EACH ROW WHEN (((new.time_zone IS NOT NULL) AND (new.time_zone IS DISTINCT FROM old.time_zone))) EXECUTE FUNCTION outreach.check_time_zones();
 
 --
 -- Name: batch batch_job_name_fkey; Type: FK CONSTRAINT; Schema: jobs; Owner: -
@@ -7516,10 +7643,10 @@ REVOKE ALL ON FUNCTION bookings.discover_reminders(p_config jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bookings.notification_key(p_kind text, p_booking_id bigint, p_channel text) FROM PUBLIC;
 
 --
--- Name: FUNCTION notification_tasks(p_kind text, p_booking_ids bigint[]); Type: ACL; Schema: bookings; Owner: -
+-- Name: FUNCTION notification_tasks(p_kind text, p_booking_ids bigint[], p_config jsonb); Type: ACL; Schema: bookings; Owner: -
 --
 
-REVOKE ALL ON FUNCTION bookings.notification_tasks(p_kind text, p_booking_ids bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bookings.notification_tasks(p_kind text, p_booking_ids bigint[], p_config jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION rate_key(p_channel text); Type: ACL; Schema: bookings; Owner: -
@@ -7544,6 +7671,12 @@ REVOKE ALL ON FUNCTION bookings.reminder_context(p_tasks jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION bookings.reminder_moot_reason(p_kind text, p_channel text, p_notification_status text, p_provider_message_id text, p_booking_status text, p_event_at timestamp with time zone, p_balance_due bigint, p_email text, p_phone text, p_whatsapp_opt_in boolean) FROM PUBLIC;
+
+--
+-- Name: FUNCTION send_window(p_config jsonb); Type: ACL; Schema: bookings; Owner: -
+--
+
+REVOKE ALL ON FUNCTION bookings.send_window(p_config jsonb) FROM PUBLIC;
 
 --
 -- Name: FUNCTION stale_cancel_reason(); Type: ACL; Schema: bookings; Owner: -
@@ -8044,6 +8177,12 @@ REVOKE ALL ON FUNCTION outreach.apply_relation_outcomes(p_outcomes jsonb) FROM P
 REVOKE ALL ON FUNCTION outreach.check_template() FROM PUBLIC;
 
 --
+-- Name: FUNCTION check_time_zones(); Type: ACL; Schema: outreach; Owner: -
+--
+
+REVOKE ALL ON FUNCTION outreach.check_time_zones() FROM PUBLIC;
+
+--
 -- Name: FUNCTION connect_prospects(p_ids bigint[], p_via text); Type: ACL; Schema: outreach; Owner: -
 --
 
@@ -8186,6 +8325,12 @@ REVOKE ALL ON FUNCTION outreach.relations_context(p_tasks jsonb) FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION outreach.render(p_body text, p_first_name text, p_last_name text, p_company text, p_title text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION send_window(); Type: ACL; Schema: outreach; Owner: -
+--
+
+REVOKE ALL ON FUNCTION outreach.send_window() FROM PUBLIC;
 
 --
 -- Name: FUNCTION size_account_buckets(p_job text, p_account_ids bigint[]); Type: ACL; Schema: outreach; Owner: -

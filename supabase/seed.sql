@@ -82,7 +82,7 @@ select a.id, r.media_id, u.media_url, u.thumbnail_url, instagram.signed_url_expi
 on conflict (account_id, media_id) do nothing;
 
 -- Bookings demo (supabase/migrations/20261202100000_bookings.sql), created once (the first start;
--- times relative to it). Right after `npm start`:
+-- times relative to it), with the reminder jobs' send windows off (below). Right after `npm start`:
 --   select send_booking_reminders();  -- 24 h reminders: Ana and Ben on WhatsApp and email; Dev's
 --                                     -- WhatsApp number is one Twilio refuses (21211: dead, with a
 --                                     -- readable error) while his email goes; Ana's event in 40 h waits
@@ -96,6 +96,12 @@ begin
   if exists (select 1 from public.clients where email like '%@demo.duework.test') then
     return;
   end if;
+  -- The demo's reminders go at any hour: messages to clients wait for 08:00-21:00 in the client's
+  -- zone (docs/bookings.md "Send windows"), and Ana, Ben, Chloé and Dev live in four zones, so at
+  -- most hours some of them would wait for a morning. Windows as deployed again:
+  --   update jobs.job set config = config - 'send_window' where name in ('booking-reminders', 'payment-reminders', 'booking-notices');
+  update jobs.job set config = config || '{"send_window": null}'
+   where name in ('booking-reminders', 'payment-reminders', 'booking-notices');
   insert into public.performers (name, email, phone, whatsapp_opt_in, time_zone) values
     ('The Jazz Trio', 'jazz@demo.duework.test', '+447700900100', true, 'Europe/London'),
     ('DJ Nova', 'nova@demo.duework.test', '+14155550100', false, 'America/New_York');
@@ -144,7 +150,8 @@ begin
 end;
 $$;
 
--- Outreach demo (supabase/migrations/20261203100000_outreach.sql, docs/outreach.md), created once.
+-- Outreach demo (supabase/migrations/20261203100000_outreach.sql, docs/outreach.md), created once,
+-- with the LinkedIn messages' send window off (below).
 -- The LinkedIn accounts and members are the sandbox's fake Unipile ("unipile" in
 -- scripts/local/sandbox/fixtures.json). Right after `npm start`:
 --   select process_pending_prospects();   -- invites Jane, Omar and Li from Dana's account (one
@@ -176,6 +183,10 @@ begin
   if exists (select 1 from public.linkedin_accounts where unipile_account_id = 'DwLocalLinkedInAcct001') then
     return;
   end if;
+  -- The demo's LinkedIn messages go at any hour (docs/outreach.md "Send windows": 08:00-21:00 in
+  -- the prospect's zone, else the account's, UTC here). Windows as deployed again:
+  --   update outreach.settings set send_window_start = '08:00', send_window_end = '21:00';
+  update outreach.settings set send_window_start = null, send_window_end = null;
   insert into auth.users (id, email) values (v_dana, 'dana@demo.duework.test'), (v_dario, 'dario@demo.duework.test')
   on conflict (id) do nothing;
   insert into public.linkedin_accounts (user_id, unipile_account_id, display_name)

@@ -5,7 +5,7 @@
 import { createHmac } from "node:crypto";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { killFunctionWorkers } from "../support/processes";
-import { db, eventually, providerState, sandboxRequests, seedProvider, stackInfo } from "../support/stack";
+import { db, eventually, providerState, sandboxRequests, seedProvider, stackInfo, zoneAt } from "../support/stack";
 import { uniquePrefix } from "../support/youtube";
 
 const info = stackInfo();
@@ -22,12 +22,16 @@ interface Notification {
   error: string | null;
 }
 
-/** A client (phone null: no WhatsApp) with one confirmed booking whose event starts in `inHours`. */
-async function booking(prefix: string, opts: { phone?: string | null; email?: boolean; inHours?: number } = {}) {
+/**
+ * A client (phone null: no WhatsApp) with one confirmed booking whose event starts in `inHours`. The
+ * client lives where it is midday (`zone`: zoneAt(12)), so the reminders are inside its send window.
+ */
+async function booking(prefix: string, opts: { phone?: string | null; email?: boolean; inHours?: number; zone?: string } = {}) {
   const [p] = await sql`insert into public.performers (name) values (${prefix + " band"}) returning id`;
   const [c] = await sql`
     insert into public.clients (name, email, phone, whatsapp_opt_in, time_zone)
-    values (${prefix}, ${opts.email === false ? null : `${prefix}@example.test`}, ${opts.phone ?? null}, true, 'Europe/London')
+    values (${prefix}, ${opts.email === false ? null : `${prefix}@example.test`}, ${opts.phone ?? null}, true,
+            ${opts.zone ?? zoneAt(12)})
     returning id`;
   const [b] = await sql`
     insert into public.bookings (client_id, performer_id, status, event_at, deposit_paid_at)
@@ -199,6 +203,31 @@ describe("send_booking_reminders()", () => {
        where key like any (${ids.map((id) => `event_reminder:${id}:%`)}) and attempts > 1`;
     expect(retried).toBeGreaterThan(0);
   }, 90_000);
+
+  it("a client for whom it is night gets nothing until 08:00 their time; a client at midday is sent at once", async () => {
+    const prefix = uniquePrefix("bk-night");
+    const night = zoneAt(3);
+    const nightPhone = phone();
+    const nightId = await booking(`${prefix}-night`, { phone: nightPhone, zone: night });
+    const dayId = await booking(`${prefix}-day`, { phone: phone() });
+    await remind();
+    await eventually(async () => (await notifications(dayId)).every((n) => n.provider_message_id) || null, "the day client's reminders sent");
+    await remind(); // the next hourly run finds the night booking due again: nothing new, nothing sent
+
+    const tasks = await sql`
+      select state, window_zone, run_after, (((now() at time zone ${night})::date + time '08:00') at time zone ${night}) as morning
+        from jobs.task where key like ${`event_reminder:${nightId}:%`}`;
+    expect(tasks).toHaveLength(2);
+    for (const t of tasks) {
+      expect(t).toMatchObject({ state: "queued", window_zone: night });
+      expect(t.run_after.getTime()).toBe(t.morning.getTime());
+    }
+    expect((await notifications(nightId)).map((n) => n.status)).toEqual(["pending", "pending"]);
+    expect(await twilioPosts(nightPhone)).toHaveLength(0);
+    expect(await emailPosts(nightId)).toHaveLength(0);
+    // Nothing of it may go out later in this test database either.
+    await sql`update public.bookings set status = 'cancelled', cancelled_at = now() where id = ${nightId}`;
+  });
 });
 
 describe("twilio-status", () => {
@@ -260,7 +289,8 @@ describe("cleanup_stale_bookings()", () => {
   it("cancels a pending booking without deposit after 24 h and emails its client once", async () => {
     const prefix = uniquePrefix("bk-stale");
     const [p] = await sql`insert into public.performers (name) values (${prefix + " band"}) returning id`;
-    const [c] = await sql`insert into public.clients (name, email) values (${prefix}, ${prefix + "@example.test"}) returning id`;
+    const [c] = await sql`
+      insert into public.clients (name, email, time_zone) values (${prefix}, ${prefix + "@example.test"}, ${zoneAt(12)}) returning id`;
     const [b] = await sql`
       insert into public.bookings (client_id, performer_id, status, event_at, created_at)
       values (${c.id}, ${p.id}, 'pending', now() + interval '10 days', now() - interval '25 hours') returning id`;

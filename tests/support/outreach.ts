@@ -2,7 +2,7 @@
 // both the database and the sandbox's fake Unipile (scripts/local/sandbox/providers/unipile*.ts).
 import { readFileSync } from "node:fs";
 import type postgres from "postgres";
-import { providerState, sandboxRequests, seedProvider, type StackInfo } from "./stack";
+import { providerState, sandboxRequests, seedProvider, type StackInfo, zoneAt } from "./stack";
 
 type Sql = postgres.Sql;
 
@@ -29,7 +29,10 @@ export function webhookSecret(): string {
   return hook.headers.find((h: { key: string }) => h.key === "X-Webhook-Secret").value;
 }
 
-/** A campaign (draft) of `n` prospects known by public identifier only, on a fresh account. */
+/**
+ * A campaign (draft) of `n` prospects known by public identifier only, on a fresh account whose zone
+ * is one where it is midday (LinkedIn messages go out between 08:00 and 21:00 there).
+ */
 export async function createCampaign(
   info: StackInfo,
   sql: Sql,
@@ -55,8 +58,8 @@ export async function createCampaign(
   const [u] = await sql`insert into auth.users (id, email) values (gen_random_uuid(), ${`${prefix}@example.test`}) returning id`;
   const [a] = await sql`
     insert into public.linkedin_accounts (user_id, unipile_account_id, display_name, daily_invite_limit,
-                                          weekly_invite_limit, daily_message_limit, api_calls_per_second)
-    values (${u.id}, ${unipileAccountId}, ${"Owner " + tag}, 10000, 50000, 10000, 100) returning id`;
+                                          weekly_invite_limit, daily_message_limit, api_calls_per_second, time_zone)
+    values (${u.id}, ${unipileAccountId}, ${"Owner " + tag}, 10000, 50000, 10000, 100, ${zoneAt(12)}) returning id`;
   const [c] = await sql`
     insert into public.outreach_campaigns (user_id, linkedin_account_id, name)
     values (${u.id}, ${a.id}, ${prefix}) returning id`;

@@ -75,3 +75,13 @@ export async function providerState<T>(info: StackInfo, provider: string): Promi
   const res = await fetch(`${info.sandbox_url}/__state/${provider}`);
   return ((await res.json()) as { state: T }).state;
 }
+
+/**
+ * A time zone where the local hour is `hour` now (Etc/GMT-9 is UTC+9, no daylight saving). Messages
+ * to people go out between 08:00 and 21:00 in their zone (docs/bookings.md, docs/outreach.md "Send
+ * windows"): fixtures live at midday (zoneAt(12)), so no send waits for a morning, whatever the hour.
+ */
+export function zoneAt(hour: number, now = new Date()): string {
+  const offset = ((hour - now.getUTCHours() + 36) % 24) - 12;
+  return offset === 0 ? "Etc/GMT" : `Etc/GMT${offset > 0 ? "-" : "+"}${Math.abs(offset)}`;
+}

@@ -10,7 +10,7 @@
 -- performer names, e-mail addresses, notification to_address, OTP code_hash, audit actor).
 begin;
 set local search_path = public, extensions;
-select plan(134);
+select plan(148);
 
 do $$
 begin
@@ -40,11 +40,19 @@ update public.otp_codes set expires_at = now() + interval '1 day' where expires_
 update public.audit_logs set created_at = now() where severity <> 'critical';
 update bookings.message_status set updated_at = now();
 
+-- A zone where the local hour is p_hour now (Etc/GMT-9 is UTC+9): messages are sent in the
+-- client's local hours (08:00-21:00 by default), so the clients live where it is midday.
+create function pg_temp.zone_at(p_hour int) returns text language sql as $$
+  select 'Etc/GMT' || case when o > 0 then '-' || o when o < 0 then '+' || -o else '' end
+    from (select (p_hour - extract(hour from now() at time zone 'UTC')::int + 36) % 24 - 12 as o) x $$;
+-- p_time on the local day p_days after today's in p_zone.
+create function pg_temp.local(p_zone text, p_days int, p_time time) returns timestamptz language sql as $$
+  select ((now() at time zone p_zone)::date + p_days + p_time) at time zone p_zone $$;
 insert into public.clients (user_id, name, email, phone, whatsapp_opt_in, time_zone) values
   (current_setting('pgtap.alice')::uuid, current_setting('pgtap.prefix') || 'optin',
-   current_setting('pgtap.prefix') || 'alice@example.test', '+447700900001', true, 'Europe/London'),
+   current_setting('pgtap.prefix') || 'alice@example.test', '+447700900001', true, pg_temp.zone_at(12)),
   (current_setting('pgtap.bob')::uuid, current_setting('pgtap.prefix') || 'email',
-   current_setting('pgtap.prefix') || 'bob@example.test', '+447700900002', false, 'America/New_York');
+   current_setting('pgtap.prefix') || 'bob@example.test', '+447700900002', false, pg_temp.zone_at(13));
 insert into public.performers (user_id, name, email) values
   (current_setting('pgtap.perry')::uuid, current_setting('pgtap.prefix') || 'perf1', current_setting('pgtap.prefix') || 'perry@example.test'),
   (null, current_setting('pgtap.prefix') || 'perf2', null);
@@ -404,11 +412,13 @@ select is(pg_temp.due('{"kind": "event_reminder", "lead_hours": 24}'),
   'due: confirmed events within 24 h not started (2 h: a missed hour caught up), WhatsApp only when opted in; not 25 h, started, cancelled');
 select is(
   (select d.payload from bookings.discover_reminders('{"kind": "event_reminder", "lead_hours": 24}') d where d.key = pg_temp.key('b23', 'whatsapp')),
-  jsonb_build_object('notification_id', (pg_temp.notif('b23', 'whatsapp')).id, 'channel', 'whatsapp', 'rate_keys', jsonb_build_array('twilio')),
-  'key event_reminder:<id>:whatsapp; payload: notification, channel, rate key twilio');
+  jsonb_build_object('notification_id', (pg_temp.notif('b23', 'whatsapp')).id, 'channel', 'whatsapp', 'rate_keys', jsonb_build_array('twilio'),
+                     'send_window', jsonb_build_object('time_zone', pg_temp.zone_at(12), 'start', '08:00', 'end', '21:00')),
+  'key event_reminder:<id>:whatsapp; payload: notification, channel, rate key twilio, the send window in the client''s zone');
 select is(
   (select d.payload from bookings.discover_reminders('{"kind": "event_reminder", "lead_hours": 24}') d where d.key = pg_temp.key('b23', 'email')),
-  jsonb_build_object('notification_id', (pg_temp.notif('b23', 'email')).id, 'channel', 'email', 'rate_keys', jsonb_build_array('resend')),
+  jsonb_build_object('notification_id', (pg_temp.notif('b23', 'email')).id, 'channel', 'email', 'rate_keys', jsonb_build_array('resend'),
+                     'send_window', jsonb_build_object('time_zone', pg_temp.zone_at(12), 'start', '08:00', 'end', '21:00')),
   '... and event_reminder:<id>:email with rate key resend');
 select is(
   (select array_agg(m.name || ':' || n.channel || ':' || n.status || ':' || n.to_address order by m.name collate "C", n.channel collate "C")
@@ -424,13 +434,17 @@ select throws_ok($$select * from bookings.discover_reminders('{"kind": "booking_
 create temp table run1 as select jobs.run_now('booking-reminders') as r;
 select is((select run1.r ->> 'error' from run1), null, 'jobs.run_now(''booking-reminders'') runs');
 select is(
-  (select array_agg(row(t.key, t.state, t.rate_keys, t.payload)::text order by t.key collate "C") from jobs.task t
+  (select array_agg(row(t.key, t.state, t.rate_keys, t.payload, t.window_zone, t.window_start, t.window_end, t.run_after,
+                        t.window_until)::text order by t.key collate "C") from jobs.task t
     where t.job_name = 'booking-reminders' and t.key in (pg_temp.key('b23', 'whatsapp'), pg_temp.key('b23', 'email'))),
   array[row(pg_temp.key('b23', 'email'), 'running', array['resend'],
-            jsonb_build_object('notification_id', (pg_temp.notif('b23', 'email')).id, 'channel', 'email'))::text,
+            jsonb_build_object('notification_id', (pg_temp.notif('b23', 'email')).id, 'channel', 'email'),
+            pg_temp.zone_at(12), '08:00'::time, '21:00'::time, now(), pg_temp.local(pg_temp.zone_at(12), 0, '21:00'))::text,
         row(pg_temp.key('b23', 'whatsapp'), 'running', array['twilio'],
-            jsonb_build_object('notification_id', (pg_temp.notif('b23', 'whatsapp')).id, 'channel', 'whatsapp'))::text],
-  'through the engine: one task per channel, claimed, payload.rate_keys moved to jobs.task.rate_keys');
+            jsonb_build_object('notification_id', (pg_temp.notif('b23', 'whatsapp')).id, 'channel', 'whatsapp'),
+            pg_temp.zone_at(12), '08:00'::time, '21:00'::time, now(), pg_temp.local(pg_temp.zone_at(12), 0, '21:00'))::text],
+  'through the engine: one task per channel, claimed at once (midday for the client: its window is open until 21:00), '
+  'payload.rate_keys and send_window moved to jobs.task');
 select is((select count(*)::int from jobs.task where job_name = 'booking-reminders' and key = any (pg_temp.my_keys())), 11,
   '11 tasks for this test''s bookings');
 select jobs.run_now('booking-reminders');
@@ -457,7 +471,7 @@ select is((select context from ctx_b23 where task_id = pg_temp.tid('b23', 'whats
     'content_sid', (select content_sid from bookings.whatsapp_templates where kind = 'event_reminder'),
     'booking', jsonb_build_object('id', pg_temp.bid('b23'), 'reference', 'BK-' || lpad(pg_temp.bid('b23')::text, 6, '0'),
       'client_name', current_setting('pgtap.prefix') || 'optin', 'performer_name', current_setting('pgtap.prefix') || 'perf1',
-      'event_at', now() + interval '23 hours', 'time_zone', 'Europe/London', 'balance_due', 0, 'currency', 'USD', 'cancel_reason', null)),
+      'event_at', now() + interval '23 hours', 'time_zone', pg_temp.zone_at(12), 'balance_due', 0, 'currency', 'USD', 'cancel_reason', null)),
   'WhatsApp context: phone, task key as idempotency key, the template''s content_sid, the booking, its reference and zone');
 select ok((select context #>> '{booking,reference}' ~ '^BK-[0-9]{6}$' from ctx_b23 where task_id = pg_temp.tid('b23', 'whatsapp')),
   '... the reference is BK- and six digits');
@@ -647,6 +661,89 @@ select is((select (details ->> 'passes')::int = 1 + (select count(*) from ticks)
   '... one cleanup.run record for the run: its passes, counts summed over them');
 select is(bookings.cleanup_tick(), null, 'a later tick the same day does nothing');
 update bookings.cleanup_settings set chunk_rows = 5000, max_rows_per_pass = 50000;
+
+-- 9. send windows ---------------------------------------------------------------------------------------
+-- Messages to clients go out between 08:00 and 21:00 in the client's zone (the engine holds each task
+-- until then): a reminder discovered at 03:xx local for an event at 10:xx goes out at 08:00.
+insert into public.clients (name, email, phone, whatsapp_opt_in, time_zone) values
+  (current_setting('pgtap.prefix') || 'night', current_setting('pgtap.prefix') || 'night@example.test', '+447700900003', true,
+   pg_temp.zone_at(3));
+select pg_temp.book('w_night', 'night', 'perf1', 'confirmed', interval '7 hours');
+select pg_temp.book('w_day', 'optin', 'perf1', 'confirmed', interval '7 hours');
+select is((select run_now ->> 'error' from jobs.run_now('booking-reminders')), null, 'booking-reminders runs');
+create function pg_temp.window_of(p_name text, p_kind text default 'event_reminder') returns text[] language sql as $$
+  select array_agg(row(split_part(t.key, ':', 3), t.state, t.window_zone, t.window_start, t.window_end, t.run_after, t.window_until)::text
+                   order by t.key collate "C")
+    from jobs.task t
+   where t.id in (pg_temp.tid(p_name, 'email', p_kind), pg_temp.tid(p_name, 'whatsapp', p_kind)) $$;
+select is(pg_temp.window_of('w_night'),
+  array[row('email', 'queued', pg_temp.zone_at(3), '08:00'::time, '21:00'::time, pg_temp.local(pg_temp.zone_at(3), 0, '08:00'),
+            pg_temp.local(pg_temp.zone_at(3), 0, '21:00'))::text,
+        row('whatsapp', 'queued', pg_temp.zone_at(3), '08:00'::time, '21:00'::time, pg_temp.local(pg_temp.zone_at(3), 0, '08:00'),
+            pg_temp.local(pg_temp.zone_at(3), 0, '21:00'))::text],
+  'night at the client (03:xx local): both tasks wait, run_after = the next 08:00 local, until 21:00 local');
+select is(pg_temp.window_of('w_day'),
+  array[row('email', 'running', pg_temp.zone_at(12), '08:00'::time, '21:00'::time, now(), pg_temp.local(pg_temp.zone_at(12), 0, '21:00'))::text,
+        row('whatsapp', 'running', pg_temp.zone_at(12), '08:00'::time, '21:00'::time, now(), pg_temp.local(pg_temp.zone_at(12), 0, '21:00'))::text],
+  'midday at the client: run_after = now, claimed at once');
+select is((select array_agg(row(n.channel, n.status, n.send_attempts, n.attempt_started_at)::text order by n.channel)
+             from public.notifications n where n.booking_id = pg_temp.bid('w_night')),
+  array[row('email', 'pending', 0, null::timestamptz)::text, row('whatsapp', 'pending', 0, null::timestamptz)::text],
+  'the waiting reminders have their notifications rows from discovery on, pending: no send has started');
+select is((select count(*)::int from bookings.discover_reminders('{"kind": "event_reminder", "lead_hours": 24}')
+            where key like 'event_reminder:' || pg_temp.bid('w_night') || ':%'), 2,
+  'while they wait the booking is still due: discovery finds both channels again');
+select is((select run_now ->> 'error' from jobs.run_now('booking-reminders')), null, '... and the next run');
+select is(
+  array[(select count(*)::int from jobs.task where job_name = 'booking-reminders'
+           and key in (pg_temp.key('w_night', 'email'), pg_temp.key('w_night', 'whatsapp'))),
+        (select count(*)::int from public.notifications where booking_id = pg_temp.bid('w_night'))],
+  array[2, 2], '... queues nothing new: still one task and one notification row per channel');
+select is(
+  (select array_agg(distinct t.job_name || ':' || (t.window_zone = c.time_zone)::text order by t.job_name || ':' || (t.window_zone = c.time_zone)::text)
+     from jobs.task t
+     join public.notifications n on n.id = (t.payload ->> 'notification_id')::bigint
+     join public.clients c on c.id = n.client_id
+    where t.job_name in ('booking-reminders', 'payment-reminders', 'booking-notices') and c.name like current_setting('pgtap.prefix') || '%'),
+  array['booking-notices:true', 'booking-reminders:true', 'payment-reminders:true'],
+  'every task of the three jobs (reminders, balance reminders, the cancellation notice) is windowed in its client''s zone');
+
+-- The window is the job's config.send_window.
+update jobs.job set config = config || '{"send_window": {"start": "02:00", "end": "05:00"}}' where name = 'booking-reminders';
+select pg_temp.book('w_night2', 'night', 'perf1', 'confirmed', interval '8 hours');
+select jobs.run_now('booking-reminders');
+select is(pg_temp.window_of('w_night2'),
+  array[row('email', 'running', pg_temp.zone_at(3), '02:00'::time, '05:00'::time, now(), pg_temp.local(pg_temp.zone_at(3), 0, '05:00'))::text,
+        row('whatsapp', 'running', pg_temp.zone_at(3), '02:00'::time, '05:00'::time, now(), pg_temp.local(pg_temp.zone_at(3), 0, '05:00'))::text],
+  'config.send_window 02:00-05:00: the night client''s reminder goes at once (03:xx local), until 05:00 local');
+update jobs.job set config = config || '{"send_window": null}' where name = 'booking-reminders';
+select pg_temp.book('w_any', 'night', 'perf1', 'confirmed', interval '9 hours');
+select jobs.run_now('booking-reminders');
+select is(pg_temp.window_of('w_any'),
+  array[row('email', 'running', null::text, null::time, null::time, now(), null::timestamptz)::text,
+        row('whatsapp', 'running', null::text, null::time, null::time, now(), null::timestamptz)::text],
+  '"send_window": null: no window, sent at any hour');
+select is(
+  (select array_agg(d.payload -> 'send_window' order by d.key collate "C") from bookings.discover_reminders(
+     '{"kind": "event_reminder", "send_window": {"end": "20:00"}}') d where d.key like 'event_reminder:' || pg_temp.bid('w_any') || ':%'),
+  array[jsonb_build_object('time_zone', pg_temp.zone_at(3), 'start', '08:00', 'end', '20:00'),
+        jsonb_build_object('time_zone', pg_temp.zone_at(3), 'start', '08:00', 'end', '20:00')],
+  'a field left out of config.send_window keeps its default');
+select throws_ok($$select * from bookings.discover_reminders('{"kind": "event_reminder", "send_window": "08-21"}')$$, '22023',
+  'config.send_window: must be an object {"start": "HH:MM", "end": "HH:MM"} or null, not "08-21"', 'a send_window that is not an object is refused');
+update jobs.job set config = config || '{"send_window": {"start": "8am"}}' where name = 'booking-reminders';
+select is((select run_now ->> 'error' from jobs.run_now('booking-reminders')),
+  'discover bookings.discover_reminders(jsonb) failed: send_window.start: must be a local time HH:MM from 00:00 to 23:59, not "8am"',
+  'a bad time in config.send_window: the run fails naming the field');
+update jobs.job set config = config - 'send_window' where name = 'booking-reminders';
+
+-- A notification to a performer is timed in the performer's zone.
+update public.performers set time_zone = pg_temp.zone_at(5) where id = pg_temp.pid('perf2');
+insert into public.notifications (booking_id, performer_id, kind, channel, to_address)
+values (pg_temp.bid('w_day'), pg_temp.pid('perf2'), 'performer_note', 'email', current_setting('pgtap.prefix') || 'perf2@example.test');
+select is((select payload -> 'send_window' from bookings.notification_tasks('performer_note', array[pg_temp.bid('w_day')], '{}')),
+  jsonb_build_object('time_zone', pg_temp.zone_at(5), 'start', '08:00', 'end', '21:00'),
+  'bookings.notification_tasks: a performer''s notification gets the window in the performer''s zone');
 
 select * from finish();
 rollback;

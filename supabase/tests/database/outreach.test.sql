@@ -12,7 +12,7 @@
 begin;
 set local search_path = public, extensions;
 set local timezone = 'UTC';
-select plan(247);
+select plan(268);
 
 do $$
 begin
@@ -56,9 +56,18 @@ create function pg_temp.prov(p_name text) returns text language sql as $$ select
 create function pg_temp.names(p_kind text, p_ids bigint[]) returns text[] language sql as $$
   select coalesce(array_agg(f.name order by f.name collate "C"), '{}') from fx f where f.kind = p_kind and f.id = any (p_ids) $$;
 
-create function pg_temp.account(p_name text, p_user text, p_status text default 'active') returns bigint language sql as $$
-  with a as (insert into public.linkedin_accounts (user_id, unipile_account_id, display_name, status)
-             values (pg_temp.uid(p_user), pg_temp.tag(p_name), 'LinkedIn ' || p_name, p_status) returning id)
+-- A zone where the local hour is p_hour now (Etc/GMT-9 is UTC+9), and p_time on the local day p_days
+-- after today's there. LinkedIn messages go out between 08:00 and 21:00 in the prospect's zone, else
+-- the account's: the accounts live where it is midday, unless a test says otherwise.
+create function pg_temp.zone_at(p_hour int) returns text language sql as $$
+  select 'Etc/GMT' || case when o > 0 then '-' || o when o < 0 then '+' || -o else '' end
+    from (select (p_hour - extract(hour from now() at time zone 'UTC')::int + 36) % 24 - 12 as o) x $$;
+create function pg_temp.local(p_zone text, p_days int, p_time time) returns timestamptz language sql as $$
+  select ((now() at time zone p_zone)::date + p_days + p_time) at time zone p_zone $$;
+create function pg_temp.account(p_name text, p_user text, p_status text default 'active', p_zone text default pg_temp.zone_at(12))
+returns bigint language sql as $$
+  with a as (insert into public.linkedin_accounts (user_id, unipile_account_id, display_name, status, time_zone)
+             values (pg_temp.uid(p_user), pg_temp.tag(p_name), 'LinkedIn ' || p_name, p_status, p_zone) returning id)
   insert into fx select p_name, 'account', id from a returning id $$;
 create function pg_temp.campaign(p_name text, p_account text, p_status text, p_start interval default null) returns bigint
 language sql as $$
@@ -872,8 +881,9 @@ select is(pg_temp.names('prospect', array(select split_part(d.key, ':', 2)::bigi
   'discover_follow_ups: connected prospects due now on running campaigns of active accounts (not paused campaigns, inactive accounts, not yet due)');
 select is((select row(d.key, d.payload)::text from fu_disc d where d.key = pg_temp.fk('wes', 1)),
   row(pg_temp.fk('wes', 1), jsonb_build_object('kind', 'follow_up', 'message_id', (pg_temp.msg('wes', 1)).id,
-      'rate_keys', jsonb_build_array(pg_temp.rk('unipile', 'a1'), pg_temp.rk('li-messages-day', 'a1'))))::text,
-  'key follow-up:<prospect>:<index>; payload kind, message_id and the account''s message rate keys');
+      'rate_keys', jsonb_build_array(pg_temp.rk('unipile', 'a1'), pg_temp.rk('li-messages-day', 'a1')),
+      'send_window', jsonb_build_object('time_zone', pg_temp.zone_at(12), 'start', '08:00', 'end', '21:00')))::text,
+  'key follow-up:<prospect>:<index>; payload kind, message_id, the account''s message rate keys, the send window (the account''s zone)');
 select is((select row(user_id, sequence_index, text, status, attempts)::text from pg_temp.msg('wes', 1)),
   row(pg_temp.uid('ursula'), 1, 'FU1 for Wes Tester', 'pending', 0)::text, '... its outreach_messages row, written first, holds the rendered text');
 select is(
@@ -1025,8 +1035,9 @@ select is(pg_temp.names('outbox', array(select split_part(d.key, ':', 2)::bigint
   'discover_outbox: queued rows of active accounts (not a paused account''s, not sent ones)');
 select is((select d.payload from outreach.discover_outbox('{}') d where d.key = 'outbox:' || pg_temp.id('o_rec')),
   jsonb_build_object('kind', 'outbox', 'outbox_id', pg_temp.id('o_rec'),
-                     'rate_keys', jsonb_build_array(pg_temp.rk('unipile', 'a1'), pg_temp.rk('li-messages-day', 'a1'))),
-  'key outbox:<id>; payload kind, outbox_id, rate keys');
+                     'rate_keys', jsonb_build_array(pg_temp.rk('unipile', 'a1'), pg_temp.rk('li-messages-day', 'a1')),
+                     'send_window', jsonb_build_object('time_zone', pg_temp.zone_at(12), 'start', '08:00', 'end', '21:00')),
+  'key outbox:<id>; payload kind, outbox_id, rate keys, the send window');
 select pg_temp.refill();
 create temp table ob_run as select jobs.run_now('outreach-outbox') as r;
 select is((select r ->> 'error' from ob_run), null, 'jobs.run_now(''outreach-outbox'') runs');
@@ -1188,7 +1199,104 @@ select is((select count(*)::int from public.prospects where id in (pg_temp.id('r
 select is((select count(*)::int from outreach.audit_log where action = 'gdpr.cleanup' and created_at = now()), 3, '... one audit row per run');
 update outreach.settings set gdpr_max_rows_per_step = 5000;
 
--- 12. the named entry points; an account disconnected during a follow-up --------------------------------
+-- 12. send windows ---------------------------------------------------------------------------------------
+-- LinkedIn messages (follow-ups, the outbox) go out between 08:00 and 21:00 in the prospect's zone, else
+-- its account's; invitations are not windowed.
+select is((select row(send_window_start, send_window_end)::text from outreach.settings), row('08:00'::time, '21:00'::time)::text,
+  'settings: the send window is 08:00-21:00');
+insert into public.linkedin_accounts (user_id, unipile_account_id) values (pg_temp.uid('wanda'), pg_temp.tag('a_default'));
+select is((select time_zone from public.linkedin_accounts where unipile_account_id = pg_temp.tag('a_default')), 'UTC',
+  'an account''s time_zone is UTC unless set');
+select is((select count(*)::int from jobs.task where job_name = 'outreach-invitations' and window_zone is not null
+             and key = any (array(select 'invite:' || f.id from fx f where f.kind = 'prospect'))), 0,
+  'invitations have no send window');
+select throws_ok(
+  format($$insert into public.prospects (campaign_id, user_id, public_identifier, time_zone) values (%s, %L, %L, 'Mars/Olympus')$$,
+         pg_temp.id('c_run'), pg_temp.uid('ursula'), pg_temp.tag('mars')),
+  '22023', 'prospects.time_zone: unknown time zone "Mars/Olympus"', 'a prospect''s unknown time zone is refused with its name');
+select throws_ok(
+  format($$insert into public.prospects (campaign_id, user_id, public_identifier, time_zone) values (%s, %L, %L, 'Europe/Paris'),
+           (%s, %L, %L, null), (%s, %L, %L, 'Moon/Base')$$,
+         pg_temp.id('c_run'), pg_temp.uid('ursula'), pg_temp.tag('paris'), pg_temp.id('c_run'), pg_temp.uid('ursula'), pg_temp.tag('nozone'),
+         pg_temp.id('c_run'), pg_temp.uid('ursula'), pg_temp.tag('moon')),
+  '22023', 'prospects.time_zone: unknown time zone "Moon/Base"', '... also among others inserted with it (checked once per statement)');
+select throws_ok(format($$update public.prospects set time_zone = 'Europe/Atlantis' where id = %s$$, pg_temp.id('wes')),
+  '22023', 'prospects.time_zone: unknown time zone "Europe/Atlantis"', '... also when it is changed');
+select throws_ok(format($$update public.linkedin_accounts set time_zone = 'Mars/Olympus' where id = %s$$, pg_temp.id('a5')),
+  '22023', 'linkedin_accounts.time_zone: unknown time zone "Mars/Olympus"', 'an account''s unknown time zone is refused with its name');
+select throws_ok(format($$update public.linkedin_accounts set time_zone = null where id = %s$$, pg_temp.id('a5')),
+  '23502', null, '... and an account always has one');
+
+-- An account where it is 03:xx and one where it is midday; prospects with and without a zone of their own.
+select pg_temp.account('an', 'ursula', p_zone => pg_temp.zone_at(3));
+select pg_temp.account('aday', 'ursula');
+select pg_temp.campaign('c_an', 'an', 'running');
+select pg_temp.campaign('c_aday', 'aday', 'running');
+insert into public.outreach_templates (campaign_id, step, body) values
+  (pg_temp.id('c_an'), 1, 'Night FU1 {first_name}'), (pg_temp.id('c_aday'), 1, 'Day FU1 {first_name}');
+select pg_temp.prospect('w_own_day', 'c_an', 'connected', p_due => interval '-1 minute');    -- its own zone: midday
+update public.prospects set time_zone = pg_temp.zone_at(12) where id = pg_temp.id('w_own_day');
+select pg_temp.prospect('w_acc_night', 'c_an', 'connected', p_due => interval '-1 minute');  -- none: the account's, night
+select pg_temp.prospect('w_own_night', 'c_aday', 'connected', p_due => interval '-1 minute');  -- its own zone: night
+update public.prospects set time_zone = pg_temp.zone_at(3) where id = pg_temp.id('w_own_night');
+select pg_temp.prospect('w_acc_day', 'c_aday', 'connected', p_due => interval '-1 minute');  -- none: the account's, midday
+select pg_temp.outbox('ow_own_day', 'an', 'w_own_day', null);
+select pg_temp.outbox('ow_acc_night', 'an', null, pg_temp.prov('stranger'));
+select pg_temp.outbox('ow_own_night', 'aday', 'w_own_night', null);
+select pg_temp.refill();
+select is(array[jobs.run_now('outreach-follow-ups') ->> 'error', jobs.run_now('outreach-outbox') ->> 'error'], array[null, null]::text[],
+  'the follow-ups and outbox jobs run');
+create function pg_temp.window_of(p_job text, p_key text) returns text language sql as $$
+  select row(t.state, t.window_zone, t.run_after, t.window_until)::text from jobs.task t where t.id = pg_temp.tid(p_job, p_key) $$;
+select is(
+  array[pg_temp.window_of('outreach-follow-ups', pg_temp.fk('w_own_day', 1)), pg_temp.window_of('outreach-follow-ups', pg_temp.fk('w_acc_day', 1))],
+  array[row('running', pg_temp.zone_at(12), now(), pg_temp.local(pg_temp.zone_at(12), 0, '21:00'))::text,
+        row('running', pg_temp.zone_at(12), now(), pg_temp.local(pg_temp.zone_at(12), 0, '21:00'))::text],
+  'follow-ups: midday in the prospect''s own zone (on a night account), or in the account''s for a prospect without one: sent at once');
+select is(
+  array[pg_temp.window_of('outreach-follow-ups', pg_temp.fk('w_own_night', 1)), pg_temp.window_of('outreach-follow-ups', pg_temp.fk('w_acc_night', 1))],
+  array[row('queued', pg_temp.zone_at(3), pg_temp.local(pg_temp.zone_at(3), 0, '08:00'), pg_temp.local(pg_temp.zone_at(3), 0, '21:00'))::text,
+        row('queued', pg_temp.zone_at(3), pg_temp.local(pg_temp.zone_at(3), 0, '08:00'), pg_temp.local(pg_temp.zone_at(3), 0, '21:00'))::text],
+  '... night in the prospect''s own zone (on a day account), or in the account''s: they wait for 08:00 local');
+select is((select array_agg(row(m.status, m.attempts)::text) from public.outreach_messages m
+            where m.prospect_id in (pg_temp.id('w_own_night'), pg_temp.id('w_acc_night'))),
+  array[row('pending', 0)::text, row('pending', 0)::text], '... their follow-up rows are written, pending (nothing is sending)');
+select is((select count(*)::int from outreach.discover_follow_ups('{}') d
+            where d.key in (pg_temp.fk('w_own_night', 1), pg_temp.fk('w_acc_night', 1))), 2,
+  '... they stay due while they wait: discovery returns the same slots');
+select is((select count(*)::int from public.outreach_messages m where m.prospect_id in (pg_temp.id('w_own_night'), pg_temp.id('w_acc_night'))),
+  2, '... and writes no second row');
+select is(
+  array[pg_temp.window_of('outreach-outbox', 'outbox:' || pg_temp.id('ow_own_day')),
+        pg_temp.window_of('outreach-outbox', 'outbox:' || pg_temp.id('ow_acc_night')),
+        pg_temp.window_of('outreach-outbox', 'outbox:' || pg_temp.id('ow_own_night'))],
+  array[row('running', pg_temp.zone_at(12), now(), pg_temp.local(pg_temp.zone_at(12), 0, '21:00'))::text,
+        row('queued', pg_temp.zone_at(3), pg_temp.local(pg_temp.zone_at(3), 0, '08:00'), pg_temp.local(pg_temp.zone_at(3), 0, '21:00'))::text,
+        row('queued', pg_temp.zone_at(3), pg_temp.local(pg_temp.zone_at(3), 0, '08:00'), pg_temp.local(pg_temp.zone_at(3), 0, '21:00'))::text],
+  'the outbox: to a prospect in its zone (midday, on a night account: sent), to a provider id in the account''s (night: waits), '
+  'to a prospect at night on a day account (waits)');
+
+-- The window is outreach.settings'.
+update outreach.settings set send_window_start = '02:00', send_window_end = '05:00';
+select is((select d.payload -> 'send_window' from outreach.discover_outbox('{}') d where d.key = 'outbox:' || pg_temp.id('ow_acc_night')),
+  jsonb_build_object('time_zone', pg_temp.zone_at(3), 'start', '02:00', 'end', '05:00'), 'settings 02:00-05:00: the payload''s window');
+select pg_temp.outbox('ow_night2', 'an', null, pg_temp.prov('stranger'));
+select jobs.run_now('outreach-outbox');
+select is(pg_temp.window_of('outreach-outbox', 'outbox:' || pg_temp.id('ow_night2')),
+  row('running', pg_temp.zone_at(3), now(), pg_temp.local(pg_temp.zone_at(3), 0, '05:00'))::text,
+  '... a message queued now for the night account goes at once (03:xx local), until 05:00 local');
+update outreach.settings set send_window_start = null, send_window_end = null;
+select is((select d.payload -> 'send_window' from outreach.discover_follow_ups('{}') d where d.key = pg_temp.fk('w_acc_night', 1)),
+  'null'::jsonb, 'both null: no window (the payload''s send_window is null, the engine drops it)');
+select throws_ok($$update outreach.settings set send_window_start = '08:00'$$, '23514', null, 'a window needs both ends');
+select throws_ok($$update outreach.settings set send_window_start = '08:00', send_window_end = '08:00'$$, '23514', null,
+  '... two different ones');
+select throws_ok($$update outreach.settings set send_window_start = '08:00:30', send_window_end = '21:00'$$, '23514', null,
+  '... in whole minutes');
+update outreach.settings set send_window_start = '08:00', send_window_end = '21:00';
+update public.outreach_campaigns set status = 'paused' where id in (pg_temp.id('c_an'), pg_temp.id('c_aday'));
+
+-- 13. the named entry points; an account disconnected during a follow-up --------------------------------
 select is(array[public.process_pending_prospects() ->> 'job', public.process_follow_ups() ->> 'job', public.process_outbox() ->> 'job',
                 public.check_relations() ->> 'job', public.check_pending_notifications() ->> 'job'],
   array['outreach-invitations', 'outreach-follow-ups', 'outreach-outbox', 'outreach-relations', 'outreach-notifications'],
