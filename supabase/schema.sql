@@ -1340,6 +1340,7 @@ begin
       select unnest(d.rate_keys)
         from (select t.rate_keys from jobs.task t
                where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+               and (t.window_until is null or t.window_until > now())
                order by t.run_after, t.id
                limit v_scan) d) k
      order by k.key
@@ -1356,6 +1357,7 @@ begin
   for v_cand in
     select t.id, t.rate_keys from jobs.task t
      where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+               and (t.window_until is null or t.window_until > now())
      order by t.run_after, t.id
      limit v_scan
   loop
@@ -1376,6 +1378,7 @@ begin
     v_locked := null;
     select t.id into v_locked from jobs.task t
      where t.id = v_cand.id and t.state = 'queued' and t.run_after <= now()
+               and (t.window_until is null or t.window_until > now())
        for update skip locked;
     continue when v_locked is null;
 
@@ -1754,10 +1757,11 @@ declare
   v_count int;
 begin
   update jobs.task t set run_after = now(), updated_at = now()
-   where t.id in (select x.id from jobs.task x
-                   where x.job_name = p_job_name and x.state = 'queued' and x.window_zone is not null
-                     and x.window_until <= now()
-                     for update skip locked);
+   where t.id = any (array(
+           select x.id from jobs.task x
+            where x.job_name = p_job_name and x.state = 'queued' and x.window_zone is not null
+              and x.window_until <= now() and x.run_after <= now()
+              for update skip locked));
   get diagnostics v_count = row_count;
   return v_count;
 end;
@@ -2099,12 +2103,9 @@ declare
   v_job jobs.job;
   v_claimed int;
   v_total int := 0;
+  v_checked boolean := false;
 begin
   perform jobs.fire_due_schedules();
-  if not jobs.dispatch_secrets_present() then
-    raise warning 'jobs.heartbeat: Vault secret project_url is missing; nothing dispatched';
-    return 0;
-  end if;
   for v_job in
     select j.* from jobs.job j
      where j.enabled
@@ -2114,8 +2115,16 @@ begin
      order by j.name
        for update skip locked
   loop
+    if not v_checked then
+      if not jobs.dispatch_secrets_present() then
+        raise warning 'jobs.heartbeat: Vault secret project_url is missing; nothing dispatched';
+        return 0;
+      end if;
+      v_checked := true;
+    end if;
     -- One job's failure (e.g. a dropped target) must not stop the others' chains.
     begin
+      perform jobs.defer_closed_windows(v_job.name);
       perform jobs.reap(v_job);
       select c.claimed into v_claimed from jobs.claim_and_dispatch(v_job, null) c;
       v_total := v_total + v_claimed;
@@ -2129,55 +2138,32 @@ end;
 $$;
 
 --
--- Name: heartbeat_minute(integer, integer); Type: FUNCTION; Schema: jobs; Owner: -
+-- Name: heartbeat_minute(integer, integer); Type: PROCEDURE; Schema: jobs; Owner: -
 --
 
-CREATE FUNCTION jobs.heartbeat_minute(p_every_seconds integer DEFAULT 10, p_runs integer DEFAULT NULL::integer) RETURNS integer
+CREATE PROCEDURE jobs.heartbeat_minute(IN p_every_seconds integer DEFAULT 10, IN p_runs integer DEFAULT NULL::integer)
     LANGUAGE plpgsql
-    SET search_path TO ''
     AS $$
   declare
-    v_conn text := format('host=%s port=%s dbname=%s user=%s',
-      coalesce(nullif(pg_catalog.current_setting('cron.host', true), ''), 'localhost'),
-      pg_catalog.current_setting('port'), pg_catalog.current_database(), current_user);
-    v_name text := 'duework_heartbeat_' || pg_catalog.pg_backend_pid();
     v_started timestamptz := pg_catalog.clock_timestamp();
     v_minute_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '1 minute';
-    v_every interval := make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
-    v_open boolean := false;
-    v_ok int := 0;
+    v_every interval := pg_catalog.make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
     i int := 0;
   begin
     loop
       begin
-        if not v_open then
-          perform extensions.dblink_connect(v_name, v_conn);
-          v_open := true;
-        end if;
-        perform * from extensions.dblink(v_name, 'select jobs.heartbeat()') as h (dispatched int);
-        v_ok := v_ok + 1;
+        perform jobs.heartbeat();
       exception when others then
         raise warning 'jobs.heartbeat_minute: heartbeat % failed: %', i + 1, sqlerrm;
-        -- A broken session is opened again for the next heartbeat.
-        if v_open then
-          begin
-            perform extensions.dblink_disconnect(v_name);
-          exception when others then
-            null;
-          end;
-          v_open := false;
-        end if;
       end;
+      commit;
       i := i + 1;
       exit when i >= coalesce(p_runs, 2147483647)
              or (p_runs is null and v_started + i * v_every > v_minute_end - interval '1 second');
-      perform pg_catalog.pg_sleep(greatest(0, extract(epoch from
-        v_started + i * v_every - pg_catalog.clock_timestamp())::double precision));
+      perform pg_catalog.pg_sleep(greatest(0, pg_catalog.date_part('epoch',
+        v_started + i * v_every - pg_catalog.clock_timestamp())));
+      commit;
     end loop;
-    if v_open then
-      perform extensions.dblink_disconnect(v_name);
-    end if;
-    return v_ok;
   end;
   $$;
 
@@ -3075,7 +3061,6 @@ begin
   if v_want <= 0 then
     return null;
   end if;
-  perform jobs.defer_closed_windows(p_job.name);
   if p_job.task_rate_limits then
     return nullif(jobs.claim_due_tasks(p_job, v_want), '{}'::bigint[]);
   end if;
@@ -3088,6 +3073,7 @@ begin
   select array_agg(id order by run_after, id) into v_ids
     from (select t.id, t.run_after from jobs.task t
            where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
+             and (t.window_until is null or t.window_until > now())
            order by t.run_after, t.id
            limit v_want
              for update skip locked) due;
@@ -7895,10 +7881,10 @@ REVOKE ALL ON FUNCTION jobs.has_signature(p_function regprocedure, p_result text
 REVOKE ALL ON FUNCTION jobs.heartbeat() FROM PUBLIC;
 
 --
--- Name: FUNCTION heartbeat_minute(p_every_seconds integer, p_runs integer); Type: ACL; Schema: jobs; Owner: -
+-- Name: PROCEDURE heartbeat_minute(IN p_every_seconds integer, IN p_runs integer); Type: ACL; Schema: jobs; Owner: -
 --
 
-REVOKE ALL ON FUNCTION jobs.heartbeat_minute(p_every_seconds integer, p_runs integer) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE jobs.heartbeat_minute(IN p_every_seconds integer, IN p_runs integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION keep_batch_alive(p_batch_id bigint); Type: ACL; Schema: jobs; Owner: -
