@@ -1,7 +1,6 @@
 // The heartbeat W2 runs under. The local stack has pg_cron 1.4 (whole minutes only), so the
 // migration schedules `call jobs.heartbeat_minute()` every minute: a procedure that runs
-// jobs.heartbeat() every 10 s in pg_cron's session for 10 minutes (a call that finds one running
-// returns at once), committing after each
+// jobs.heartbeat() every 10 s in pg_cron's session until the minute ends, committing after each
 // (before 20261204090000_jobs_scheduling.sql, a `select` that ran them over dblink and held its
 // snapshot, and so the xmin horizon, for about 59 s of every minute). Hosted Supabase (pg_cron
 // 1.6) schedules `select jobs.heartbeat()` every 10 seconds instead, each a short transaction.

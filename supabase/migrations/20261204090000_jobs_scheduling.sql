@@ -18,8 +18,8 @@
 -- Also: jobs.run_and_wait (a procedure: commits the tick, waits for that run's tasks, returns the
 -- counts); jobs.task send windows (payload.send_window → the task waits for the recipient's
 -- local hours; claims skip one whose window closed, the heartbeat moves it on); the heartbeat visits only jobs
--- with work in flight or due (the idle cost), and on pg_cron 1.4 the heartbeats run in pg_cron's
--- own session for 10 minutes at a time, committing after each (a procedure, no dblink).
+-- with work in flight or due (the idle cost), and on pg_cron 1.4 its six heartbeats run in
+-- pg_cron's own session, committing after each (a procedure, no dblink).
 
 -- ---------------------------------------------------------------------------------------------
 -- Cron expressions: parsed once, evaluated in a time zone
@@ -812,16 +812,13 @@ begin
 end;
 $$;
 
--- pg_cron 1.4 only (see 20261123100000_jobs_core.sql): the heartbeats become a procedure that runs
--- them in pg_cron's own session and COMMITs after each one, instead of a function that opened a
--- dblink session for them. Each heartbeat is still its own transaction (its own now()), and no
--- statement holds the xmin horizon longer than one heartbeat or one 10 s sleep. One call runs
--- for about 10 minutes, so its heartbeats find their caches warm (a new session's first one costs
--- some 30 times a warm one: bench "idle"); the minute schedule is its watchdog: a call that finds
--- another one running (a session advisory lock) returns at once, and if the running one died, the
--- next minute's call takes over. Called with p_runs (tests), it runs that many and takes no lock.
--- Like jobs.run_and_wait, a procedure that commits cannot carry SET search_path: every name in it
--- is qualified.
+-- pg_cron 1.4 only (see 20261123100000_jobs_core.sql): the minute's heartbeats become a procedure
+-- that runs them in pg_cron's own session and COMMITs after each one, instead of a function that
+-- opened a dblink session for them. Each heartbeat is still its own transaction (its own now()),
+-- the minute costs one new session instead of two, the heartbeats after the first find their
+-- caches warm (the idle cost: bench "idle"), and no statement holds the xmin horizon for the
+-- whole minute any more (only each 10 s sleep does). Like jobs.run_and_wait, a procedure that
+-- commits cannot carry SET search_path: every name in it is qualified.
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
@@ -834,13 +831,10 @@ begin
   as $fn$
   declare
     v_started timestamptz := pg_catalog.clock_timestamp();
-    v_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '10 minutes';
+    v_minute_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '1 minute';
     v_every interval := pg_catalog.make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
     i int := 0;
   begin
-    if p_runs is null and not pg_catalog.pg_try_advisory_lock(20261204, 1) then
-      return;
-    end if;
     loop
       begin
         perform jobs.heartbeat();
@@ -850,14 +844,11 @@ begin
       commit;
       i := i + 1;
       exit when i >= coalesce(p_runs, 2147483647)
-             or (p_runs is null and v_started + i * v_every > v_end - interval '1 second');
+             or (p_runs is null and v_started + i * v_every > v_minute_end - interval '1 second');
       perform pg_catalog.pg_sleep(greatest(0, pg_catalog.date_part('epoch',
         v_started + i * v_every - pg_catalog.clock_timestamp())));
       commit;
     end loop;
-    if p_runs is null then
-      perform pg_catalog.pg_advisory_unlock(20261204, 1);
-    end if;
   end;
   $fn$;
   revoke all on procedure jobs.heartbeat_minute(int, int) from public, anon, authenticated;
