@@ -1340,7 +1340,6 @@ begin
       select unnest(d.rate_keys)
         from (select t.rate_keys from jobs.task t
                where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
-               and (t.window_until is null or t.window_until > now())
                order by t.run_after, t.id
                limit v_scan) d) k
      order by k.key
@@ -1355,13 +1354,15 @@ begin
   end if;
 
   for v_cand in
-    select t.id, t.rate_keys from jobs.task t
+    select t.id, t.rate_keys, t.window_until from jobs.task t
      where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
-               and (t.window_until is null or t.window_until > now())
      order by t.run_after, t.id
      limit v_scan
   loop
     exit when cardinality(v_ids) >= v_want;
+    -- Its send window closed: the heartbeat moves it to the next opening (checked here, not in
+    -- the query, so the query keeps its plan: an index scan in claim order).
+    continue when v_cand.window_until <= now();
     v_ok := true;
     foreach v_key in array coalesce(v_cand.rate_keys, '{}'::text[]) loop
       if not v_avail ? v_key then
@@ -1378,7 +1379,6 @@ begin
     v_locked := null;
     select t.id into v_locked from jobs.task t
      where t.id = v_cand.id and t.state = 'queued' and t.run_after <= now()
-               and (t.window_until is null or t.window_until > now())
        for update skip locked;
     continue when v_locked is null;
 

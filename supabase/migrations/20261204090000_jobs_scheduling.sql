@@ -671,6 +671,8 @@ begin
 end;
 $$;
 
+-- As in 20261203090000_jobs_bucket_lock_order.sql, except that a candidate whose send window
+-- closed is skipped.
 create or replace function jobs.claim_due_tasks(p_job jobs.job, p_want int)
 returns bigint[]
 language plpgsql
@@ -698,7 +700,6 @@ begin
       select unnest(d.rate_keys)
         from (select t.rate_keys from jobs.task t
                where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
-               and (t.window_until is null or t.window_until > now())
                order by t.run_after, t.id
                limit v_scan) d) k
      order by k.key
@@ -713,13 +714,15 @@ begin
   end if;
 
   for v_cand in
-    select t.id, t.rate_keys from jobs.task t
+    select t.id, t.rate_keys, t.window_until from jobs.task t
      where t.job_name = p_job.name and t.state = 'queued' and t.run_after <= now()
-               and (t.window_until is null or t.window_until > now())
      order by t.run_after, t.id
      limit v_scan
   loop
     exit when cardinality(v_ids) >= v_want;
+    -- Its send window closed: the heartbeat moves it to the next opening (checked here, not in
+    -- the query, so the query keeps its plan: an index scan in claim order).
+    continue when v_cand.window_until <= now();
     v_ok := true;
     foreach v_key in array coalesce(v_cand.rate_keys, '{}'::text[]) loop
       if not v_avail ? v_key then
@@ -736,7 +739,6 @@ begin
     v_locked := null;
     select t.id into v_locked from jobs.task t
      where t.id = v_cand.id and t.state = 'queued' and t.run_after <= now()
-               and (t.window_until is null or t.window_until > now())
        for update skip locked;
     continue when v_locked is null;
 
