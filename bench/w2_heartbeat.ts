@@ -1,9 +1,9 @@
 // The heartbeat W2 runs under. The local stack has pg_cron 1.4 (whole minutes only), so the
-// migration schedules `call jobs.heartbeat_minute()` every minute: a procedure that runs
-// jobs.heartbeat() every 10 s in pg_cron's session until the minute ends, committing after each
-// (before 20261204090000_jobs_scheduling.sql, a `select` that ran them over dblink and held its
-// snapshot, and so the xmin horizon, for about 59 s of every minute). Hosted Supabase (pg_cron
-// 1.6) schedules `select jobs.heartbeat()` every 10 seconds instead, each a short transaction.
+// migration schedules `select jobs.heartbeat_minute()` every minute: one statement that runs
+// jobs.heartbeat() every 10 s over one dblink session until the minute ends. That statement holds
+// its snapshot, and so the database's xmin horizon, for about 59 s of every minute: no row version
+// made dead meanwhile can be pruned. Hosted Supabase (pg_cron 1.6) schedules
+// `select jobs.heartbeat()` every 10 seconds instead, each a short transaction.
 //
 //   local   (default) the stack as it is; outside --quick the measured run waits until the
 //           minute heartbeat is running, so every run sees the local stack's steady state

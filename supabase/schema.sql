@@ -2138,32 +2138,55 @@ end;
 $$;
 
 --
--- Name: heartbeat_minute(integer, integer); Type: PROCEDURE; Schema: jobs; Owner: -
+-- Name: heartbeat_minute(integer, integer); Type: FUNCTION; Schema: jobs; Owner: -
 --
 
-CREATE PROCEDURE jobs.heartbeat_minute(IN p_every_seconds integer DEFAULT 10, IN p_runs integer DEFAULT NULL::integer)
+CREATE FUNCTION jobs.heartbeat_minute(p_every_seconds integer DEFAULT 10, p_runs integer DEFAULT NULL::integer) RETURNS integer
     LANGUAGE plpgsql
+    SET search_path TO ''
     AS $$
   declare
+    v_conn text := format('host=%s port=%s dbname=%s user=%s',
+      coalesce(nullif(pg_catalog.current_setting('cron.host', true), ''), 'localhost'),
+      pg_catalog.current_setting('port'), pg_catalog.current_database(), current_user);
+    v_name text := 'duework_heartbeat_' || pg_catalog.pg_backend_pid();
     v_started timestamptz := pg_catalog.clock_timestamp();
     v_minute_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '1 minute';
-    v_every interval := pg_catalog.make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
+    v_every interval := make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
+    v_open boolean := false;
+    v_ok int := 0;
     i int := 0;
   begin
     loop
       begin
-        perform jobs.heartbeat();
+        if not v_open then
+          perform extensions.dblink_connect(v_name, v_conn);
+          v_open := true;
+        end if;
+        perform * from extensions.dblink(v_name, 'select jobs.heartbeat()') as h (dispatched int);
+        v_ok := v_ok + 1;
       exception when others then
         raise warning 'jobs.heartbeat_minute: heartbeat % failed: %', i + 1, sqlerrm;
+        -- A broken session is opened again for the next heartbeat.
+        if v_open then
+          begin
+            perform extensions.dblink_disconnect(v_name);
+          exception when others then
+            null;
+          end;
+          v_open := false;
+        end if;
       end;
-      commit;
       i := i + 1;
       exit when i >= coalesce(p_runs, 2147483647)
              or (p_runs is null and v_started + i * v_every > v_minute_end - interval '1 second');
-      perform pg_catalog.pg_sleep(greatest(0, pg_catalog.date_part('epoch',
-        v_started + i * v_every - pg_catalog.clock_timestamp())));
-      commit;
+      perform pg_catalog.pg_sleep(greatest(0, extract(epoch from
+        v_started + i * v_every - pg_catalog.clock_timestamp())::double precision));
     end loop;
+    if v_open then
+      perform extensions.dblink_disconnect(v_name);
+    end if;
+    return v_ok;
   end;
   $$;
 
@@ -7881,10 +7904,10 @@ REVOKE ALL ON FUNCTION jobs.has_signature(p_function regprocedure, p_result text
 REVOKE ALL ON FUNCTION jobs.heartbeat() FROM PUBLIC;
 
 --
--- Name: PROCEDURE heartbeat_minute(IN p_every_seconds integer, IN p_runs integer); Type: ACL; Schema: jobs; Owner: -
+-- Name: FUNCTION heartbeat_minute(p_every_seconds integer, p_runs integer); Type: ACL; Schema: jobs; Owner: -
 --
 
-REVOKE ALL ON PROCEDURE jobs.heartbeat_minute(IN p_every_seconds integer, IN p_runs integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobs.heartbeat_minute(p_every_seconds integer, p_runs integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION keep_batch_alive(p_batch_id bigint); Type: ACL; Schema: jobs; Owner: -

@@ -112,10 +112,8 @@ export class DueworkReminders {
     let tEnd: number | null = null;
     // Sampled with every poll: client backends running a statement, those waiting for the job's
     // claim lock (an advisory lock a claiming jobs.report holds until it commits), and whether
-    // pg_cron 1.4's minute heartbeat (`call jobs.heartbeat_minute()`; before 20261204090000 a
-    // minute-long `select`) holds back the xmin horizon (then no row version the run makes dead
-    // can be pruned: the bucket rows' update chains grow). The procedure holds it only while it
-    // runs a heartbeat or sleeps the 10 s between two.
+    // pg_cron 1.4's minute-long `select jobs.heartbeat_minute()` holds back the xmin horizon (then
+    // no row version the run makes dead can be pruned: the bucket rows' update chains grow).
     let samples = 0, activeSum = 0, claimLockSum = 0, pinnedSamples = 0;
     for (;;) {
       done = await sentCount(poll);

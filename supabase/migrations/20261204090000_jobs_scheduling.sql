@@ -18,8 +18,8 @@
 -- Also: jobs.run_and_wait (a procedure: commits the tick, waits for that run's tasks, returns the
 -- counts); jobs.task send windows (payload.send_window → the task waits for the recipient's
 -- local hours; claims skip one whose window closed, the heartbeat moves it on); the heartbeat visits only jobs
--- with work in flight or due (the idle cost), and on pg_cron 1.4 its six heartbeats run in
--- pg_cron's own session, committing after each (a procedure, no dblink).
+-- with work in flight or due (the idle cost), and on pg_cron 1.4 its six heartbeats share one
+-- dblink session.
 
 -- ---------------------------------------------------------------------------------------------
 -- Cron expressions: parsed once, evaluated in a time zone
@@ -814,48 +814,66 @@ begin
 end;
 $$;
 
--- pg_cron 1.4 only (see 20261123100000_jobs_core.sql): the minute's heartbeats become a procedure
--- that runs them in pg_cron's own session and COMMITs after each one, instead of a function that
--- opened a dblink session for them. Each heartbeat is still its own transaction (its own now()),
--- the minute costs one new session instead of two, the heartbeats after the first find their
--- caches warm (the idle cost: bench "idle"), and no statement holds the xmin horizon for the
--- whole minute any more (only each 10 s sleep does). Like jobs.run_and_wait, a procedure that
--- commits cannot carry SET search_path: every name in it is qualified.
+-- pg_cron 1.4 only (see 20261123100000_jobs_core.sql): the minute's heartbeats now share one
+-- dblink session (each statement still commits on its own, so each has its own now()), instead
+-- of a new connection each. (A procedure committing between heartbeats in pg_cron's own session
+-- would save the dblink session too, but in the W2 bench it held back pruning far more: 714
+-- against 1257 sends/s. It is not used.)
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
                   where n.nspname = 'jobs' and p.proname = 'heartbeat_minute') then
     return;
   end if;
-  drop function jobs.heartbeat_minute(int, int);
-  create procedure jobs.heartbeat_minute(p_every_seconds int default 10, p_runs int default null)
+  create or replace function jobs.heartbeat_minute(p_every_seconds int default 10, p_runs int default null)
+  returns int
   language plpgsql
+  set search_path = ''
   as $fn$
   declare
+    v_conn text := format('host=%s port=%s dbname=%s user=%s',
+      coalesce(nullif(pg_catalog.current_setting('cron.host', true), ''), 'localhost'),
+      pg_catalog.current_setting('port'), pg_catalog.current_database(), current_user);
+    v_name text := 'duework_heartbeat_' || pg_catalog.pg_backend_pid();
     v_started timestamptz := pg_catalog.clock_timestamp();
     v_minute_end timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp()) + interval '1 minute';
-    v_every interval := pg_catalog.make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
+    v_every interval := make_interval(secs => greatest(coalesce(p_every_seconds, 10), 1));
+    v_open boolean := false;
+    v_ok int := 0;
     i int := 0;
   begin
     loop
       begin
-        perform jobs.heartbeat();
+        if not v_open then
+          perform extensions.dblink_connect(v_name, v_conn);
+          v_open := true;
+        end if;
+        perform * from extensions.dblink(v_name, 'select jobs.heartbeat()') as h (dispatched int);
+        v_ok := v_ok + 1;
       exception when others then
         raise warning 'jobs.heartbeat_minute: heartbeat % failed: %', i + 1, sqlerrm;
+        -- A broken session is opened again for the next heartbeat.
+        if v_open then
+          begin
+            perform extensions.dblink_disconnect(v_name);
+          exception when others then
+            null;
+          end;
+          v_open := false;
+        end if;
       end;
-      commit;
       i := i + 1;
       exit when i >= coalesce(p_runs, 2147483647)
              or (p_runs is null and v_started + i * v_every > v_minute_end - interval '1 second');
-      perform pg_catalog.pg_sleep(greatest(0, pg_catalog.date_part('epoch',
-        v_started + i * v_every - pg_catalog.clock_timestamp())));
-      commit;
+      perform pg_catalog.pg_sleep(greatest(0, extract(epoch from
+        v_started + i * v_every - pg_catalog.clock_timestamp())::double precision));
     end loop;
+    if v_open then
+      perform extensions.dblink_disconnect(v_name);
+    end if;
+    return v_ok;
   end;
   $fn$;
-  revoke all on procedure jobs.heartbeat_minute(int, int) from public, anon, authenticated;
-  perform cron.schedule('duework:heartbeat', '* * * * *', 'call jobs.heartbeat_minute()');
-  perform cron.schedule('duework:heartbeat-at-start', '@reboot', 'call jobs.heartbeat_minute()');
 end;
 $$;
 

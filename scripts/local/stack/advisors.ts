@@ -54,16 +54,13 @@ type Lint = { name: string; level: string; detail: string };
 /**
  * Findings reviewed one by one and kept, each with the reason (docs/jobs.md says the same).
  * jobs.run_and_wait is a procedure that COMMITs its tick before it waits (pg_net sends only
- * committed requests), and on pg_cron 1.4 (the local stack; not created on hosted Supabase)
- * jobs.heartbeat_minute COMMITs after each of its heartbeats. Postgres forbids a SET clause on a
- * procedure that commits, so neither can pin search_path. Their bodies name every object with its
- * schema, they are SECURITY INVOKER, and no client role may execute them (jobs_scheduling.test.sql).
+ * committed requests); Postgres forbids a SET clause on a procedure that commits, so it cannot pin
+ * search_path. Its body names every object with its schema, it is SECURITY INVOKER, and no client
+ * role may execute it (jobs_scheduling.test.sql).
  */
 const REVIEWED_EXCEPTIONS = [
   { name: "function_search_path_mutable", detail: "Function `jobs.run_and_wait` has a role mutable search_path",
     why: "jobs.run_and_wait commits, so Postgres allows it no SET search_path" },
-  { name: "function_search_path_mutable", detail: "Function `jobs.heartbeat_minute` has a role mutable search_path",
-    why: "jobs.heartbeat_minute (pg_cron 1.4 only) commits, so Postgres allows it no SET search_path" },
 ];
 
 function isReviewedException(l: Lint): boolean {

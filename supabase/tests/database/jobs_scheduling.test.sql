@@ -210,12 +210,8 @@ select matches(jobs.describe_watched_run(jobs.watched_run_progress((select r fro
 
 select is((select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text) from pg_proc p
             where p.pronamespace = 'jobs'::regnamespace and not coalesce(p.proconfig @> array['search_path=""'], false)),
-  (select array_agg(x order by x) from unnest(array[
-     'jobs.run_and_wait(text,interval,jsonb)',
-     case when to_regprocedure('jobs.heartbeat_minute(int,int)') is not null then 'jobs.heartbeat_minute(integer,integer)' end]) x
-    where x is not null),
-  'the routines in jobs without a pinned search_path are the procedures that commit (Postgres allows them no SET clause): '
-  'jobs.run_and_wait, and on pg_cron 1.4 jobs.heartbeat_minute');
+  array['jobs.run_and_wait(text,interval,jsonb)'],
+  'the one routine in jobs without a pinned search_path is the procedure that commits (Postgres allows it no SET clause)');
 select ok(not has_function_privilege('anon', 'jobs.run_and_wait(text,interval,jsonb)', 'EXECUTE')
           and not has_function_privilege('authenticated', 'jobs.run_and_wait(text,interval,jsonb)', 'EXECUTE')
           and not has_function_privilege('public', 'jobs.run_and_wait(text,interval,jsonb)', 'EXECUTE')
