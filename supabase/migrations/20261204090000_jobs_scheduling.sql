@@ -817,8 +817,7 @@ $$;
 -- pg_cron 1.4 only (see 20261123100000_jobs_core.sql): the minute's heartbeats now share one
 -- dblink session (each statement still commits on its own, so each has its own now()), instead
 -- of a new connection each. (A procedure committing between heartbeats in pg_cron's own session
--- would save the dblink session too, but in the W2 bench it held back pruning far more: 714
--- against 1257 sends/s. It is not used.)
+-- would save the dblink session too; it was tried and not kept, bench/RESULTS.md says why.)
 do $$
 begin
   if not exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
