@@ -286,3 +286,35 @@ Deno.test("control: reset with a broken fixture file keeps the running state", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("control: rate, reset and after faults", async () => {
+  await withSandbox(async (sb) => {
+    // status is needed unless the fault cuts the connection.
+    const bad = await postJson(`${sb.controlUrl}/__faults`, { provider: "google_oauth", rate: 0.5 });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.field, "status");
+    const badRate = await postJson(`${sb.controlUrl}/__faults`, { provider: "google_oauth", status: 500, rate: 0 });
+    assert.equal(badRate.body.field, "rate");
+
+    // after + reset: the fake handles the request (a refresh rotates nothing for Google, so look at
+    // the log), then the client's body read fails.
+    await postJson(`${sb.controlUrl}/__faults`, { provider: "google_oauth", path: "/token", reset: true, after: true, times: 1 });
+    const res = await fetch(`${sb.providers.google_oauth}/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(refreshParams("1//demo-refresh-youtube-1")).toString(),
+    });
+    await assert.rejects(res.text());
+    const [entry] = (await call(`${sb.controlUrl}/__requests?path=/token`)).body.requests;
+    assert.equal(entry.status, 0);
+    assert.equal(entry.fault_after, true);
+
+    // rate: about that fraction of matching requests is struck.
+    await postJson(`${sb.controlUrl}/__faults`, { provider: "google_oauth", path: "/token", status: 503, rate: 0.3 });
+    let struck = 0;
+    for (let i = 0; i < 200; i++) {
+      if ((await refresh(sb, refreshParams("1//demo-refresh-youtube-1"))).status === 503) struck++;
+    }
+    assert.ok(struck > 20 && struck < 110, `struck ${struck} of 200 at rate 0.3`);
+  });
+});

@@ -1,7 +1,10 @@
 // Fault injection: POST /__faults makes matching provider requests fail with a
-// chosen status/body/Retry-After, optionally after a delay (timeouts) and only
-// a limited number of times. Faults are indexed per provider so the no-fault
-// hot path is a single map lookup.
+// chosen status/body/Retry-After, optionally after a delay (timeouts), only a
+// limited number of times, or only a fraction of them (`rate`). A fault can cut
+// the connection instead of answering (`reset`), and can strike after the fake
+// handled the request (`after`: the effect happened, its answer is lost, the
+// window every at-least-once system must survive). Faults are indexed per
+// provider so the no-fault hot path is a single map lookup.
 
 import { z } from "npm:zod@4";
 import { PROVIDER_NAMES, type ProviderName } from "./types.ts";
@@ -14,11 +17,20 @@ export const FaultInputSchema = z.strictObject({
   provider: z.enum(PROVIDER_NAMES),
   method: z.string().min(1).optional(),
   path: z.string().startsWith("/", { message: "path must start with /" }).optional(),
-  status: z.number().int().min(200).max(599),
+  status: z.number().int().min(200).max(599).optional(),
   body: z.unknown().optional(),
   retry_after: z.number().int().min(0).optional(),
   delay_ms: z.number().int().min(0).max(600_000).optional(),
   times: z.number().int().min(1).optional(),
+  /** Fraction of matching requests the fault strikes (0 < rate ≤ 1); default all. */
+  rate: z.number().gt(0).max(1).optional(),
+  /** Cut the connection: headers go out, then the body stream errors (the client sees a reset). */
+  reset: z.boolean().optional(),
+  /** Strike after the fake handled the request: its effect stands, its answer is replaced. */
+  after: z.boolean().optional(),
+}).refine((f) => f.status !== undefined || f.reset === true, {
+  path: ["status"],
+  message: "status is required unless reset is true",
 });
 
 export type FaultInput = z.infer<typeof FaultInputSchema>;
@@ -28,10 +40,13 @@ export interface Fault {
   provider: ProviderName;
   method?: string; // upper-case
   path?: string;
-  status: number;
+  status?: number;
   body?: unknown;
   retry_after?: number;
   delay_ms?: number;
+  rate?: number;
+  reset?: boolean;
+  after?: boolean;
   /** Remaining matching requests to affect; null = unlimited. */
   times: number | null;
   hits: number;
@@ -75,7 +90,10 @@ export class FaultStore {
       provider: input.provider,
       ...(input.method !== undefined && { method: input.method.toUpperCase() }),
       ...(input.path !== undefined && { path: input.path }),
-      status: input.status,
+      ...(input.status !== undefined && { status: input.status }),
+      ...(input.rate !== undefined && { rate: input.rate }),
+      ...(input.reset && { reset: true }),
+      ...(input.after && { after: true }),
       ...(input.body !== undefined && { body: input.body }),
       ...(input.retry_after !== undefined && { retry_after: input.retry_after }),
       ...(input.delay_ms !== undefined && { delay_ms: input.delay_ms }),
@@ -93,13 +111,14 @@ export class FaultStore {
    * First active fault matching the request, consumed immediately (before any
    * delay) so concurrent requests cannot over-use a `times`-limited fault.
    */
-  take(provider: ProviderName, method: string, path: string): Fault | undefined {
+  take(provider: ProviderName, method: string, path: string, random: () => number = Math.random): Fault | undefined {
     const list = this.#byProvider.get(provider);
     if (list === undefined) return undefined;
     for (let i = 0; i < list.length; i++) {
       const f = list[i];
       if (f.method !== undefined && f.method !== method) continue;
       if (f.path !== undefined && f.path !== path) continue;
+      if (f.rate !== undefined && random() >= f.rate) continue; // spared this time
       f.hits++;
       if (f.times !== null) {
         f.times--;

@@ -4,7 +4,7 @@
 // only at start and on POST /__reset.
 
 import { handleControl } from "./control.ts";
-import { FaultStore } from "./faults.ts";
+import { type Fault, FaultStore } from "./faults.ts";
 import { DEFAULT_FIXTURES_PATH, loadFixtures, type ProviderStates } from "./fixtures.ts";
 import {
   jsonResponse,
@@ -62,6 +62,20 @@ function originOf(hostname: string, port: number): string {
   return `http://${host}:${port}`;
 }
 
+/** What a struck request gets: the fault's answer, or a connection cut after the headers. */
+function faultResponse(fault: Fault, faultBody: (status: number) => unknown): Response {
+  if (fault.reset) {
+    // Deno.serve cannot send a TCP RST; a body stream that errors makes it drop the connection
+    // mid-response, which a client sees as a reset while reading the body.
+    const body = new ReadableStream({ pull: (c) => c.error(new Error("sandbox fault: connection reset")) });
+    return new Response(body, { status: fault.status ?? 200, headers: { "content-type": "application/json" } });
+  }
+  const headers: Record<string, string> = {};
+  if (fault.retry_after !== undefined) headers["retry-after"] = String(fault.retry_after);
+  const status = fault.status!;
+  return jsonResponse(status, fault.body ?? faultBody(status), headers);
+}
+
 export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
   const hostname = opts.hostname ?? "127.0.0.1";
   const fixturesPath = opts.fixturesPath ?? DEFAULT_FIXTURES_PATH;
@@ -84,14 +98,12 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
     const module = PROVIDERS[name];
     const fault = faults.take(name, sreq.method, sreq.path);
     let res: Response;
-    if (fault !== undefined) {
+    if (fault !== undefined && !fault.after) {
       // Delays only await a timer, so other requests keep being served meanwhile.
       // Only shutdown cuts it short: touching req.signal makes Deno print a
       // legacy-abort warning on stdout, and a client that gave up costs one timer.
       if (fault.delay_ms) await sleep(fault.delay_ms, shutdown.signal);
-      const headers: Record<string, string> = {};
-      if (fault.retry_after !== undefined) headers["retry-after"] = String(fault.retry_after);
-      res = jsonResponse(fault.status, fault.body ?? module.faultBody(fault.status), headers);
+      res = faultResponse(fault, module.faultBody);
     } else {
       try {
         res = await module.handle(sreq, { state: states[name], origin, signal: shutdown.signal });
@@ -102,6 +114,12 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
           message: (e as Error).message,
         });
       }
+      if (fault !== undefined) {
+        // The effect stands; the caller gets the fault instead of the answer.
+        await res.body?.cancel();
+        if (fault.delay_ms) await sleep(fault.delay_ms, shutdown.signal);
+        res = faultResponse(fault, module.faultBody);
+      }
     }
     const entry: RecordedRequest = {
       id: log.nextId(),
@@ -111,8 +129,9 @@ export async function startSandbox(opts: SandboxOptions): Promise<Sandbox> {
       query: redactFields(paramsToObject(sreq.query)),
       headers: redactHeaders(sreq.headers),
       body: redactFields(sreq.body),
-      status: res.status,
+      status: fault?.reset ? 0 : res.status,
       ...(fault !== undefined && { fault_id: fault.id }),
+      ...(fault?.after && { fault_after: true }),
       time,
       duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
     };

@@ -112,9 +112,12 @@ export interface RecordedRequest {
   query: Record<string, string | string[]>;
   headers: Record<string, string>;
   body: ParsedBody;
+  /** What the client got; 0 when a `reset` fault cut the connection. */
   status: number;
   /** Set when an injected fault produced the answer. */
   fault_id?: string;
+  /** Set when the fault struck after the fake handled the request (its effect stands). */
+  fault_after?: boolean;
   time: string;
   duration_ms: number;
 }

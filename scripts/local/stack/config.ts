@@ -1,7 +1,7 @@
 // Where a local stack lives and which ports it uses. Three profiles exist so `npm test` and
 // `npm run bench` never collide with a stack the user runs with `npm start`: "dev" (Supabase's
-// local defaults), "test" (everything shifted by +1000, separate data directory) and "bench"
-// (+2000, .duework/bench).
+// local defaults), "test" (everything shifted by +1000, separate data directory), "bench"
+// (+2000, .duework/bench) and "chaos" (+3000, .duework/chaos: `npm run chaos`).
 import { fromFileUrl, join } from "./paths.ts";
 
 import { PROVIDER_NAMES, type ProviderName } from "../sandbox/types.ts";
@@ -10,7 +10,7 @@ import { PROVIDER_NAMES, type ProviderName } from "../sandbox/types.ts";
 export const PROVIDERS = PROVIDER_NAMES;
 export type { ProviderName };
 
-export type Profile = "dev" | "test" | "bench";
+export type Profile = "dev" | "test" | "bench" | "chaos";
 
 export interface StackConfig {
   profile: Profile;
@@ -33,6 +33,7 @@ const DEFAULTS: Record<Profile, { db: number; api: number; sandbox: number; dir:
   dev: { db: 54322, api: 54321, sandbox: 54330, dir: ".duework" },
   test: { db: 55322, api: 55321, sandbox: 55330, dir: ".duework/test" },
   bench: { db: 56322, api: 56321, sandbox: 56330, dir: ".duework/bench" },
+  chaos: { db: 57322, api: 57321, sandbox: 57330, dir: ".duework/chaos" },
 };
 
 /** Env prefix of a profile's port overrides: DUEWORK_, DUEWORK_TEST_, DUEWORK_BENCH_. */
@@ -103,7 +104,7 @@ export function dbUrl(cfg: StackConfig, user = "postgres"): string {
 
 /** The --profile value of an entry script; exits with a usage error for anything else. */
 export function profileOrExit(value: string | undefined): Profile {
-  if (value === "dev" || value === "test" || value === "bench") return value;
-  console.error(`--profile must be "dev", "test" or "bench", got ${JSON.stringify(value)}`);
+  if (value === "dev" || value === "test" || value === "bench" || value === "chaos") return value;
+  console.error(`--profile must be "dev", "test", "bench" or "chaos", got ${JSON.stringify(value)}`);
   Deno.exit(2);
 }
