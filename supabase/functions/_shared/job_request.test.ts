@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { z } from "npm:zod@4";
+import { MAX_JOB_BODY_BYTES } from "./body.ts";
 import { envFrom } from "./env.ts";
 import { batchToken, jobRequestHandler, prefersAsync } from "./job_request.ts";
 import { taskBatchSchema } from "./task_batch.ts";
@@ -112,6 +113,42 @@ Deno.test("front door: bad bodies are refused before any database call", async (
   assert.equal(res2.status, 400);
   assert.equal((await res2.json()).field, "batch_id");
   assert.equal(h.leases.calls.length, 0);
+});
+
+Deno.test("front door: a body over 1 MiB → 413 payload_too_large, declared or streamed; nothing accepted or run", async () => {
+  const h = harness();
+  const big = JSON.stringify({ job: "j", batch_id: 7, tasks: [], pad: "x".repeat(MAX_JOB_BODY_BYTES) });
+  const declared = await h.handler(post({ authorization: `Bearer ${TOKEN}`, "content-length": String(big.length) }, big));
+  assert.equal(declared.status, 413);
+  assert.deepEqual(await declared.json(), {
+    error: "payload_too_large", message: `the body is larger than ${MAX_JOB_BODY_BYTES} bytes`, limit: MAX_JOB_BODY_BYTES,
+  });
+  // Chunked: no Content-Length, the limit is found while reading (and reading stops there).
+  let pulled = 0;
+  const endless = new ReadableStream<Uint8Array>({ pull(c) { pulled++; c.enqueue(new Uint8Array(64 * 1024).fill(0x20)); } });
+  const streamed = await h.handler(new Request("http://fn/", {
+    method: "POST", body: endless, headers: { authorization: `Bearer ${SECRET}` },
+  }));
+  assert.equal(streamed.status, 413);
+  assert.equal((await streamed.json()).error, "payload_too_large");
+  assert.ok(pulled <= MAX_JOB_BODY_BYTES / (64 * 1024) + 2, `read ${pulled} chunks`);
+  assert.equal(h.leases.calls.length, 0, "no batch accepted");
+  assert.equal(h.processed.length, 0);
+  // A body just within the limit is read and validated as usual.
+  const within = JSON.parse(body());
+  within.pad = "x".repeat(MAX_JOB_BODY_BYTES - body().length - 20);
+  h.release();
+  const ok = await h.handler(post({ authorization: `Bearer ${SECRET}` }, JSON.stringify(within)));
+  assert.equal(ok.status, 200);
+});
+
+Deno.test("front door: an unauthenticated oversized body is refused 401 before it is read", async () => {
+  const h = harness();
+  let pulled = 0;
+  const endless = new ReadableStream<Uint8Array>({ pull(c) { pulled++; c.enqueue(new Uint8Array(1024)); } });
+  const res = await h.handler(new Request("http://fn/", { method: "POST", body: endless }));
+  assert.equal(res.status, 401);
+  assert.equal(pulled <= 1, true, "the body was not read");
 });
 
 Deno.test("front door: a database that is away answers 503 (the engine dispatches the batch again)", async () => {

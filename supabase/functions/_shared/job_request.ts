@@ -1,5 +1,6 @@
-// The front door every job function shares: POST only, a credential, a JSON body validated by
-// the function's batch schema; nothing is touched before all three pass.
+// The front door every job function shares: POST only, a credential, a JSON body of at most
+// MAX_JOB_BODY_BYTES (1 MiB; larger → 413 payload_too_large, read no further) validated by the
+// function's batch schema; nothing is touched before all of them pass.
 //
 // Credentials: the batch token pg_net sends (Authorization: Bearer dwb_…, single-use, good only
 // for the batch named in the body while its lease lasts, checked by jobs.accept_batch), or one of
@@ -19,6 +20,7 @@
 import type { z } from "npm:zod@4";
 import { acceptedServiceKeys, isAuthorized, unauthorizedResponse } from "./auth.ts";
 import { type BatchLeases, BatchRefusedError, withLeaseHeartbeat } from "./batch_lease.ts";
+import { MAX_JOB_BODY_BYTES, payloadTooLargeResponse, readLimited } from "./body.ts";
 import type { Env } from "./env.ts";
 import { redact } from "./redact.ts";
 import { errorResponse, methodNotAllowedResponse } from "./result.ts";
@@ -100,9 +102,15 @@ export function jobRequestHandler<S extends z.ZodType>(opts: JobRequestOptions<S
       return unauthorizedResponse();
     }
 
+    // Read no further than the limit (an authenticated caller can still send a huge body).
+    const text = await readLimited(req, MAX_JOB_BODY_BYTES);
+    if (text === null) {
+      opts.log(`${opts.name}: refused a body over ${MAX_JOB_BODY_BYTES} bytes`);
+      return payloadTooLargeResponse(MAX_JOB_BODY_BYTES);
+    }
     let body: unknown;
     try {
-      body = await req.json();
+      body = JSON.parse(text);
     } catch {
       return invalidRequestResponse("body", "the request body is not valid JSON");
     }

@@ -19,7 +19,7 @@ import { describeDatabaseError } from "../_shared/job_store.ts";
 import { redact } from "../_shared/redact.ts";
 import { methodNotAllowedResponse } from "../_shared/result.ts";
 import { invalidRequestResponse } from "../_shared/task_batch.ts";
-import { payloadTooLargeResponse, readLimited } from "../_shared/webhook.ts";
+import { payloadTooLargeResponse, readLimited } from "../_shared/body.ts";
 import { authorize, configuredSecrets, SHORT_CRON_SECRET_WARNING, unauthorizedResponse } from "./auth.ts";
 import { MAX_BODY_BYTES, resolveJobName } from "./job_name.ts";
 
