@@ -233,6 +233,11 @@ Deno.test("unipile-webhook: a body that is not a JSON object, or lacks what its 
     [messageReceived({ account_id: " " }), null, "account_id", /required/],
     [messageReceived({ sender: { attendee_provider_id: 12 } }), null, "sender.attendee_provider_id", /string/],
     [messageReceived({ message_id: {} }), null, "message_id", /string/],
+    // Postgres text cannot hold NUL: refused here rather than failing the SQL call with a 500.
+    [newRelation({ account_id: "acc\u0000x" }), null, "account_id", /NUL/],
+    [newRelation({ user_provider_id: "ACo\u0000" }), null, "user_provider_id", /NUL/],
+    [messageReceived({ chat_id: "chat\u0000" }), null, "chat_id", /NUL/],
+    [messageReceived({ sender: { attendee_provider_id: "\u0000ACo" } }), null, "sender.attendee_provider_id", /NUL/],
   ];
   for (const [body, raw, field, message] of cases) {
     const r = await send(body, raw === null ? {} : { raw });
@@ -242,6 +247,12 @@ Deno.test("unipile-webhook: a body that is not a JSON object, or lacks what its 
     assert.match(r.json.message, message);
     assert.equal(r.storeCalls, 0);
   }
+});
+
+Deno.test("unipile-webhook: a NUL in the display name is dropped, not passed to SQL", async () => {
+  const r = await send(newRelation({ user_full_name: "Ja\u0000ne" }));
+  assert.equal(r.status, 200);
+  assert.equal(r.relations[0].user_full_name, "Jane");
 });
 
 Deno.test("unipile-webhook: a database error → 500 so Unipile retries; neither the secret nor personal data is logged", async () => {

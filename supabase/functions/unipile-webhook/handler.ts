@@ -108,6 +108,9 @@ function optionalId(obj: Json, key: string, field: string = key): string | null 
   if (typeof v !== "string") throw new InvalidField(field, "must be a string");
   const id = v.trim();
   if (id.length > MAX_ID_LENGTH) throw new InvalidField(field, `longer than ${MAX_ID_LENGTH} characters`);
+  // Postgres text (and jsonb) cannot hold NUL: passed on, it would fail the SQL call with a 500,
+  // and Unipile would deliver the same event four more times.
+  if (id.includes("\u0000")) throw new InvalidField(field, "contains a NUL character");
   return id === "" ? null : id;
 }
 
@@ -120,7 +123,8 @@ function requiredId(obj: Json, key: string): string {
 /** A value nobody depends on (a display name, an id used only to skip work): unusable = null. */
 function lenientText(v: unknown, max: number): string | null {
   if (typeof v !== "string") return null;
-  const t = v.trim();
+  // NUL dropped: Postgres text cannot hold it (see optionalId), and a display name loses nothing.
+  const t = v.replaceAll("\u0000", "").trim();
   return t === "" ? null : t.slice(0, max);
 }
 
