@@ -84,6 +84,12 @@ Deno.test("twilio-status: a valid callback → one store call with the sid, stat
   assert.match(failed.logs.join("\n"), /SM0123456789abcdef0123456789abcdef undelivered error 63016 → notification 12/);
 });
 
+Deno.test("twilio-status: a NUL in ErrorMessage is dropped (Postgres text cannot store it), the callback is recorded", async () => {
+  const r = await send(callback({ MessageStatus: "failed", SmsStatus: "failed", ErrorCode: "30008", ErrorMessage: "Unknown\u0000 error" }));
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.updates, [{ messageSid: MESSAGE_SID, status: "failed", errorCode: "30008", errorMessage: "Unknown error" }]);
+});
+
 Deno.test("twilio-status: the signature is checked against the configured URL (plus the query string), not req.url", async () => {
   // Signed by Twilio for the public URL; the function is reached at another host and path.
   assert.equal((await send(callback(), { url: INTERNAL_URL })).status, 200);

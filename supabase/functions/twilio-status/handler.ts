@@ -145,7 +145,9 @@ export function createHandler(deps: TwilioStatusDeps): (req: Request) => Promise
     }
     const errorCode = params.get("ErrorCode")?.trim() || null;
     if (errorCode !== null && !/^\d{1,10}$/.test(errorCode)) return invalidRequestResponse("ErrorCode", "must be a number");
-    const errorMessage = params.get("ErrorMessage")?.trim().slice(0, MAX_ERROR_MESSAGE) || null;
+    // Postgres text cannot hold NUL: a message carrying one would fail the write (a 500, and so a
+    // redelivery of the same callback); the character carries no meaning, so it is dropped.
+    const errorMessage = params.get("ErrorMessage")?.replaceAll("\u0000", "").trim().slice(0, MAX_ERROR_MESSAGE) || null;
 
     let result: DeliveryStatusResult;
     try {

@@ -18,6 +18,9 @@ export const CLIENT_FUNCTIONS: Record<string, string> = {
 export const CLIENT_READABLE: Record<string, string> = {
   "extensions.pg_stat_statements": "PUBLIC by the extension; other roles' query text is hidden",
   "extensions.pg_stat_statements_info": "PUBLIC by the extension; two counters, no data",
+  // `npm test` installs pgTAP before this suite; its views read only the catalog, no project rows.
+  "extensions.tap_funky": "PUBLIC by pgTAP (installed by the test suite); lists functions from the catalog",
+  "extensions.pg_all_foreign_keys": "PUBLIC by pgTAP (installed by the test suite); lists foreign keys from the catalog",
 };
 
 /** Schemas whose functions are the platform's or the catalog's, not the project's. */
