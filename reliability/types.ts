@@ -15,6 +15,8 @@ export interface StackInfo {
   cron_secret: string;
   jwt_secret: string;
   providers: Record<string, string>;
+  api_url: string;
+  anon_key: string;
   run_dir?: string;
   pg_data?: string;
   [more: string]: unknown;
@@ -35,6 +37,8 @@ export interface Counts {
   done: number;
   /** Given up on, with a reason in the domain row. */
   dead: number;
+  /** The same, split by provider, for a workload whose items go to more than one. */
+  byProvider?: Partial<Record<ProviderName, Omit<Counts, "byProvider">>>;
 }
 
 export interface EffectCount {

@@ -47,8 +47,23 @@ export const reminders: Workload = {
                                 and coalesce(n.error, n.error_code) is not null)::int as dead
         from public.notifications n join public.clients c on c.id = n.client_id
        where c.name like 'w2-bench %' and n.kind = 'event_reminder'`;
+    const [wa] = await ctx.sql()`
+      select count(*) filter (where n.provider_message_id is not null)::int as done,
+             count(*) filter (where n.provider_message_id is null and n.status = 'failed'
+                                and coalesce(n.error, n.error_code) is not null)::int as dead
+        from public.notifications n join public.clients c on c.id = n.client_id
+       where c.name like 'w2-bench %' and n.kind = 'event_reminder' and n.channel = 'whatsapp'`;
     // Discovery creates the notifications: before the first tick, every booking still owes two.
-    return { total: Math.max(r.total, bookings.length * 2), done: r.done, dead: r.dead };
+    const total = Math.max(r.total, bookings.length * 2);
+    return {
+      total,
+      done: r.done,
+      dead: r.dead,
+      byProvider: {
+        twilio: { total: bookings.length, done: wa.done, dead: wa.dead },
+        resend: { total: total - bookings.length, done: r.done - wa.done, dead: r.dead - wa.dead },
+      },
+    };
   },
 
   async effects(ctx): Promise<EffectCount[]> {

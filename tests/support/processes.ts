@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { StackInfo } from "./stack";
+import type { StackInfo } from "./stack.ts";
 
 export interface RecordedChild {
   name: string;
