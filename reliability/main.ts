@@ -20,6 +20,7 @@ import { seeded } from "./random.ts";
 import { type Mix, type Row, runScenario, type ScenarioSpec } from "./scenario.ts";
 import { baseline, outage, overlap, processFaults, providerFaults } from "./scenarios.ts";
 import { scanForSecrets } from "./secrets_scan.ts";
+import { duplicateIsCounted } from "./self_check.ts";
 import { soak } from "./soak.ts";
 import type { StackInfo } from "./types.ts";
 import { reminders } from "./workloads/reminders.ts";
@@ -111,10 +112,12 @@ try {
   }
   if (soakMs !== null) rows.push(await soak(ctx, MIX, soakMs, random(), (l) => console.log(l)));
 
+  const selfCheck = rows.length ? await duplicateIsCounted(ctx, reminders) : null;
+  if (selfCheck) console.log(`\n${selfCheck}`);
   const secrets = await scanForSecrets(ctx, logDir);
   const coverage = await jobCoverage(ctx, MIX.map((m) => m.workload));
   console.log(`\n${table(rows)}\n\n${effectsTable(rows)}\n\nSecrets: ${secretsLine(secrets)}\nJobs: ${coverageLine(coverage)}`);
-  failed = rows.some((r) => r.failures.length > 0) || secrets.hits.length > 0 || coverage.unknown.length > 0;
+  failed = rows.some((r) => r.failures.length > 0) || secrets.hits.length > 0 || coverage.unknown.length > 0 || selfCheck !== null;
   if (mode !== "short" && !values["no-write"]) {
     const path = await writeResults({ mode, seed, startedAt, rows, secrets, coverage, command: `npm run chaos${Deno.args.length ? ` -- ${Deno.args.join(" ")}` : ""}` });
     console.log(`\nwrote ${path}`);

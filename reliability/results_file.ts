@@ -57,8 +57,8 @@ const METHOD = `- **Items**: due items seeded through the tables a user fills: b
   task key as Idempotency-Key.
 - **Repeated calls (no effect)**: refresh grants beyond one per token; a refresh only mints a new
   access token, so a repeat after a lost answer costs a call, not an effect.
-- **Recovery time**: process faults: from the strike until one in-flight window (${ENGINE.batch * ENGINE.inFlight} items) more
-  is done, the slowest strike; provider faults: from the last struck request until the last item
+- **Recovery time**: process faults: from the strike until, once the process runs again, one
+  in-flight window (${ENGINE.batch * ENGINE.inFlight} items) more is done, the slowest strike; provider faults: from the last struck request until the last item
   settled; outage: from the end of the outage until the provider's items were all settled.
 - **Invariants** after every scenario (a failure otherwise): no task running past its lease, no
   batch unsettled, no dead task without a reason, no task of the drained jobs left open.

@@ -26,8 +26,8 @@ export function baseline(mix: Mix[], items: number): ScenarioSpec {
 
 /**
  * Each process fault `rounds` times, in random order, each when a random share (10-80 %) of the
- * items is done. Recovery of one fault: from the strike until one more in-flight window of items
- * (IN_FLIGHT) is done; the row shows the slowest.
+ * items is done. Recovery of one fault: from the strike until, after the process is back, one more
+ * in-flight window of items (IN_FLIGHT) is done; the row shows the slowest.
  */
 export function processFaults(
   mix: Mix[],
@@ -64,7 +64,12 @@ export function processFaults(
       }
     },
     async measure(_ctx, outcome) {
-      const recoveries = strikes.map((s) => ({ ...s, recovery: timeToNMore(outcome.timeline, s.at, IN_FLIGHT) }));
+      // Items finishing right after a strike may be writes already under way; progress counts
+      // once the process is back.
+      const recoveries = strikes.map((s) => {
+        const after = timeToNMore(outcome.timeline, s.at + s.backAfterMs, IN_FLIGHT);
+        return { ...s, recovery: after === null ? null : s.backAfterMs + after };
+      });
       const failures = recoveries.filter((r) => r.recovery === null).map((r) => `no progress after ${describeFault[r.kind]}`);
       if (missed.length) failures.push(`the drain ended before ${missed.join(", ")} could strike`);
       const worst = Math.max(0, ...recoveries.map((r) => r.recovery ?? 0));

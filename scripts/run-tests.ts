@@ -5,7 +5,7 @@
 //   npm test -- supabase/tests/database/x.sql  one pgTAP file
 //   npm test -- tests/e2e/platform.test.ts     one vitest file
 //   npm test -- scripts/local/sandbox/         deno tests under a path
-//   npm test -- --suite pgtap                  one suite: schema | pgtap | deno | vitest | advisors | lint
+//   npm test -- --suite pgtap                  one suite: schema | pgtap | deno | vitest | chaos | advisors | lint
 //   npm run schema                             rewrite supabase/schema.sql from the migrations
 //
 // A test stack already running (`npm run stack:up -- --profile test`) is reused and left running.
@@ -20,8 +20,9 @@ import { runLint } from "./local/stack/lint.ts";
 import { checkSnapshot } from "./local/stack/schema-snapshot.ts";
 import { join } from "./local/stack/paths.ts";
 
-// schema first: it compares the migrated schema before any test has touched the database.
-const SUITES = ["schema", "pgtap", "deno", "vitest", "advisors", "lint"] as const;
+// schema first: it compares the migrated schema before any test has touched the database. chaos
+// (`npm run chaos -- --short`) after the others: it stops Postgres and kills the stack's services.
+const SUITES = ["schema", "pgtap", "deno", "vitest", "chaos", "advisors", "lint"] as const;
 type Suite = typeof SUITES[number];
 
 const { values, positionals } = parseArgs({
@@ -125,6 +126,9 @@ for (const [suite, paths] of suites) {
       break;
     case "vitest":
       ok = await run([join(root, "node_modules/.bin/vitest"), "run", ...paths], env);
+      break;
+    case "chaos":
+      ok = await run([Deno.execPath(), "run", "-A", "reliability/main.ts", "--short", "--stack-json", cfg.stackJson], env);
       break;
     case "advisors": {
       const r = await runAdvisors(cfg);
