@@ -5,6 +5,7 @@
 //   npm run chaos -- --soak 60m            a round a minute with a random fault, for 60 minutes
 //   npm run chaos -- --stack-json F        use the running stack described by F instead of starting one
 //   npm run chaos -- --seed N              replay the fault points of an earlier run
+//   npm run chaos -- --scenario process --process-faults functions   one scenario, some faults
 //
 // Exit 1 on a lost item, a duplicated effect, a broken engine invariant, a secret found, or a job
 // neither drained nor listed in coverage.ts.
@@ -17,7 +18,8 @@ import { jobCoverage } from "./coverage.ts";
 import { coverageLine, effectsTable, secretsLine, table } from "./report.ts";
 import { writeResults } from "./results_file.ts";
 import { seeded } from "./random.ts";
-import { type Mix, type Row, runScenario, type ScenarioSpec } from "./scenario.ts";
+import { type Mix, type Row, runScenario, type ScenarioKey, SCENARIOS, type ScenarioSpec } from "./scenario.ts";
+import { PROCESS_FAULTS, type ProcessFault } from "./process_faults.ts";
 import { baseline, outage, overlap, processFaults, providerFaults } from "./scenarios.ts";
 import { scanForSecrets } from "./secrets_scan.ts";
 import { duplicateIsCounted } from "./self_check.ts";
@@ -34,6 +36,9 @@ const { values } = parseArgs({
     "stack-json": { type: "string" },
     seed: { type: "string" },
     "no-write": { type: "boolean", default: false },
+    scenario: { type: "string", multiple: true },
+    "process-faults": { type: "string" },
+    items: { type: "string" },
   },
 });
 
@@ -52,6 +57,25 @@ if (!Number.isInteger(seed)) {
   Deno.exit(2);
 }
 const soakMs = values.soak === undefined ? null : duration(values.soak);
+
+function listOf<T extends string>(flag: string, given: string[], allowed: readonly T[]): T[] {
+  for (const g of given) {
+    if (!(allowed as readonly string[]).includes(g)) {
+      console.error(`--${flag} must be one of ${allowed.join(", ")}; got ${JSON.stringify(g)}`);
+      Deno.exit(2);
+    }
+  }
+  return given as T[];
+}
+const onlyScenarios = listOf<ScenarioKey>("scenario", (values.scenario ?? []).flatMap((s) => s.split(",")), SCENARIOS);
+const processKinds = values["process-faults"] === undefined
+  ? PROCESS_FAULTS
+  : listOf<ProcessFault>("process-faults", values["process-faults"].split(","), PROCESS_FAULTS);
+const itemsOverride = values.items === undefined ? null : Number(values.items);
+if (itemsOverride !== null && !(Number.isInteger(itemsOverride) && itemsOverride > 0)) {
+  console.error(`--items must be a positive integer; got ${JSON.stringify(values.items)}`);
+  Deno.exit(2);
+}
 const mode = soakMs !== null ? "soak" : values.short ? "short" : "full";
 
 /** What every scenario drains: each workload's share of the items. */
@@ -62,21 +86,22 @@ const MIX: Mix[] = [
 
 function plan(): ScenarioSpec[] {
   const random = seeded(seed);
-  if (mode === "short") {
-    return [
-      processFaults(MIX, 600, 1, random),
-      providerFaults(MIX, 300, true),
-      outage(MIX, 300, "twilio", 15_000),
-      overlap(MIX, 200),
+  const n = (items: number) => itemsOverride ?? items;
+  const all = mode === "short"
+    ? [
+      processFaults(MIX, n(600), 1, random, processKinds),
+      providerFaults(MIX, n(300), true),
+      outage(MIX, n(300), "twilio", 15_000),
+      overlap(MIX, n(200)),
+    ]
+    : [
+      baseline(MIX, n(5_000)),
+      processFaults(MIX, n(5_000), 2, random, processKinds),
+      providerFaults(MIX, n(5_000)),
+      outage(MIX, n(3_000), "twilio", 120_000),
+      overlap(MIX, n(1_000)),
     ];
-  }
-  return [
-    baseline(MIX, 5_000),
-    processFaults(MIX, 5_000, 2, random),
-    providerFaults(MIX, 5_000),
-    outage(MIX, 3_000, "twilio", 120_000),
-    overlap(MIX, 1_000),
-  ];
+  return onlyScenarios.length ? all.filter((s) => onlyScenarios.includes(s.key)) : all;
 }
 
 async function stackFor(): Promise<{ info: StackInfo; logDir: string; stack?: Stack }> {
@@ -118,7 +143,8 @@ try {
   const coverage = await jobCoverage(ctx, MIX.map((m) => m.workload));
   console.log(`\n${table(rows)}\n\n${effectsTable(rows)}\n\nSecrets: ${secretsLine(secrets)}\nJobs: ${coverageLine(coverage)}`);
   failed = rows.some((r) => r.failures.length > 0) || secrets.hits.length > 0 || coverage.unknown.length > 0 || selfCheck !== null;
-  if (mode !== "short" && !values["no-write"]) {
+  const complete = onlyScenarios.length === 0 && processKinds === PROCESS_FAULTS && itemsOverride === null;
+  if (mode !== "short" && complete && !values["no-write"]) {
     const path = await writeResults({ mode, seed, startedAt, rows, secrets, coverage, command: `npm run chaos${Deno.args.length ? ` -- ${Deno.args.join(" ")}` : ""}` });
     console.log(`\nwrote ${path}`);
   }

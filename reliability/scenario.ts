@@ -31,7 +31,11 @@ export interface Row {
   failures: string[];
 }
 
+export const SCENARIOS = ["baseline", "process", "provider", "outage", "overlap"] as const;
+export type ScenarioKey = typeof SCENARIOS[number];
+
 export interface ScenarioSpec {
+  key: ScenarioKey;
   name: string;
   mix: Mix[];
   items: number;
@@ -76,7 +80,9 @@ export async function runScenario(ctx: Ctx, spec: ScenarioSpec): Promise<Row> {
   };
   if (outcome.finishedAt === null) row.failures.push(`not settled within ${spec.limitMs / 1000} s`);
   if (row.lost) row.failures.push(`${row.lost} items lost (${missing} done without an effect)`);
-  for (const e of effects) if (e.duplicates) row.failures.push(`${e.duplicates} duplicated ${e.provider} effects`);
+  for (const e of effects) {
+    if (e.duplicates) row.failures.push(`${e.duplicates} duplicated ${e.provider} effects (e.g. ${e.examples?.join(", ") ?? "?"})`);
+  }
   if (!invariantsHold(inv)) row.failures.push(`engine invariants: ${JSON.stringify(inv)}`);
   return row;
 }

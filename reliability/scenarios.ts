@@ -16,6 +16,7 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 export function baseline(mix: Mix[], items: number): ScenarioSpec {
   return {
+    key: "baseline",
     name: "no faults (baseline)",
     mix,
     items,
@@ -41,6 +42,7 @@ export function processFaults(
   const strikes: { kind: ProcessFault; at: number; backAfterMs: number }[] = [];
   const missed: ProcessFault[] = [];
   return {
+    key: "process",
     name: only.length === 1
       ? describeFault[only[0]]
       : `process faults during a ${items.toLocaleString("en-US")}-item drain`,
@@ -87,6 +89,7 @@ export function processFaults(
 export function providerFaults(mix: Mix[], items: number, once = false): ScenarioSpec {
   const providers = providersOf(mix.map((m) => m.workload));
   return {
+    key: "provider",
     name: once ? "provider faults: one of each kind per provider" : "provider faults on 20 % of requests",
     mix,
     items,
@@ -117,6 +120,7 @@ export function outage(mix: Mix[], items: number, provider: ProviderName, outage
   const workloads = mix.map((m) => m.workload);
   let endedAt = 0;
   return {
+    key: "outage",
     name: `${provider} down for ${outageMs / 1000} s, the others draining`,
     mix,
     items,
@@ -159,6 +163,7 @@ export function outage(mix: Mix[], items: number, provider: ProviderName, outage
  */
 export function overlap(mix: Mix[], items: number, runs = 10): ScenarioSpec {
   return {
+    key: "overlap",
     name: `overlap: ${runs} manual runs + cron + heartbeat`,
     mix,
     items,

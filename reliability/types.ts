@@ -51,6 +51,8 @@ export interface EffectCount {
   missing: number;
   /** Repeated calls without a side effect (a second refresh grant), counted but not a defect. */
   repeatedCalls: number;
+  /** A few recipients with a duplicated effect, to start an investigation from. */
+  examples?: string[];
 }
 
 /**

@@ -577,7 +577,11 @@ begin
        set status = case when r.moot is null then 'sending' else 'skipped' end,
            error = case when r.moot is null then x.error else r.moot end,
            send_attempts = x.send_attempts + case when r.moot is null then 1 else 0 end,
-           attempt_started_at = case when r.moot is null then now() else x.attempt_started_at end,
+           -- A row still sending had an attempt whose outcome is unknown: its start is kept, so
+           -- every later attempt looks back to the first such attempt, not only the previous one.
+           attempt_started_at = case when r.moot is not null then x.attempt_started_at
+                                     when r.notification_status = 'sending' then coalesce(x.attempt_started_at, now())
+                                     else now() end,
            to_address = case when r.moot is null then case r.channel when 'email' then r.email else r.phone end
                              else x.to_address end,
            updated_at = now()
@@ -4233,7 +4237,10 @@ begin
   ),
   marked as (
     update public.prospects x
-       set invite_attempt_started_at = case when k.too_long is null then now() else x.invite_attempt_started_at end,
+       -- Set while an attempt's outcome is unknown (outcomes clear it): kept, not moved to this
+       -- attempt, so the lookup reaches back to the first unknown attempt.
+       set invite_attempt_started_at = case when k.too_long is null then coalesce(x.invite_attempt_started_at, now())
+                                            else x.invite_attempt_started_at end,
            invite_attempts = x.invite_attempts + case when k.too_long is null then 1 else 0 end,
            status = case when k.too_long is null then x.status else 'failed' end,
            status_reason = coalesce(k.too_long, x.status_reason),
@@ -4412,7 +4419,9 @@ begin
        set status = case when k.no_recipient is null then 'sending' else 'failed' end,
            error = coalesce(k.no_recipient, x.error),
            attempts = x.attempts + case when k.no_recipient is null then 1 else 0 end,
-           attempt_started_at = case when k.no_recipient is null then now() else x.attempt_started_at end,
+           attempt_started_at = case when k.no_recipient is not null then x.attempt_started_at
+                                     when k.row_status = 'sending' then coalesce(x.attempt_started_at, now())
+                                     else now() end,
            updated_at = now()
       from checked k
      where k.kind = 'follow_up' and x.id = k.ref_id and k.moot is null
@@ -4423,7 +4432,9 @@ begin
        set status = case when k.no_recipient is null then 'sending' else 'failed' end,
            error = coalesce(k.no_recipient, x.error),
            attempts = x.attempts + case when k.no_recipient is null then 1 else 0 end,
-           attempt_started_at = case when k.no_recipient is null then now() else x.attempt_started_at end,
+           attempt_started_at = case when k.no_recipient is not null then x.attempt_started_at
+                                     when k.row_status = 'sending' then coalesce(x.attempt_started_at, now())
+                                     else now() end,
            updated_at = now()
       from checked k
      where k.kind = 'outbox' and x.id = k.ref_id and k.moot is null

@@ -89,14 +89,23 @@ export const reminders: Workload = {
       if (n.channel === "email" && !perAddress.get(n.email)) resendMissing++;
     }
     const extra = (m: Map<string, number>, wanted: string[]) => wanted.reduce((s, k) => s + Math.max(0, (m.get(k) ?? 0) - 1), 0);
+    const twice = (m: Map<string, number>, wanted: string[]) => wanted.filter((k) => (m.get(k) ?? 0) > 1).slice(0, 5);
     return [
-      { provider: "twilio", keyed: false, duplicates: extra(perPhone, bookings.map((b) => b.phone)), missing: twilioMissing, repeatedCalls: 0 },
+      {
+        provider: "twilio",
+        keyed: false,
+        duplicates: extra(perPhone, bookings.map((b) => b.phone)),
+        missing: twilioMissing,
+        repeatedCalls: 0,
+        examples: twice(perPhone, bookings.map((b) => b.phone)),
+      },
       {
         provider: "resend",
         keyed: true,
         duplicates: extra(perAddress, bookings.map((b) => b.email)),
         missing: resendMissing,
         repeatedCalls: 0,
+        examples: twice(perAddress, bookings.map((b) => b.email)),
       },
     ];
   },

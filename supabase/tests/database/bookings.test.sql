@@ -10,7 +10,7 @@
 -- performer names, e-mail addresses, notification to_address, OTP code_hash, audit actor).
 begin;
 set local search_path = public, extensions;
-select plan(148);
+select plan(149);
 
 do $$
 begin
@@ -492,7 +492,10 @@ update public.notifications set attempt_started_at = now() - interval '5 minutes
 select is((pg_temp.ctx('b20', 'whatsapp') -> 'context' ->> 'reconcile_since')::timestamptz, now() - interval '5 minutes',
   'a second context call for a WhatsApp send still sending: reconcile_since = the earlier attempt_started_at');
 select is((select row(status, attempt_started_at, send_attempts)::text from pg_temp.notif('b20', 'whatsapp')),
-  row('sending', now(), 2)::text, '... and the new attempt is recorded');
+  row('sending', now() - interval '5 minutes', 2)::text,
+  '... the new attempt is counted; the first unknown attempt''s start is kept');
+select is((pg_temp.ctx('b20', 'whatsapp') -> 'context' ->> 'reconcile_since')::timestamptz, now() - interval '5 minutes',
+  'a third attempt (the second ended without an outcome) still looks back to the first attempt''s start, not the second''s');
 
 update public.bookings set status = 'cancelled', cancelled_at = now(), cancel_reason = 'client cancelled' where id = pg_temp.bid('b2h');
 select is(pg_temp.ctx('b2h', 'whatsapp'), '{"context": null, "moot": "the booking is cancelled"}'::jsonb,

@@ -652,8 +652,8 @@ create temp table inv_claimed as
 select * from jobs.claim_tasks((select max(id) from jobs.batch where job_name = 'outreach-invitations' and settled_at is null), 10);
 select is((select (context ->> 'reconcile_since')::timestamptz from inv_claimed where task_id = pg_temp.tid('outreach-invitations', pg_temp.ik('liam'))),
   now() - interval '5 minutes', 'claim_tasks claims the retry with its context: reconcile_since = the earlier attempt''s marker');
-select is((select row(invite_attempts, invite_attempt_started_at)::text from pg_temp.p('liam')), row(2, now())::text,
-  '... and records the second attempt');
+select is((select row(invite_attempts, invite_attempt_started_at)::text from pg_temp.p('liam')), row(2, now() - interval '5 minutes')::text,
+  '... and counts the second attempt, keeping the first unknown attempt''s marker (a third attempt looks back to it)');
 select is(pg_temp.names('prospect', array(select (payload ->> 'prospect_id')::bigint from inv_claimed)),
   array['liam', 'nora', 'omar', 'pat', 'pia'], '... with the next four of the account''s waiting invitations');
 select is((select context ->> 'reconcile_since' from inv_claimed where task_id = pg_temp.tid('outreach-invitations', pg_temp.ik('pat')))::timestamptz,
@@ -940,8 +940,8 @@ create temp table fu_claimed as
 select * from jobs.claim_tasks((select max(id) from jobs.batch where job_name = 'outreach-follow-ups' and settled_at is null), 10);
 select is((select (context ->> 'reconcile_since')::timestamptz from fu_claimed where task_id = pg_temp.tid('outreach-follow-ups', pg_temp.fk('wes', 1))),
   now() - interval '5 minutes', 'claim_tasks: the re-attempt has reconcile_since = the earlier attempt_started_at');
-select is((select row(status, attempts, attempt_started_at)::text from pg_temp.msg('wes', 1)), row('sending', 2, now())::text,
-  '... and is recorded');
+select is((select row(status, attempts, attempt_started_at)::text from pg_temp.msg('wes', 1)), row('sending', 2, now() - interval '5 minutes')::text,
+  '... and is counted, keeping the first unknown attempt''s start (a third attempt looks back to it)');
 select is(pg_temp.outcome('outreach-follow-ups', pg_temp.fk('wes', 1), jsonb_build_object('outcome', 'ok',
             'data', jsonb_build_object('result', 'reconciled', 'chat_id', 'chat-wes', 'provider_message_id', 'msg-wes-1'))),
   'succeeded', 'found in the chat: ok');
