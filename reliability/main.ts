@@ -6,6 +6,7 @@
 //   npm run chaos -- --stack-json F        use the running stack described by F instead of starting one
 //   npm run chaos -- --seed N              replay the fault points of an earlier run
 //   npm run chaos -- --scenario process --process-faults functions   one scenario, some faults
+//   npm run chaos -- --scenario provider --provider-faults 503,reset   (kinds: 503, 429, reset, timeout)
 //
 // Exit 1 on a lost item, a duplicated effect, a broken engine invariant, a secret found, or a job
 // neither drained nor listed in coverage.ts.
@@ -20,6 +21,7 @@ import { writeResults } from "./results_file.ts";
 import { seeded } from "./random.ts";
 import { type Mix, type Row, runScenario, type ScenarioKey, SCENARIOS, type ScenarioSpec } from "./scenario.ts";
 import { PROCESS_FAULTS, type ProcessFault } from "./process_faults.ts";
+import { PROVIDER_FAULTS, type ProviderFault } from "./provider_faults.ts";
 import { baseline, outage, overlap, processFaults, providerFaults } from "./scenarios.ts";
 import { scanForSecrets } from "./secrets_scan.ts";
 import { duplicateIsCounted } from "./self_check.ts";
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     "no-write": { type: "boolean", default: false },
     scenario: { type: "string", multiple: true },
     "process-faults": { type: "string" },
+    "provider-faults": { type: "string" },
     items: { type: "string" },
   },
 });
@@ -71,6 +74,9 @@ const onlyScenarios = listOf<ScenarioKey>("scenario", (values.scenario ?? []).fl
 const processKinds = values["process-faults"] === undefined
   ? PROCESS_FAULTS
   : listOf<ProcessFault>("process-faults", values["process-faults"].split(","), PROCESS_FAULTS);
+const providerKinds = values["provider-faults"] === undefined
+  ? PROVIDER_FAULTS
+  : listOf<ProviderFault>("provider-faults", values["provider-faults"].split(","), PROVIDER_FAULTS);
 const itemsOverride = values.items === undefined ? null : Number(values.items);
 if (itemsOverride !== null && !(Number.isInteger(itemsOverride) && itemsOverride > 0)) {
   console.error(`--items must be a positive integer; got ${JSON.stringify(values.items)}`);
@@ -90,14 +96,14 @@ function plan(): ScenarioSpec[] {
   const all = mode === "short"
     ? [
       processFaults(MIX, n(600), 1, random, processKinds),
-      providerFaults(MIX, n(300), true),
+      providerFaults(MIX, n(300), true, providerKinds),
       outage(MIX, n(300), "twilio", 15_000),
       overlap(MIX, n(200)),
     ]
     : [
       baseline(MIX, n(5_000)),
       processFaults(MIX, n(5_000), 2, random, processKinds),
-      providerFaults(MIX, n(5_000)),
+      providerFaults(MIX, n(5_000), false, providerKinds),
       outage(MIX, n(3_000), "twilio", 120_000),
       overlap(MIX, n(1_000)),
     ];
@@ -143,7 +149,8 @@ try {
   const coverage = await jobCoverage(ctx, MIX.map((m) => m.workload));
   console.log(`\n${table(rows)}\n\n${effectsTable(rows)}\n\nSecrets: ${secretsLine(secrets)}\nJobs: ${coverageLine(coverage)}`);
   failed = rows.some((r) => r.failures.length > 0) || secrets.hits.length > 0 || coverage.unknown.length > 0 || selfCheck !== null;
-  const complete = onlyScenarios.length === 0 && processKinds === PROCESS_FAULTS && itemsOverride === null;
+  const complete = onlyScenarios.length === 0 && processKinds === PROCESS_FAULTS && providerKinds === PROVIDER_FAULTS &&
+    itemsOverride === null;
   if (mode !== "short" && complete && !values["no-write"]) {
     const path = await writeResults({ mode, seed, startedAt, rows, secrets, coverage, command: `npm run chaos${Deno.args.length ? ` -- ${Deno.args.join(" ")}` : ""}` });
     console.log(`\nwrote ${path}`);

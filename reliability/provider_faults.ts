@@ -1,5 +1,5 @@
 // Provider faults as the sandbox injects them (scripts/local/sandbox/faults.ts). Faults are tried
-// in order and a spared request goes on to the next one, so the rates below compound to 20 %.
+// in order and a spared request goes on to the next one, so the rates below compound (to 20 %).
 import type { ProviderName } from "../scripts/local/sandbox/types.ts";
 import { addFault, type FaultSpec, type LoggedRequest } from "./sandbox.ts";
 import type { StackInfo } from "./types.ts";
@@ -7,23 +7,37 @@ import type { StackInfo } from "./types.ts";
 /** Longer than the functions' provider timeout (DEFAULT_TIMEOUT_MS, 10 s). */
 export const TIMEOUT_DELAY_MS = 11_000;
 
+export const PROVIDER_FAULTS = ["503", "429", "reset", "timeout"] as const;
+export type ProviderFault = typeof PROVIDER_FAULTS[number];
+
+/** Each kind as the sandbox strikes it. */
+function fault(provider: ProviderName, kind: ProviderFault): FaultSpec {
+  switch (kind) {
+    case "503":
+      return { provider, status: 503 };
+    case "429":
+      return { provider, status: 429, retry_after: 1 };
+    case "reset":
+      // After the provider acted: the effect stands, the answer is lost.
+      return { provider, reset: true, after: true };
+    case "timeout":
+      // Also after it acted, answered only after the client gave up.
+      return { provider, status: 504, delay_ms: TIMEOUT_DELAY_MS, after: true };
+  }
+}
+
 /**
- * 20 % of a provider's requests: 5 % a 503 before the provider acts, 5 % a 429 with Retry-After,
- * 5 % a connection reset after it acted (the effect stands, the answer is lost) and 5 % an answer
- * that comes after the client's timeout, also after it acted.
+ * 5 % of a provider's requests per kind: by default 20 % in all (a 503 before the provider acts, a
+ * 429 with Retry-After, a connection reset after it acted, an answer after the client's timeout).
+ * The i-th fault only sees the requests the earlier ones spared, hence 0.05 / (1 − 0.05 i).
  */
-export function twentyPercent(provider: ProviderName): FaultSpec[] {
-  return [
-    { provider, status: 503, rate: 0.05 },
-    { provider, status: 429, retry_after: 1, rate: 0.05 / 0.95 },
-    { provider, reset: true, after: true, rate: 0.05 / 0.90 },
-    { provider, status: 504, delay_ms: TIMEOUT_DELAY_MS, after: true, rate: 0.05 / 0.85 },
-  ];
+export function twentyPercent(provider: ProviderName, kinds: readonly ProviderFault[] = PROVIDER_FAULTS): FaultSpec[] {
+  return kinds.map((kind, i) => ({ ...fault(provider, kind), rate: 0.05 / (1 - 0.05 * i) }));
 }
 
 /** The same mix, struck exactly `n` times each (one of each kind, for the short mode). */
-export function oneOfEach(provider: ProviderName, n = 1): FaultSpec[] {
-  return twentyPercent(provider).map(({ rate: _rate, ...f }) => ({ ...f, times: n }));
+export function oneOfEach(provider: ProviderName, kinds: readonly ProviderFault[] = PROVIDER_FAULTS, n = 1): FaultSpec[] {
+  return kinds.map((kind) => ({ ...fault(provider, kind), times: n }));
 }
 
 export async function injectAll(info: StackInfo, faults: FaultSpec[]): Promise<void> {

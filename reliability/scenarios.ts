@@ -6,7 +6,7 @@ import { sleep } from "./context.ts";
 import { jobsOf, perProvider, providersOf, settled, type Snapshot, timeToNMore } from "./drain.ts";
 import { IN_FLIGHT } from "./engine.ts";
 import { describeFault, PROCESS_FAULTS, type ProcessFault, strike } from "./process_faults.ts";
-import { injectAll, oneOfEach, OUTAGE, tally, twentyPercent } from "./provider_faults.ts";
+import { injectAll, oneOfEach, OUTAGE, PROVIDER_FAULTS, type ProviderFault, tally, twentyPercent } from "./provider_faults.ts";
 import { type Random, shuffle } from "./random.ts";
 import { addFault, clearFaults, requestLog } from "./sandbox.ts";
 import type { Mix, ScenarioSpec } from "./scenario.ts";
@@ -21,7 +21,7 @@ export function baseline(mix: Mix[], items: number): ScenarioSpec {
     mix,
     items,
     limitMs: 5 * 60_000,
-    measure: async () => ({ recoveryMs: null, faults: "none" }),
+    measure: () => Promise.resolve({ recoveryMs: null, faults: "none" }),
   };
 }
 
@@ -65,7 +65,7 @@ export function processFaults(
         strikes.push({ kind, at, backAfterMs: Date.now() - at });
       }
     },
-    async measure(_ctx, outcome) {
+    measure(_ctx, outcome) {
       // Items finishing right after a strike may be writes already under way; progress counts
       // once the process is back.
       const recoveries = strikes.map((s) => {
@@ -76,33 +76,43 @@ export function processFaults(
       if (missed.length) failures.push(`the drain ended before ${missed.join(", ")} could strike`);
       const worst = Math.max(0, ...recoveries.map((r) => r.recovery ?? 0));
       const detail = recoveries.map((r) => `${r.kind} ${r.recovery === null ? "never" : seconds(r.recovery)}`).join(", ");
-      return { recoveryMs: recoveries.length ? worst : null, faults: `${strikes.length} strikes (${detail})`, failures };
+      return Promise.resolve({ recoveryMs: recoveries.length ? worst : null, faults: `${strikes.length} strikes (${detail})`, failures });
     },
   };
 }
 
 /**
  * 20 % of every provider's requests fail (503, 429 + Retry-After, reset after the effect, answer
- * after the timeout), or with `once` exactly one request of each kind per provider. Recovery: from
+ * after the timeout; 5 % per kind of `kinds`), or with `once` exactly one request of each kind per
+ * provider. Recovery: from
  * the last struck request until the last item was settled.
  */
-export function providerFaults(mix: Mix[], items: number, once = false): ScenarioSpec {
+export function providerFaults(
+  mix: Mix[],
+  items: number,
+  once = false,
+  kinds: readonly ProviderFault[] = PROVIDER_FAULTS,
+): ScenarioSpec {
   const providers = providersOf(mix.map((m) => m.workload));
+  const which = kinds.length === PROVIDER_FAULTS.length ? "" : ` (${kinds.join(", ")} only)`;
   return {
     key: "provider",
-    name: once ? "provider faults: one of each kind per provider" : "provider faults on 20 % of requests",
+    name: once
+      ? `provider faults: one of each kind per provider${which}`
+      : `provider faults on ${kinds.length * 5} % of requests${which}`,
     mix,
     items,
     limitMs: 10 * 60_000,
     async start(ctx, workloads) {
-      for (const p of providers) await injectAll(ctx.info, once ? oneOfEach(p) : twentyPercent(p));
+      for (const p of providers) await injectAll(ctx.info, once ? oneOfEach(p, kinds) : twentyPercent(p, kinds));
       for (const w of workloads) await w.start(ctx);
     },
     async measure(ctx, outcome) {
       const t = tally(await requestLog(ctx.info), providers);
       const share = t.requests ? (100 * t.struck) / t.requests : 0;
       const failures: string[] = [];
-      if (once && t.struck < providers.length * 4) failures.push(`only ${t.struck} faults struck of ${providers.length * 4}`);
+      const expected = providers.length * kinds.length;
+      if (once && t.struck < expected) failures.push(`only ${t.struck} faults struck of ${expected}`);
       return {
         recoveryMs: outcome.finishedAt !== null && t.lastStruckAt !== null ? outcome.finishedAt - t.lastStruckAt : null,
         faults: `${t.struck} of ${t.requests} requests (${share.toFixed(1)} %; ${t.struckAfter} after the provider acted)`,
@@ -134,7 +144,7 @@ export function outage(mix: Mix[], items: number, provider: ProviderName, outage
       await clearFaults(ctx.info);
       endedAt = Date.now();
     },
-    async measure(_ctx, outcome) {
+    measure(_ctx, outcome) {
       const before = [...outcome.timeline].reverse().find((s) => s.at <= endedAt) ?? outcome.timeline[0];
       const others = [...perProvider(workloads, before)].filter(([p]) => p !== provider);
       const othersTotal = others.reduce((s, [, c]) => s + c.total, 0);
@@ -147,12 +157,12 @@ export function outage(mix: Mix[], items: number, provider: ProviderName, outage
         const c = perProvider(workloads, s).get(provider)!;
         return s.at >= endedAt && c.done + c.dead >= c.total;
       });
-      return {
+      return Promise.resolve({
         recoveryMs: back ? back.at - endedAt : null,
         faults: `${provider} 503 for ${outageMs / 1000} s (${downAtEnd?.done ?? 0} of its ${downAtEnd?.total ?? 0} done meanwhile); ` +
           `other providers: ${othersSettled} of ${othersTotal} settled meanwhile`,
         failures,
-      };
+      });
     },
   };
 }
@@ -183,7 +193,7 @@ export function overlap(mix: Mix[], items: number, runs = 10): ScenarioSpec {
         await many.end({ timeout: 5 });
       }
     },
-    measure: async () => ({ recoveryMs: null, faults: `${runs} × run_now per job, 2 heartbeats, the cron slot` }),
+    measure: () => Promise.resolve({ recoveryMs: null, faults: `${runs} × run_now per job, 2 heartbeats, the cron slot` }),
   };
 }
 

@@ -7,7 +7,7 @@ import { configureReminders, REMINDER_JOB, resetW2, seedBookings } from "../../b
 import { setupReminderFakes } from "../../bench/reminders_sandbox.ts";
 import { IN_FLIGHT, tuneJobs } from "../engine.ts";
 import { providerState } from "../sandbox.ts";
-import type { Ctx, EffectCount, Workload } from "../types.ts";
+import type { EffectCount, Workload } from "../types.ts";
 
 /** Fake latency: slow enough that a drain lasts long enough to be hit by faults. */
 const LATENCY_MS = 50;
