@@ -9,10 +9,6 @@ export const NOT_DRAINED: Record<string, string> = {
   "payment-reminders": "same function and providers as booking-reminders (send-reminder), which the drain runs",
   "instagram-token-refresh": "same function as the token workloads (refresh-token); covered by tests/e2e and crash_recovery",
   "instagram-reel-urls": "no chaos workload yet (covered by tests/e2e/instagram_reels*.test.ts)",
-  "tiktok-token-refresh": "no chaos workload yet (covered by tests/e2e/crash_recovery.test.ts)",
-  "outreach-invitations": "no chaos workload yet (covered by tests/e2e outreach tests)",
-  "outreach-follow-ups": "no chaos workload yet (covered by tests/e2e outreach tests)",
-  "outreach-outbox": "no chaos workload yet (covered by tests/e2e outreach tests)",
   "outreach-relations": "no chaos workload yet (covered by tests/e2e outreach tests)",
   "outreach-notifications": "no chaos workload yet (covered by tests/e2e outreach tests)",
 };

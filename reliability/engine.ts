@@ -48,3 +48,31 @@ export async function invariants(ctx: Ctx, jobs: string[]): Promise<Invariants> 
 
 export const invariantsHold = (i: Invariants) =>
   i.runningPastLease === 0 && i.unsettledBatches === 0 && i.deadWithoutReason === 0 && i.openTasks === 0;
+
+/** The settings tuneJobs and the workloads change, to put back on a stack the run borrowed. */
+export interface Settings {
+  jobs: Record<string, unknown>[];
+  buckets: Record<string, unknown>[];
+}
+
+export async function saveSettings(sql: Sql): Promise<Settings> {
+  return {
+    jobs: await sql`select name, batch_size, max_in_flight, lease_seconds, max_attempts, backoff_base_seconds,
+                           backoff_cap_seconds, paused, enabled, next_run_at from jobs.job`,
+    buckets: await sql`select key, capacity, refill_per_second from jobs.rate_limit`,
+  };
+}
+
+export async function restoreSettings(sql: Sql, s: Settings): Promise<void> {
+  for (const j of s.jobs) {
+    await sql`update jobs.job set batch_size = ${j.batch_size as number}, max_in_flight = ${j.max_in_flight as number},
+                lease_seconds = ${j.lease_seconds as number}, max_attempts = ${j.max_attempts as number},
+                backoff_base_seconds = ${j.backoff_base_seconds as number}, backoff_cap_seconds = ${j.backoff_cap_seconds as number},
+                paused = ${j.paused as boolean}, enabled = ${j.enabled as boolean}, next_run_at = ${j.next_run_at as Date}
+               where name = ${j.name as string}`;
+  }
+  for (const b of s.buckets) {
+    await sql`update jobs.rate_limit set capacity = ${b.capacity as number}, refill_per_second = ${b.refill_per_second as number},
+                tokens = least(tokens, ${b.capacity as number}) where key = ${b.key as string}`;
+  }
+}

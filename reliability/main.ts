@@ -11,7 +11,7 @@
 // Exit 1 on a lost item, a duplicated effect, a broken engine invariant, a secret found, or a job
 // neither drained nor listed in coverage.ts.
 import { parseArgs } from "node:util";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { stackConfig } from "../scripts/local/stack/config.ts";
 import { createStack, type Stack } from "../scripts/local/stack/supervisor.ts";
 import { createCtx } from "./context.ts";
@@ -28,7 +28,10 @@ import { duplicateIsCounted } from "./self_check.ts";
 import { soak } from "./soak.ts";
 import type { StackInfo } from "./types.ts";
 import { reminders } from "./workloads/reminders.ts";
+import { outreach } from "./workloads/outreach.ts";
+import { tiktok } from "./workloads/tiktok.ts";
 import { youtube } from "./workloads/youtube.ts";
+import { restoreSettings, saveSettings } from "./engine.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -86,8 +89,10 @@ const mode = soakMs !== null ? "soak" : values.short ? "short" : "full";
 
 /** What every scenario drains: each workload's share of the items. */
 const MIX: Mix[] = [
-  { workload: reminders, share: 0.6 },
-  { workload: youtube, share: 0.4 },
+  { workload: reminders, share: 0.5 },
+  { workload: youtube, share: 0.25 },
+  { workload: outreach, share: 0.15 },
+  { workload: tiktok, share: 0.1 },
 ];
 
 function plan(): ScenarioSpec[] {
@@ -113,6 +118,11 @@ function plan(): ScenarioSpec[] {
 async function stackFor(): Promise<{ info: StackInfo; logDir: string; stack?: Stack }> {
   if (values["stack-json"]) {
     const path = values["stack-json"];
+    // The workloads delete their earlier rows and switch other accounts and campaigns off.
+    if (resolve(path) === resolve(stackConfig("dev").stackJson)) {
+      console.error("chaos deletes and switches off rows of the stack it runs on: use the test, bench or chaos stack, not npm start's");
+      Deno.exit(2);
+    }
     return { info: JSON.parse(await Deno.readTextFile(path)), logDir: join(dirname(path), "logs") };
   }
   const cfg = stackConfig("chaos");
@@ -132,6 +142,8 @@ const { info, logDir, stack } = await stackFor();
 const ctx = createCtx(info, `${startedAt.getTime().toString(36)}`);
 const rows: Row[] = [];
 let failed = false;
+// A borrowed stack gets its job settings and buckets back (its own tests expect the migrations').
+const settings = stack ? null : await saveSettings(ctx.sql());
 try {
   console.log(`mode ${mode}, seed ${seed}`);
   const specs = mode === "soak" ? [] : plan();
@@ -159,6 +171,7 @@ try {
   console.error(`chaos run failed: ${(e as Error).stack ?? e}`);
   failed = true;
 } finally {
+  if (settings) await restoreSettings(ctx.sql(), settings).catch((e) => console.error(`could not restore the job settings: ${e}`));
   await ctx.close().catch(() => {});
   if (stack) await stack.stop();
 }

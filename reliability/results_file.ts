@@ -44,17 +44,23 @@ ${METHOD}
   return path;
 }
 
-const METHOD = `- **Items**: due items seeded through the tables a user fills: booking reminders (one WhatsApp
-  template through the fake Twilio and one email through the fake Resend per booking) and expired
-  YouTube tokens (fake Google), 60 / 40. The fakes answer after 50 ms.
+const METHOD = `- **Items**: due items seeded through the tables a user fills, per 100: 50 booking reminders (per
+  booking one WhatsApp template through the fake Twilio and one email through the fake Resend), 25
+  expired YouTube tokens (fake Google), 15 LinkedIn sends over the fake Unipile (invitations,
+  first follow-ups, outbox messages; 5 per account) and 10 TikTok tokens (fake TikTok, which
+  rotates refresh tokens). The fakes answer after 50 ms.
 - **Engine settings** for every scenario: batches of ${ENGINE.batch}, ${ENGINE.inFlight} in flight per job, retries after
   ${ENGINE.backoffBase} s doubling to ${ENGINE.backoffCap} s, ${ENGINE.maxAttempts} attempts, the migrations' leases (15 s) and the stack's 10 s heartbeat.
 - **Lost**: items neither done (the provider's id or the new token recorded) nor dead with a reason
   when the scenario ended, plus items the database calls done whose effect no fake made.
-- **Duplicated effects**: from the fakes' state, per recipient: Twilio messages to a phone and
-  Resend emails to an address beyond one. Twilio has no idempotency key; the function reconciles
-  by listing before a retry (docs/bookings.md), so the documented worst case is 0. Resend gets the
-  task key as Idempotency-Key.
+- **Duplicated effects**: from the fakes' state, per recipient: Twilio messages to a phone,
+  Resend emails to an address, Unipile invitations to a member and our messages in a chat with a
+  member, beyond one. Twilio and Unipile have no idempotency key; the functions reconcile by
+  listing before a retry (docs/bookings.md, docs/outreach.md), so the documented worst case is 0.
+  Resend gets the task key as Idempotency-Key.
+- **Dead (with reason)**: TikTok rotates the refresh token on every use, so a refresh whose answer
+  is lost after TikTok acted (a reset or a late answer, a crash before the write) leaves that
+  account \`needs_reauth\` with the reason (docs/jobs.md, "What a crash can cost"): dead, not lost.
 - **Repeated calls (no effect)**: refresh grants beyond one per token; a refresh only mints a new
   access token, so a repeat after a lost answer costs a call, not an effect.
 - **Recovery time**: process faults: from the strike until, once the process runs again, one

@@ -13,6 +13,7 @@
 // fake), paced at 10 calls/s with budgets far above the run: a 429/5xx pauses only that account's
 // bucket for a minute, so faults slow a few items, not the whole drain. The accounts' zone is one
 // where it is midday, so no message waits for a send window.
+import { middayZone } from "../../bench/w2.ts";
 import { tuneJobs } from "../engine.ts";
 import { providerState, seedProvider } from "../sandbox.ts";
 import type { Ctx, EffectCount, Sql, Workload } from "../types.ts";
@@ -57,12 +58,6 @@ function itemsOf(ctx: Ctx, n: number): Item[] {
   }));
 }
 
-/** An IANA zone where it is `hour` o'clock now (as tests/support/stack.ts zoneAt). */
-function zoneAt(hour: number, now = new Date()): string {
-  const offset = ((hour - now.getUTCHours() + 36) % 24) - 12;
-  return offset === 0 ? "Etc/GMT" : `Etc/GMT${offset > 0 ? "-" : "+"}${Math.abs(offset)}`;
-}
-
 /** The run's LinkedIn accounts: database id → Unipile account id. */
 async function accountsOf(sql: Sql, ctx: Ctx): Promise<Map<number, string>> {
   const rows = await sql`
@@ -105,7 +100,7 @@ export const outreach: Workload = {
     });
 
     const [u] = await sql`insert into auth.users (id, email) values (gen_random_uuid(), ${`${tag.toLowerCase()}@example.test`}) returning id`;
-    const zone = zoneAt(12);
+    const zone = middayZone();
     const accountRows = await sql`
       insert into public.linkedin_accounts ${
       sql(unipileIds.map((id, a) => ({
