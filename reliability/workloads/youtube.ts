@@ -8,7 +8,7 @@ import type { Ctx, EffectCount, Workload } from "../types.ts";
 const JOB = "youtube-token-refresh";
 const LATENCY_MS = 50;
 
-const prefixOf = (ctx: Ctx) => `chaos-${ctx.run}`;
+const prefixOf = (ctx: Ctx) => `chaos-${ctx.run}-yt`;
 let tokens: string[] = [];
 
 export const youtube: Workload = {
@@ -44,7 +44,7 @@ export const youtube: Workload = {
       select count(*)::int as total,
              count(*) filter (where refresh_count >= 1)::int as done,
              count(*) filter (where refresh_count = 0 and status = 'needs_reauth' and last_error is not null)::int as dead
-        from public.social_accounts where creator_unique_identifier like ${prefixOf(ctx) + "-%"}`;
+        from public.social_accounts where platform = 'youtube' and creator_unique_identifier like ${prefixOf(ctx) + "-%"}`;
     return { total: r.total, done: r.done, dead: r.dead };
   },
 
@@ -53,7 +53,7 @@ export const youtube: Workload = {
     const counts = new Map(state.refresh_tokens.map((t) => [t.refresh_token, t.refresh_count]));
     const done = await ctx.sql()`
       select refresh_token from public.social_accounts
-       where creator_unique_identifier like ${prefixOf(ctx) + "-%"} and refresh_count >= 1`;
+       where platform = 'youtube' and creator_unique_identifier like ${prefixOf(ctx) + "-%"} and refresh_count >= 1`;
     const missing = done.filter((r) => !counts.get(r.refresh_token)).length;
     const repeated = tokens.reduce((s, t) => s + Math.max(0, (counts.get(t) ?? 0) - 1), 0);
     return [{ provider: "google_oauth", keyed: false, duplicates: 0, missing, repeatedCalls: repeated }];
