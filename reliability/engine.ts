@@ -11,6 +11,12 @@ export const ENGINE = { batch: 10, inFlight: 5, backoffBase: 5, backoffCap: 60, 
 /** Items the engine keeps in flight per job: the recovery-time yardstick (see RESULTS.md). */
 export const IN_FLIGHT = ENGINE.batch * ENGINE.inFlight;
 
+/** A scenario's jobs start clean: earlier scenarios' open tasks cancelled, the settings above. */
+export async function startClean(sql: Sql, jobs: string[]): Promise<void> {
+  await sql`select jobs.cancel(id, 'chaos: a new scenario') from jobs.task where job_name = any (${jobs}) and state in ('queued', 'running')`;
+  await tuneJobs(sql, jobs);
+}
+
 export async function tuneJobs(sql: Sql, jobs: string[]): Promise<void> {
   await sql`
     update jobs.job set backoff_base_seconds = ${ENGINE.backoffBase}, backoff_cap_seconds = ${ENGINE.backoffCap},

@@ -14,7 +14,7 @@
 // bucket for a minute, so faults slow a few items, not the whole drain. The accounts' zone is one
 // where it is midday, so no message waits for a send window.
 import { middayZone } from "../../bench/w2.ts";
-import { tuneJobs } from "../engine.ts";
+import { startClean } from "../engine.ts";
 import { providerState, seedProvider } from "../sandbox.ts";
 import type { Ctx, EffectCount, Sql, Workload } from "../types.ts";
 
@@ -76,8 +76,7 @@ export const outreach: Workload = {
     // open tasks of the jobs end.
     await sql`update public.outreach_campaigns set status = 'paused', updated_at = now() where status in ('running', 'scheduled')`;
     await sql`update public.outreach_outbox set status = 'cancelled', updated_at = now() where status in ('queued', 'sending')`;
-    await sql`select jobs.cancel(id, 'chaos: a new scenario') from jobs.task where job_name = any (${JOBS}) and state in ('queued', 'running')`;
-    await tuneJobs(sql, this.jobs);
+    await startClean(sql, this.jobs);
 
     const prefix = prefixOf(ctx);
     const tag = tagOf(ctx);

@@ -6,7 +6,7 @@
 // account counts as dead, with its reason in last_error, not as lost. A repeated refresh makes no
 // user-visible effect (another access token), so extra successful refreshes are calls, not
 // duplicates.
-import { tuneJobs } from "../engine.ts";
+import { startClean } from "../engine.ts";
 import { providerState, seedProvider } from "../sandbox.ts";
 import type { Ctx, EffectCount, Workload } from "../types.ts";
 
@@ -24,10 +24,9 @@ export const tiktok: Workload = {
 
   async seed(ctx, items) {
     const sql = ctx.sql();
-    // Earlier runs' accounts drop out of the job; open tasks of the job end.
+    // Earlier runs' accounts drop out of the job.
     await sql`update public.social_accounts set status = 'inactive' where platform = 'tiktok' and status = 'active'`;
-    await sql`select jobs.cancel(id, 'chaos: a new scenario') from jobs.task where job_name = ${JOB} and state in ('queued', 'running')`;
-    await tuneJobs(sql, this.jobs);
+    await startClean(sql, this.jobs);
     const prefix = prefixOf(ctx);
     const chains = Array.from({ length: items }, (_, i) => chainOf(ctx, i));
     await seedProvider(ctx.info, "tiktok", {

@@ -1,7 +1,7 @@
 // YouTube token refresh (the token jobs): expired access tokens refreshed at the fake Google. A
 // refresh grant has no idempotency key and needs none: repeating it mints another access token
 // and changes nothing else, so repeats are counted as calls, not as duplicated effects.
-import { tuneJobs } from "../engine.ts";
+import { startClean } from "../engine.ts";
 import { providerState, seedProvider } from "../sandbox.ts";
 import type { Ctx, EffectCount, Workload } from "../types.ts";
 
@@ -18,10 +18,9 @@ export const youtube: Workload = {
 
   async seed(ctx, items) {
     const sql = ctx.sql();
-    // Earlier runs' accounts drop out of the job; open tasks of the job end.
+    // Earlier runs' accounts drop out of the job.
     await sql`update public.social_accounts set status = 'inactive' where platform = 'youtube' and status = 'active'`;
-    await sql`select jobs.cancel(id, 'chaos: a new scenario') from jobs.task where job_name = ${JOB} and state in ('queued', 'running')`;
-    await tuneJobs(sql, this.jobs);
+    await startClean(sql, this.jobs);
     const prefix = prefixOf(ctx);
     tokens = Array.from({ length: items }, (_, i) => `1//${prefix}-rt-${i}`);
     await seedProvider(ctx.info, "google_oauth", {
