@@ -16,7 +16,7 @@ import { stackConfig } from "../scripts/local/stack/config.ts";
 import { createStack, type Stack } from "../scripts/local/stack/supervisor.ts";
 import { createCtx } from "./context.ts";
 import { jobCoverage } from "./coverage.ts";
-import { coverageLine, effectsTable, secretsLine, table } from "./report.ts";
+import { coverageLine, effectsTable, secretsLine, table, workloadsTable } from "./report.ts";
 import { writeResults } from "./results_file.ts";
 import { seeded } from "./random.ts";
 import { type Mix, type Row, runScenario, type ScenarioKey, SCENARIOS, type ScenarioSpec } from "./scenario.ts";
@@ -159,7 +159,7 @@ try {
   if (selfCheck) console.log(`\n${selfCheck}`);
   const secrets = await scanForSecrets(ctx, logDir);
   const coverage = await jobCoverage(ctx, MIX.map((m) => m.workload));
-  console.log(`\n${table(rows)}\n\n${effectsTable(rows)}\n\nSecrets: ${secretsLine(secrets)}\nJobs: ${coverageLine(coverage)}`);
+  console.log(`\n${table(rows)}\n\n${workloadsTable(rows)}\n\n${effectsTable(rows)}\n\nSecrets: ${secretsLine(secrets)}\nJobs: ${coverageLine(coverage)}`);
   failed = rows.some((r) => r.failures.length > 0) || secrets.hits.length > 0 || coverage.unknown.length > 0 || selfCheck !== null;
   const complete = onlyScenarios.length === 0 && processKinds === PROCESS_FAULTS && providerKinds === PROVIDER_FAULTS &&
     itemsOverride === null;

@@ -28,6 +28,12 @@ export function effectsTable(rows: Row[]): string {
   return lines.join("\n");
 }
 
+export function workloadsTable(rows: Row[]): string {
+  const lines = ["| scenario | workload | items | done | dead (with reason) |", "|---|---|---|---|---|"];
+  for (const r of rows) for (const w of r.perWorkload) lines.push(`| ${r.scenario} | ${w.workload} | ${w.total} | ${w.done} | ${w.dead} |`);
+  return lines.join("\n");
+}
+
 export function secretsLine(s: SecretScan): string {
   const where = s.hits.length ? `: ${s.hits.map((h) => `${h.secret} in ${h.where}`).join(", ")}` : "";
   return `${s.secrets} secrets searched in ${s.places} places (${(s.bytes / 1e6).toFixed(1)} MB of logs, pg_net rows and engine columns): ${s.hits.length} hits${where}`;

@@ -2,7 +2,7 @@
 // each figure means.
 import { fileURLToPath } from "node:url";
 import type { Coverage } from "./coverage.ts";
-import { coverageLine, effectsTable, secretsLine, table } from "./report.ts";
+import { coverageLine, effectsTable, secretsLine, table, workloadsTable } from "./report.ts";
 import type { Row } from "./scenario.ts";
 import type { SecretScan } from "./secrets_scan.ts";
 import { ENGINE } from "./engine.ts";
@@ -26,6 +26,10 @@ the machine described in bench/RESULTS.md, against the chaos stack (\`.duework/c
 \`--seed ${r.seed}\` for the same fault points.
 
 ${table(r.rows)}
+
+## Items per workload
+
+${workloadsTable(r.rows)}
 
 ## Effects per provider
 

@@ -28,6 +28,8 @@ export interface Row {
   faults: string;
   invariants: Invariants;
   effects: EffectCount[];
+  /** Items, done and dead per workload at the end. */
+  perWorkload: { workload: string; total: number; done: number; dead: number }[];
   failures: string[];
 }
 
@@ -76,6 +78,10 @@ export async function runScenario(ctx: Ctx, spec: ScenarioSpec): Promise<Row> {
     faults: measured.faults,
     invariants: inv,
     effects,
+    perWorkload: workloads.map((w, i) => {
+      const c = last.perWorkload[i];
+      return { workload: w.name, total: c.total, done: c.done, dead: c.dead };
+    }),
     failures: [...(measured.failures ?? [])],
   };
   if (outcome.finishedAt === null) row.failures.push(`not settled within ${spec.limitMs / 1000} s`);

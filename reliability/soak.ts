@@ -47,6 +47,7 @@ export async function soak(ctx: Ctx, mix: Mix[], durationMs: number, random: Ran
     faults: rounds.map((r) => r.scenario).join("; "),
     invariants: rounds.at(-1)!.invariants,
     effects: [],
+    perWorkload: [],
     failures: rounds.flatMap((r, i) => r.failures.map((f) => `round ${i + 1}: ${f}`)),
   };
 }
