@@ -100,7 +100,8 @@ function plan(): ScenarioSpec[] {
   const n = (items: number) => itemsOverride ?? items;
   const all = mode === "short"
     ? [
-      processFaults(MIX, n(600), 1, random, processKinds),
+      // Enough items that the drain outlasts three strikes and the restarts between them.
+      processFaults(MIX, n(3_000), 1, random, processKinds),
       providerFaults(MIX, n(300), true, providerKinds),
       outage(MIX, n(300), "twilio", 15_000),
       overlap(MIX, n(200)),

@@ -10,7 +10,8 @@ import { outage, processFaults, providerFaults } from "./scenarios.ts";
 import type { Ctx } from "./types.ts";
 
 const ROUND_MS = 60_000;
-const ROUND_ITEMS = 200;
+// Enough that a process fault strikes before the drain ends (a drain of a few hundred takes a second).
+const ROUND_ITEMS = 1_000;
 
 function randomRound(mix: Mix[], random: Random): ScenarioSpec {
   const pick = Math.floor(random() * 5);
