@@ -27,7 +27,8 @@ export async function soak(ctx: Ctx, mix: Mix[], durationMs: number, random: Ran
   while (Date.now() < end) {
     const started = Date.now();
     const spec = randomRound(mix, random);
-    const row = await runScenario(ctx, spec);
+    // Each round seeds rows of its own (names carry the run id).
+    const row = await runScenario({ ...ctx, run: `${ctx.run}-soak${rounds.length + 1}` }, spec);
     rounds.push(row);
     log(`  soak round ${rounds.length}: ${spec.name}: ${row.failures.length ? `FAIL ${row.failures.join("; ")}` : "ok"}`);
     const rest = ROUND_MS - (Date.now() - started);
